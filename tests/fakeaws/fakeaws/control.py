@@ -1,0 +1,96 @@
+"""The control endpoint under /_fakeaws/: tests inspect state and inject faults here. It needs
+no signature (it is not AWS) and never returns a secret access key or a secret value.
+
+    GET    /_fakeaws/health                 {"ok": true}
+    GET    /_fakeaws/state                  every resource, the faults and the call log
+    GET    /_fakeaws/calls?since=N          the call log after sequence number N
+    POST   /_fakeaws/faults                 add a rule (faults.py) or {"rules": [...]}
+    GET    /_fakeaws/faults                 the rules in force
+    DELETE /_fakeaws/faults                 remove every rule and rate limit
+    POST   /_fakeaws/ratelimit              {"service": "iam", "tps": 20, "burst": 20}
+    POST   /_fakeaws/config                 {"key_propagation_delay": 2.0, ...}
+    POST   /_fakeaws/foreign-buckets        {"name": "taken-bucket"}  (another account owns it)
+    POST   /_fakeaws/managed-policies       {"arn": "...", "document": {...}}
+"""
+
+import json
+
+from .core import iso8601
+
+
+def _json_body(req):
+    try:
+        return json.loads(req.body or b"{}")
+    except ValueError as e:
+        raise ValueError(f"request body is not JSON: {e}")
+
+
+def dump_state(fake):
+    store = fake.store
+    from .server import SERVICE_MODULES
+    with store.lock:
+        services = {name: mod.dump_state(store) for name, mod in SERVICE_MODULES.items()}
+        keys = [{"id": k.id, "user": k.user_name, "status": k.status, "created": k.created,
+                 "created_iso": iso8601(k.created), "root": k.user_name is None}
+                for k in store.access_keys.values()]
+        config = dict(store.config)
+        foreign = sorted(store.foreign_buckets)
+    with fake.calls_lock:
+        calls = list(fake.calls)
+    return {"account_id": store.account_id, "region": store.region, "access_keys": keys,
+            "config": config, "foreign_buckets": foreign, "services": services,
+            "faults": fake.faults.to_json(), "calls": calls}
+
+
+def handle(fake, server, req):
+    """Returns (status, json-able body)."""
+    path = req.path.rstrip("/")
+    store = fake.store
+    try:
+        if path == "/_fakeaws/health":
+            return 200, {"ok": True}
+        if path == "/_fakeaws/state" and req.method == "GET":
+            return 200, dump_state(fake)
+        if path == "/_fakeaws/calls" and req.method == "GET":
+            since = int(req.params.get("since", "0"))
+            with fake.calls_lock:
+                return 200, {"calls": [c for c in fake.calls if c["seq"] > since]}
+        if path == "/_fakeaws/faults":
+            if req.method == "GET":
+                return 200, fake.faults.to_json()
+            if req.method == "DELETE":
+                fake.faults.clear()
+                return 200, {"ok": True}
+            if req.method == "POST":
+                body = _json_body(req)
+                specs = body["rules"] if isinstance(body, dict) and "rules" in body else [body]
+                ids = [fake.faults.add(s).id for s in specs]
+                return 200, {"ids": ids}
+        if path == "/_fakeaws/ratelimit" and req.method == "POST":
+            body = _json_body(req)
+            fake.faults.set_rate_limit(body["service"], body.get("tps"), body.get("burst"))
+            return 200, {"ok": True}
+        if path == "/_fakeaws/config" and req.method == "POST":
+            body = _json_body(req)
+            with store.lock:
+                for k, v in body.items():
+                    if k not in store.config:
+                        return 400, {"error": f"unknown config key {k}"}
+                    store.config[k] = v
+            return 200, {"config": store.config}
+        if path == "/_fakeaws/foreign-buckets" and req.method == "POST":
+            body = _json_body(req)
+            with store.lock:
+                store.foreign_buckets.add(body["name"])
+            return 200, {"ok": True}
+        if path == "/_fakeaws/managed-policies" and req.method == "POST":
+            body = _json_body(req)
+            doc = body["document"]
+            if isinstance(doc, str):
+                doc = json.loads(doc)
+            with store.lock:
+                store.managed_policies[body["arn"]] = doc
+            return 200, {"ok": True}
+    except (KeyError, ValueError, TypeError) as e:
+        return 400, {"error": f"bad control request: {e}"}
+    return 404, {"error": f"no control route {req.method} {req.path}"}

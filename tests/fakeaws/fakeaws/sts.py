@@ -1,0 +1,61 @@
+"""STS (Query API, version 2011-06-15): GetCallerIdentity.
+
+GetCallerIdentity needs no permission (an explicit Deny does not stop it either), so authorize()
+asks for nothing. The root answers with the account id as UserId and the account root ARN; an IAM
+user with its unique id (AIDA...) and user ARN.
+"""
+
+from .core import AwsError, Response, xml_escape
+
+SERVICE = "sts"
+PROTOCOL = "query"
+XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
+VERSION = "2011-06-15"
+
+# server.detect_service routes unsigned Query requests whose Action is in here to STS.
+OPERATIONS = {"GetCallerIdentity"}
+
+
+def new_state(store):
+    return {}
+
+
+def operation(req):
+    action = req.params.get("Action")
+    if not action:
+        raise AwsError("MissingAction", "Missing Action")
+    version = req.params.get("Version")
+    if action not in OPERATIONS or (version is not None and version != VERSION):
+        raise AwsError("InvalidAction", f"Could not find operation {action} for version "
+                       f"{version if version is not None else VERSION}")
+    return action
+
+
+def authorize(store, req, op):
+    return []
+
+
+def handle(store, req, op):
+    caller = req.caller
+    if caller.is_root:
+        user_id, arn = store.account_id, store.root_arn()
+    else:
+        from . import iam
+        info = iam.principal_info(store, caller.user_name)
+        user_id = info["user_id"] if info else caller.key_id
+        arn = info["arn"] if info else caller.arn
+    body = (f'<GetCallerIdentityResponse xmlns="{XMLNS}">\n'
+            f"  <GetCallerIdentityResult>\n"
+            f"    <Arn>{xml_escape(arn)}</Arn>\n"
+            f"    <UserId>{user_id}</UserId>\n"
+            f"    <Account>{store.account_id}</Account>\n"
+            f"  </GetCallerIdentityResult>\n"
+            f"  <ResponseMetadata>\n"
+            f"    <RequestId>{req.request_id}</RequestId>\n"
+            f"  </ResponseMetadata>\n"
+            f"</GetCallerIdentityResponse>\n")
+    return Response(200, body, content_type="text/xml")
+
+
+def dump_state(store):
+    return {}
