@@ -98,6 +98,7 @@ say "fakeaws's call log (GET /_fakeaws/state)"
 curl -s "$ENDPOINT/_fakeaws/state" | "$PYTHON" -c '
 import json, sys
 for c in json.load(sys.stdin)["calls"]:
-    print(f"{c[\"seq\"]:3} {c[\"service\"]:15} {c[\"operation\"] or \"?\":28} {c[\"status\"]} {c[\"error\"] or \"\"}")'
+    op = c["operation"] or "?"
+    print("%3d %-15s %-28s %s %s" % (c["seq"], c["service"], op, c["status"], c["error"] or ""))'
 
 say "demo finished; stopping fakeaws and removing $TMP"
