@@ -148,6 +148,9 @@ def success_headers(service, req, resp):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY the body waits for the
+    # client's delayed ACK (~40 ms per call on a reused connection), which AWS does not do.
+    disable_nagle_algorithm = True
     server_version = "fakeaws"
     sys_version = ""
 

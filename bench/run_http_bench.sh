@@ -1,0 +1,69 @@
+#!/bin/sh
+# run_http_bench.sh [BUILD_DIR] [N] [K] - AWS calls per second through kb_aws_client (bench_http,
+# connections reused, K calls in flight) against a private fakeaws on loopback, and the same
+# calls made by one curl process per call (curl_baseline.sh), in the same run, against the same
+# fakeaws. Prints the bench lines and the ratio client/curl at 1 and at K in flight.
+# CURL_N (default N/4, at least 100) sets how many calls the slower curl baseline makes.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+n=${2:-2000}
+k=${3:-16}
+curl_n=${CURL_N:-$((n / 4 > 100 ? n / 4 : 100))}
+bin=$build/bench/bench_http
+[ -x "$bin" ] || { echo "run_http_bench: $bin not built" >&2; exit 2; }
+tmp=$(mktemp -d)
+fpid=
+cleanup() {
+    if [ -n "$fpid" ]; then kill "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true; fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+# fakeaws answers through http.server, which writes the headers and the body of a response in
+# two send()s with Nagle's algorithm on: on a reused connection (the client's delayed ACK no longer
+# in quick mode) the body then waits ~40 ms for the ACK of the headers. AWS's front ends do not
+# do that, and the curl-per-call baseline (new connections, quick ACKs) would not pay it, so the
+# fakeaws started here turns Nagle off (StreamRequestHandler.disable_nagle_algorithm).
+(cd "$root/tests/fakeaws" && exec /usr/bin/python3 -c '
+import sys
+import fakeaws.server
+from fakeaws.__main__ import main
+fakeaws.server.Handler.disable_nagle_algorithm = True
+sys.exit(main(sys.argv[1:]))' --port 0 --port-file "$tmp/port") >"$tmp/fakeaws.log" 2>&1 &
+fpid=$!
+i=0
+while [ ! -s "$tmp/port" ]; do
+    i=$((i + 1))
+    [ $i -lt 300 ] || { echo "run_http_bench: fakeaws did not start" >&2; cat "$tmp/fakeaws.log" >&2; exit 2; }
+    sleep 0.05
+done
+
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy AWS_PROFILE AWS_CA_BUNDLE
+export AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$tmp/port")"
+export AWS_ACCESS_KEY_ID=AKIAFAKEROOT00000000
+export AWS_SECRET_ACCESS_KEY=fakeawsRootSecretKey/0000000000000000000
+export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+
+echo "# machine: $(nproc) cores, $(uname -sr); server: fakeaws (python3, threaded) on loopback"
+c1=$("$bin" "$n" 1)
+echo "$c1"
+ck=$("$bin" "$n" "$k")
+echo "$ck"
+b1=$(sh "$root/bench/curl_baseline.sh" "$curl_n" 1)
+echo "$b1"
+bk=$(sh "$root/bench/curl_baseline.sh" "$curl_n" "$k")
+echo "$bk"
+rate() { echo "$1" | sed -n 's/.*calls_per_sec=\([0-9.]*\).*/\1/p'; }
+awk -v a="$(rate "$c1")" -v b="$(rate "$b1")" -v c="$(rate "$ck")" -v d="$(rate "$bk")" -v k="$k" 'BEGIN {
+    printf "bench=http mode=ratio in_flight=1 client_over_curl=%.1f\n", a / b
+    printf "bench=http mode=ratio in_flight=%d client_over_curl=%.1f\n", k, c / d }'
+# fakeaws's own call log must hold every call both sides made (warm-ups included).
+expected=$((2 * n + 1 + k + 2 * curl_n))
+logged=$(curl -sS "$AWS_ENDPOINT_URL/_fakeaws/calls" | /usr/bin/python3 -c '
+import json, sys
+calls = json.load(sys.stdin)["calls"]
+print(sum(1 for c in calls if c["operation"] == "GetCallerIdentity" and c["status"] == 200))')
+echo "# fakeaws logged $logged successful GetCallerIdentity calls (expected $expected)"
+[ "$logged" -eq "$expected" ] || { echo "run_http_bench: call log mismatch" >&2; exit 1; }
