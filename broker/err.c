@@ -8,6 +8,8 @@
 
 const char *kb_strerror(int err)
 {
+    if (err == 0)
+        return "success";
     switch (err) {
 #define KB_X_MSG(name, value, msg)                                                                 \
     case name:                                                                                     \

@@ -1,0 +1,445 @@
+/*
+ * s3.c - S3 bucket configuration over REST-XML.
+ *
+ * Each call checks its input, writes its XML body (S3 namespace, text escaped), and sends it with
+ * the bucket in kb_aws_request.bucket and the sub-resource as the query ("?tagging"). Content-MD5
+ * comes from wire.c for the operations S3 requires a checksum on.
+ */
+#include "s3.h"
+
+#include <string.h>
+
+#include "err.h"
+#include "wire.h"
+
+#define S_NS          "http://s3.amazonaws.com/doc/2006-03-01/"
+#define S_MAX_HEADERS 3
+
+/* What one S3 request needs beyond the op. */
+struct s_req {
+    const char *bucket;
+    const char *method;
+    const char *query;
+    struct kb_wire_buf *body; /* NULL for none; freed by s_send */
+    bool content_md5;
+    const char *content_type;
+    const char *extra_name; /* one more header, or NULL */
+    const char *extra_value;
+    const struct kb_credentials *credentials;
+    unsigned max_attempts;
+};
+
+/* 3..255 bytes of what S3 has ever allowed in a bucket name (legacy us-east-1 names included). */
+static bool s_bucket_ok(const char *b)
+{
+    if (!kb_wire_str_ok(b, 255) || strlen(b) < 3)
+        return false;
+    for (; *b != '\0'; b++) {
+        if (!((*b >= 'a' && *b <= 'z') || (*b >= 'A' && *b <= 'Z') || (*b >= '0' && *b <= '9') ||
+              *b == '.' || *b == '-' || *b == '_'))
+            return false;
+    }
+    return true;
+}
+
+static int s_send(struct kb_aws_client *c, const struct kb_svc_op *op, const struct s_req *r,
+                  kb_svc_fn cb, void *ctx)
+{
+    struct kb_http_header headers[S_MAX_HEADERS];
+    char md5[KB_WIRE_MD5_B64_SIZE];
+    struct kb_aws_request req = {0};
+    size_t n = 0;
+    int rc = r->body != NULL ? kb_wire_buf_status(r->body) : 0;
+
+    if (rc == 0 && r->content_md5)
+        rc = kb_wire_content_md5(r->body != NULL ? r->body->ptr : "",
+                                 r->body != NULL ? r->body->len : 0, md5);
+    if (rc != 0)
+        goto done;
+    if (r->content_md5)
+        headers[n++] = (struct kb_http_header){"Content-MD5", md5};
+    if (r->body != NULL && r->content_type != NULL)
+        headers[n++] = (struct kb_http_header){"Content-Type", r->content_type};
+    if (r->extra_name != NULL)
+        headers[n++] = (struct kb_http_header){r->extra_name, r->extra_value};
+    req.service = KB_AWS_S3;
+    req.method = r->method;
+    req.bucket = r->bucket;
+    req.path = "/";
+    req.query = r->query;
+    req.headers = headers;
+    req.header_count = n;
+    req.body = r->body != NULL ? r->body->ptr : NULL;
+    req.body_len = r->body != NULL ? r->body->len : 0;
+    req.credentials = r->credentials;
+    req.max_attempts = r->max_attempts;
+    rc = kb_svc_send(c, op, &req, cb, ctx);
+done:
+    if (r->body != NULL)
+        kb_wire_buf_free(r->body);
+    return rc;
+}
+
+static void s_xml_open(struct kb_wire_buf *b, const char *root)
+{
+    kb_wire_buf_init(b, false);
+    kb_wire_buf_adds(b, "<");
+    kb_wire_buf_adds(b, root);
+    kb_wire_buf_adds(b, " xmlns=\"" S_NS "\">");
+}
+
+static void s_xml_close(struct kb_wire_buf *b, const char *root)
+{
+    kb_wire_buf_adds(b, "</");
+    kb_wire_buf_adds(b, root);
+    kb_wire_buf_adds(b, ">");
+}
+
+/* -- response parsing ------------------------------------------------------------------------- */
+
+static int s_parse_pab(struct kb_svc_parse *p, const struct kb_aws_response *resp, void *result)
+{
+    struct kb_s3_public_access_block *cfg = result;
+    struct kb_xml_doc *doc;
+    const struct kb_xml_node *root;
+    int rc = kb_wire_xml_doc(p, resp, "PublicAccessBlockConfiguration", NULL, &doc);
+
+    if (rc != 0)
+        return rc;
+    root = kb_xml_root(doc);
+    rc = kb_wire_xml_bool(p, root, "BlockPublicAcls", true, &cfg->block_public_acls);
+    if (rc == 0)
+        rc = kb_wire_xml_bool(p, root, "IgnorePublicAcls", true, &cfg->ignore_public_acls);
+    if (rc == 0)
+        rc = kb_wire_xml_bool(p, root, "BlockPublicPolicy", true, &cfg->block_public_policy);
+    if (rc == 0)
+        rc =
+            kb_wire_xml_bool(p, root, "RestrictPublicBuckets", true, &cfg->restrict_public_buckets);
+    kb_xml_free(doc);
+    return rc;
+}
+
+static int s_parse_policy(struct kb_svc_parse *p, const struct kb_aws_response *resp, void *result)
+{
+    struct kb_s3_bucket_policy *pol = result;
+
+    if (resp->body_len == 0)
+        return kb_svc_fail(p, KB_EPARSE, "response body (the policy) empty");
+    if (resp->body_len > KB_WIRE_MAX_DOC)
+        return kb_svc_fail(p, KB_EPARSE, "response body (the policy) longer than %d bytes",
+                           KB_WIRE_MAX_DOC);
+    if (memchr(resp->body, '\0', resp->body_len) != NULL)
+        return kb_svc_fail(p, KB_EPARSE, "response body (the policy) holds a NUL byte");
+    pol->policy = kb_svc_strndup(p->arena, resp->body, resp->body_len);
+    return pol->policy != NULL ? 0 : kb_svc_fail(p, KB_ENOMEM, "out of memory");
+}
+
+static int s_parse_tags(struct kb_svc_parse *p, const struct kb_aws_response *resp, void *result)
+{
+    struct kb_s3_tags *t = result;
+    struct kb_xml_doc *doc;
+    struct kb_aws_tag *tags;
+    int rc = kb_wire_xml_doc(p, resp, "Tagging", NULL, &doc);
+
+    if (rc != 0)
+        return rc;
+    if (kb_xml_child(kb_xml_root(doc), "TagSet") == NULL)
+        rc = kb_svc_fail(p, KB_EPARSE, "response field Tagging/TagSet missing");
+    if (rc == 0)
+        rc = kb_wire_xml_tags(p, kb_xml_root(doc), "TagSet", "Tag", &tags, &t->tag_count);
+    if (rc == 0)
+        t->tags = tags;
+    kb_xml_free(doc);
+    return rc;
+}
+
+static bool s_absorb_no_tags(struct kb_svc_parse *p, const struct kb_aws_error *err, void *result)
+{
+    struct kb_s3_tags *t = result;
+
+    if (err->err != KB_EAWS || strcmp(err->code, "NoSuchTagSet") != 0)
+        return false;
+    t->tags = NULL;
+    t->tag_count = 0;
+    return true;
+}
+
+static int s_parse_head(struct kb_svc_parse *p, const struct kb_aws_response *resp, void *result)
+{
+    struct kb_s3_bucket_head *h = result;
+    const char *region =
+        resp->http != NULL ? kb_http_response_header(resp->http, "x-amz-bucket-region") : NULL;
+
+    h->exists = true;
+    if (region != NULL && region[0] != '\0') {
+        if (strlen(region) > KB_WIRE_MAX_NAME)
+            return kb_svc_fail(p, KB_EPARSE, "response header x-amz-bucket-region too long");
+        h->region = kb_svc_strndup(p->arena, region, strlen(region));
+        if (h->region == NULL)
+            return kb_svc_fail(p, KB_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static bool s_absorb_not_found(struct kb_svc_parse *p, const struct kb_aws_error *err, void *result)
+{
+    struct kb_s3_bucket_head *h = result;
+
+    if (err->err != KB_EAWS || err->status != 404)
+        return false;
+    h->exists = false;
+    h->region = NULL;
+    return true;
+}
+
+/* -- operations ------------------------------------------------------------------------------- */
+
+KB_SVC_DELIVER(s_deliver_pab, kb_s3_public_access_block_cb, const struct kb_s3_public_access_block)
+KB_SVC_DELIVER(s_deliver_policy, kb_s3_bucket_policy_cb, const struct kb_s3_bucket_policy)
+KB_SVC_DELIVER(s_deliver_tags, kb_s3_tags_cb, const struct kb_s3_tags)
+KB_SVC_DELIVER(s_deliver_head, kb_s3_bucket_head_cb, const struct kb_s3_bucket_head)
+
+static const struct kb_svc_op s_op_get_pab = {"GetPublicAccessBlock",
+                                              sizeof(struct kb_s3_public_access_block),
+                                              s_parse_pab,
+                                              NULL,
+                                              s_deliver_pab,
+                                              NULL};
+static const struct kb_svc_op s_op_get_policy = {
+    "GetBucketPolicy", sizeof(struct kb_s3_bucket_policy),
+    s_parse_policy,    NULL,
+    s_deliver_policy,  NULL};
+static const struct kb_svc_op s_op_get_tags = {"GetBucketTagging", sizeof(struct kb_s3_tags),
+                                               s_parse_tags,       s_absorb_no_tags,
+                                               s_deliver_tags,     NULL};
+static const struct kb_svc_op s_op_head = {"HeadBucket",   sizeof(struct kb_s3_bucket_head),
+                                           s_parse_head,   s_absorb_not_found,
+                                           s_deliver_head, NULL};
+KB_SVC_DONE_OP(s_op_create, "CreateBucket");
+KB_SVC_DONE_OP(s_op_put_pab, "PutPublicAccessBlock");
+KB_SVC_DONE_OP(s_op_put_encryption, "PutBucketEncryption");
+KB_SVC_DONE_OP(s_op_put_ownership, "PutBucketOwnershipControls");
+KB_SVC_DONE_OP(s_op_put_policy, "PutBucketPolicy");
+KB_SVC_DONE_OP(s_op_put_tags, "PutBucketTagging");
+KB_SVC_DONE_OP(s_op_delete, "DeleteBucket");
+
+int kb_s3_create_bucket(struct kb_aws_client *c, const struct kb_s3_create_bucket_input *in,
+                        kb_aws_done_cb cb, void *ctx)
+{
+    struct kb_wire_buf b;
+    struct s_req r = {.method = "PUT", .content_type = "application/xml"};
+    const char *region;
+
+    if (in == NULL || !s_bucket_ok(in->bucket) ||
+        (in->object_ownership != NULL && !kb_wire_str_ok(in->object_ownership, KB_WIRE_MAX_ID)))
+        return KB_EINVAL;
+    region = in->region != NULL ? in->region : (c != NULL ? kb_aws_client_region(c) : NULL);
+    if (!kb_wire_str_ok(region, 64))
+        return KB_EINVAL;
+    r.bucket = in->bucket;
+    if (strcmp(region, "us-east-1") != 0) {
+        s_xml_open(&b, "CreateBucketConfiguration");
+        kb_wire_xml_elem(&b, "LocationConstraint", region);
+        s_xml_close(&b, "CreateBucketConfiguration");
+        r.body = &b;
+    }
+    if (in->object_ownership != NULL) {
+        r.extra_name = "x-amz-object-ownership";
+        r.extra_value = in->object_ownership;
+    }
+    return s_send(c, &s_op_create, &r, (kb_svc_fn)cb, ctx);
+}
+
+static const char *s_bool(bool v)
+{
+    return v ? "true" : "false";
+}
+
+int kb_s3_put_public_access_block(struct kb_aws_client *c,
+                                  const struct kb_s3_put_public_access_block_input *in,
+                                  kb_aws_done_cb cb, void *ctx)
+{
+    struct kb_wire_buf b;
+    struct s_req r = {.method = "PUT",
+                      .query = "publicAccessBlock",
+                      .content_md5 = true,
+                      .content_type = "application/xml"};
+
+    if (in == NULL || !s_bucket_ok(in->bucket))
+        return KB_EINVAL;
+    r.bucket = in->bucket;
+    r.body = &b;
+    s_xml_open(&b, "PublicAccessBlockConfiguration");
+    kb_wire_xml_elem(&b, "BlockPublicAcls", s_bool(in->config.block_public_acls));
+    kb_wire_xml_elem(&b, "IgnorePublicAcls", s_bool(in->config.ignore_public_acls));
+    kb_wire_xml_elem(&b, "BlockPublicPolicy", s_bool(in->config.block_public_policy));
+    kb_wire_xml_elem(&b, "RestrictPublicBuckets", s_bool(in->config.restrict_public_buckets));
+    s_xml_close(&b, "PublicAccessBlockConfiguration");
+    return s_send(c, &s_op_put_pab, &r, (kb_svc_fn)cb, ctx);
+}
+
+static int s_get(struct kb_aws_client *c, const struct kb_svc_op *op,
+                 const struct kb_s3_bucket_input *in, const char *query, kb_svc_fn cb, void *ctx)
+{
+    struct s_req r = {.method = "GET", .query = query};
+
+    if (in == NULL || !s_bucket_ok(in->bucket))
+        return KB_EINVAL;
+    r.bucket = in->bucket;
+    return s_send(c, op, &r, cb, ctx);
+}
+
+int kb_s3_get_public_access_block(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
+                                  kb_s3_public_access_block_cb cb, void *ctx)
+{
+    return s_get(c, &s_op_get_pab, in, "publicAccessBlock", (kb_svc_fn)cb, ctx);
+}
+
+int kb_s3_put_bucket_encryption(struct kb_aws_client *c,
+                                const struct kb_s3_put_bucket_encryption_input *in,
+                                kb_aws_done_cb cb, void *ctx)
+{
+    struct kb_wire_buf b;
+    struct s_req r = {.method = "PUT",
+                      .query = "encryption",
+                      .content_md5 = true,
+                      .content_type = "application/xml"};
+    bool kms;
+
+    if (in == NULL || !s_bucket_ok(in->bucket) ||
+        (in->algorithm != KB_S3_SSE_S3 && in->algorithm != KB_S3_SSE_KMS))
+        return KB_EINVAL;
+    kms = in->algorithm == KB_S3_SSE_KMS;
+    if (in->kms_key_id != NULL && (!kms || !kb_wire_str_ok(in->kms_key_id, KB_WIRE_MAX_ARN)))
+        return KB_EINVAL;
+    r.bucket = in->bucket;
+    r.body = &b;
+    s_xml_open(&b, "ServerSideEncryptionConfiguration");
+    kb_wire_buf_adds(&b, "<Rule><ApplyServerSideEncryptionByDefault>");
+    kb_wire_xml_elem(&b, "SSEAlgorithm", kms ? "aws:kms" : "AES256");
+    if (in->kms_key_id != NULL)
+        kb_wire_xml_elem(&b, "KMSMasterKeyID", in->kms_key_id);
+    kb_wire_buf_adds(&b, "</ApplyServerSideEncryptionByDefault>");
+    if (kms)
+        kb_wire_xml_elem(&b, "BucketKeyEnabled", s_bool(in->bucket_key_enabled));
+    kb_wire_buf_adds(&b, "</Rule>");
+    s_xml_close(&b, "ServerSideEncryptionConfiguration");
+    return s_send(c, &s_op_put_encryption, &r, (kb_svc_fn)cb, ctx);
+}
+
+int kb_s3_put_bucket_ownership_controls(struct kb_aws_client *c,
+                                        const struct kb_s3_put_bucket_ownership_controls_input *in,
+                                        kb_aws_done_cb cb, void *ctx)
+{
+    struct kb_wire_buf b;
+    struct s_req r = {.method = "PUT",
+                      .query = "ownershipControls",
+                      .content_md5 = true,
+                      .content_type = "application/xml"};
+
+    if (in == NULL || !s_bucket_ok(in->bucket) ||
+        (in->object_ownership != NULL && !kb_wire_str_ok(in->object_ownership, KB_WIRE_MAX_ID)))
+        return KB_EINVAL;
+    r.bucket = in->bucket;
+    r.body = &b;
+    s_xml_open(&b, "OwnershipControls");
+    kb_wire_buf_adds(&b, "<Rule>");
+    kb_wire_xml_elem(&b, "ObjectOwnership",
+                     in->object_ownership != NULL ? in->object_ownership : "BucketOwnerEnforced");
+    kb_wire_buf_adds(&b, "</Rule>");
+    s_xml_close(&b, "OwnershipControls");
+    return s_send(c, &s_op_put_ownership, &r, (kb_svc_fn)cb, ctx);
+}
+
+int kb_s3_put_bucket_policy(struct kb_aws_client *c, const struct kb_s3_put_bucket_policy_input *in,
+                            kb_aws_done_cb cb, void *ctx)
+{
+    struct kb_wire_buf b;
+    struct s_req r = {.method = "PUT",
+                      .query = "policy",
+                      .content_md5 = true,
+                      .content_type = "application/json"};
+
+    if (in == NULL || !s_bucket_ok(in->bucket) || !kb_wire_str_ok(in->policy, KB_WIRE_MAX_DOC))
+        return KB_EINVAL;
+    r.bucket = in->bucket;
+    r.body = &b;
+    kb_wire_buf_init(&b, false);
+    kb_wire_buf_adds(&b, in->policy);
+    return s_send(c, &s_op_put_policy, &r, (kb_svc_fn)cb, ctx);
+}
+
+int kb_s3_get_bucket_policy(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
+                            kb_s3_bucket_policy_cb cb, void *ctx)
+{
+    return s_get(c, &s_op_get_policy, in, "policy", (kb_svc_fn)cb, ctx);
+}
+
+static bool s_tags_ok(const struct kb_aws_tag *tags, size_t count)
+{
+    if (tags == NULL || count == 0 || count > KB_WIRE_MAX_TAGS)
+        return false;
+    for (size_t i = 0; i < count; i++) {
+        if (!kb_wire_str_ok(tags[i].key, KB_WIRE_MAX_TAG_KEY) || tags[i].value == NULL ||
+            strnlen(tags[i].value, KB_WIRE_MAX_TAG_VALUE + 1) > KB_WIRE_MAX_TAG_VALUE)
+            return false;
+    }
+    return true;
+}
+
+int kb_s3_put_bucket_tagging(struct kb_aws_client *c,
+                             const struct kb_s3_put_bucket_tagging_input *in, kb_aws_done_cb cb,
+                             void *ctx)
+{
+    struct kb_wire_buf b;
+    struct s_req r = {.method = "PUT",
+                      .query = "tagging",
+                      .content_md5 = true,
+                      .content_type = "application/xml"};
+
+    if (in == NULL || !s_bucket_ok(in->bucket) || !s_tags_ok(in->tags, in->tag_count))
+        return KB_EINVAL;
+    r.bucket = in->bucket;
+    r.body = &b;
+    s_xml_open(&b, "Tagging");
+    kb_wire_buf_adds(&b, "<TagSet>");
+    for (size_t i = 0; i < in->tag_count; i++) {
+        kb_wire_buf_adds(&b, "<Tag>");
+        kb_wire_xml_elem(&b, "Key", in->tags[i].key);
+        kb_wire_xml_elem(&b, "Value", in->tags[i].value);
+        kb_wire_buf_adds(&b, "</Tag>");
+    }
+    kb_wire_buf_adds(&b, "</TagSet>");
+    s_xml_close(&b, "Tagging");
+    return s_send(c, &s_op_put_tags, &r, (kb_svc_fn)cb, ctx);
+}
+
+int kb_s3_get_bucket_tagging(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
+                             kb_s3_tags_cb cb, void *ctx)
+{
+    return s_get(c, &s_op_get_tags, in, "tagging", (kb_svc_fn)cb, ctx);
+}
+
+int kb_s3_head_bucket(struct kb_aws_client *c, const struct kb_s3_head_bucket_input *in,
+                      kb_s3_bucket_head_cb cb, void *ctx)
+{
+    struct s_req r = {.method = "HEAD"};
+
+    if (in == NULL || !s_bucket_ok(in->bucket))
+        return KB_EINVAL;
+    r.bucket = in->bucket;
+    r.credentials = in->credentials;
+    r.max_attempts = in->max_attempts;
+    return s_send(c, &s_op_head, &r, (kb_svc_fn)cb, ctx);
+}
+
+int kb_s3_delete_bucket(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
+                        kb_aws_done_cb cb, void *ctx)
+{
+    struct s_req r = {.method = "DELETE"};
+
+    if (in == NULL || !s_bucket_ok(in->bucket))
+        return KB_EINVAL;
+    r.bucket = in->bucket;
+    return s_send(c, &s_op_delete, &r, (kb_svc_fn)cb, ctx);
+}

@@ -1,0 +1,98 @@
+/*
+ * wire.h - the encodings the typed AWS calls share: a growable request body, Query API form
+ * fields (URL-encoded by libcurl), XML text escaping, Content-MD5 (OpenSSL MD5 + libsodium
+ * base64), ISO 8601 timestamps, URL-decoding, and bounded field extraction from a parsed XML
+ * response (xml.h) into a call's arena (svc.h).
+ *
+ * Pure code: no I/O, no logging. A body buffer marked sensitive is wiped whenever its storage is
+ * released, so it may hold a secret.
+ */
+#ifndef KB_WIRE_H
+#define KB_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "svc.h"
+#include "xml.h"
+
+/* Lengths the parsers accept (bytes), a little above AWS's own limits. */
+#define KB_WIRE_MAX_ID        256  /* access key ids, version ids, request tokens, statuses */
+#define KB_WIRE_MAX_NAME      1024 /* user, policy, secret, bucket names; paths; regions */
+#define KB_WIRE_MAX_ARN       2048
+#define KB_WIRE_MAX_TAG_KEY   512 /* 128 Unicode characters */
+#define KB_WIRE_MAX_TAG_VALUE 1024
+#define KB_WIRE_MAX_DOC       131072 /* policy documents (IAM and S3) */
+#define KB_WIRE_MAX_ITEMS     1000   /* list members in one response */
+#define KB_WIRE_MAX_TAGS      50     /* tags in one request (AWS's limit) */
+
+/* A growable NUL-terminated buffer. An allocation failure makes it sticky-failed: later appends do
+ * nothing, so a builder appends freely and checks kb_wire_buf_status() once. */
+struct kb_wire_buf {
+    char *ptr;
+    size_t len;
+    size_t cap;
+    bool failed;
+    bool sensitive; /* wipe storage when it moves or is freed */
+};
+
+void kb_wire_buf_init(struct kb_wire_buf *b, bool sensitive);
+void kb_wire_buf_add(struct kb_wire_buf *b, const char *s, size_t len);
+void kb_wire_buf_adds(struct kb_wire_buf *b, const char *s);
+/* 0, or KB_ENOMEM when an append failed. */
+int kb_wire_buf_status(const struct kb_wire_buf *b);
+/* Wipes (when sensitive) and frees the storage; b may be reused after kb_wire_buf_init. */
+void kb_wire_buf_free(struct kb_wire_buf *b);
+
+/* Appends "&key=value" ("key=value" on an empty buffer) with both halves percent-encoded by
+ * curl_easy_escape (everything but RFC 3986's unreserved characters). */
+void kb_wire_form_add(struct kb_wire_buf *b, const char *key, const char *value);
+
+/* Appends s with & < > " ' escaped as XML entities. */
+void kb_wire_xml_text(struct kb_wire_buf *b, const char *s);
+/* Appends <name>escaped text</name>. */
+void kb_wire_xml_elem(struct kb_wire_buf *b, const char *name, const char *text);
+
+/* Base64 of the MD5 of body: 24 characters + NUL. */
+#define KB_WIRE_MD5_B64_SIZE 25
+/* Writes the Content-MD5 header value of body[0..len) into out. Returns 0 or KB_ETLS when OpenSSL
+ * has no MD5 (a FIPS-only provider). */
+int kb_wire_content_md5(const void *body, size_t len, char out[KB_WIRE_MD5_B64_SIZE]);
+
+/* Parses an ISO 8601 UTC timestamp as AWS writes it ("2024-05-01T12:34:56Z", optional fraction,
+ * "Z" or "+00:00"). Returns 0 and *out, or KB_EPARSE. */
+int kb_wire_parse_time(const char *s, time_t *out);
+
+/* URL-decodes s[0..len) ("%7B" -> "{", "+" stays "+") into the arena. Returns the copy or NULL
+ * (out of memory, or a decoded NUL byte). *out_len gets its length when non-NULL. */
+char *kb_wire_url_decode(struct kb_svc_arena *a, const char *s, size_t len, size_t *out_len);
+
+/* True when s is a non-empty string of at most max bytes. */
+bool kb_wire_str_ok(const char *s, size_t max);
+
+/*
+ * Field extraction from parsed XML. path is relative to n ("CreateUserResult/User/UserName") and
+ * names the field in the failure message. Each returns 0 or a negative code after kb_svc_fail():
+ * KB_EPARSE when a required field is missing or empty, longer than max, or malformed; KB_ENOMEM.
+ */
+/* Copies the text into the arena; an optional field that is absent yields NULL. */
+int kb_wire_xml_str(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
+                    size_t max, bool required, const char **out);
+/* An ISO 8601 timestamp; an optional absent field yields 0. */
+int kb_wire_xml_time(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
+                     bool required, time_t *out);
+/* "true" or "false"; an optional absent field yields false. */
+int kb_wire_xml_bool(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
+                     bool required, bool *out);
+/* The tags in the list element at path whose items are named item ("member" for IAM, "Tag" for
+ * S3), each with Key and Value children. An absent list yields no tags. */
+int kb_wire_xml_tags(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
+                     const char *item, struct kb_aws_tag **tags, size_t *count);
+/* Parses body as XML whose root must be named root; secret_path (may be NULL) is read into guarded
+ * memory (see xml.h). Returns 0 and *doc (caller frees with kb_xml_free), or an error after
+ * kb_svc_fail(). */
+int kb_wire_xml_doc(struct kb_svc_parse *p, const struct kb_aws_response *resp, const char *root,
+                    const char *secret_path, struct kb_xml_doc **doc);
+
+#endif
