@@ -26,6 +26,7 @@
  * header list (which carries the session token and the signature) are wiped before being freed.
  */
 #include "http.h"
+#include "wipealloc.h"
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -685,6 +686,8 @@ int kb_http_new(uv_loop_t *loop, const struct kb_http_options *opts, struct kb_h
 
     if (loop == NULL || out == NULL)
         return KB_EINVAL;
+    /* Best effort here: main() installs it before OpenSSL's first allocation. */
+    (void)kb_wipealloc_install();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return KB_ENET;
     h = calloc(1, sizeof(*h));

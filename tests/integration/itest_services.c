@@ -10,6 +10,7 @@
  *   rotate    rotate TENANT's key with staging labels (run after tenant, same fakeaws)
  *   cleanup   deprovision TENANT (run after tenant or rotate)
  *   errors    AWS errors surfaced with their codes, and the calls the others do not make
+ *   read      GetSecretValue of TENANT's secret (AWSCURRENT), stored beforehand by the test
  * Prints one JSON object per finished step ("step", "op", "ok", then the typed result or the
  * error), then {"done":true,...}. Never prints a secret: the key material lives only in struct
  * kb_secret, and the value read back is compared in memory ("value_matches"). Exit status 0 when
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "itest_services_out.h"
+#include "wipealloc.h"
 
 /* -- helpers of the steps ---------------------------------------------------------------------- */
 
@@ -291,6 +293,8 @@ static const step_fn s_tenant[] = {
     get_bucket_tags, head_bucket,     get_value_current, tag_secret,
 };
 
+static const step_fn s_read[] = {get_value_current};
+
 /* -- rotation ---------------------------------------------------------------------------------- */
 
 STEP(put_value_pending)
@@ -485,6 +489,9 @@ static int setup(struct run *r, const char *scenario)
     } else if (strcmp(scenario, "errors") == 0) {
         r->steps = s_errors;
         r->step_count = sizeof(s_errors) / sizeof(s_errors[0]);
+    } else if (strcmp(scenario, "read") == 0) {
+        r->steps = s_read;
+        r->step_count = sizeof(s_read) / sizeof(s_read[0]);
     } else {
         return 2;
     }
@@ -516,8 +523,11 @@ int main(int argc, char **argv)
     struct json_object *o;
     int rc;
 
+    /* Before anything allocates through OpenSSL or libcurl: their freed blocks get wiped. */
+    if (getenv("KB_ITEST_NO_WIPEALLOC") == NULL && kb_wipealloc_install() != 0)
+        return 2;
     if (argc != 4 || sodium_init() < 0) {
-        fprintf(stderr, "usage: itest_services tenant|rotate|cleanup|errors TENANT BUCKET\n");
+        fprintf(stderr, "usage: itest_services tenant|rotate|cleanup|errors|read TENANT BUCKET\n");
         return 2;
     }
     memset(&r, 0, sizeof(r));

@@ -477,5 +477,64 @@ class HeapHygieneTest(unittest.TestCase):
             self.assertEqual(rc, 0, f"{binary} {case}:\n{out}")
 
 
+class TransportHeapHygieneTest(unittest.TestCase):
+    """A secret read over TLS crosses OpenSSL's record buffers and libcurl's receive buffer.
+    With kb_wipealloc_install() those libraries wipe what they free: run the driver under
+    FREECHECK_C with the secret as the needle. The control run (the allocator not installed)
+    proves the check sees those buffers at all."""
+
+    NEEDLE = "kbNeedle/SecretAccessKey0123456789abcdef"
+
+    # The TLS fakeaws set-up of ServicesTest, without its test methods.
+    setUpClass = ServicesTest.__dict__["setUpClass"]
+    tearDownClass = ServicesTest.__dict__["tearDownClass"]
+    start_fakeaws = ServicesTest.start_fakeaws
+
+    def setUp(self):
+        cc = shutil.which("cc") or shutil.which("gcc")
+        ldd = subprocess.run(["ldd", BIN], capture_output=True, text=True).stdout
+        if cc is None or "libasan" in ldd:
+            raise unittest.SkipTest("sanitizer builds own malloc: nothing to preload")
+        self.outputs = []
+        self.start_fakeaws()
+        self.lib = os.path.join(self.tmp, "freecheck.so")
+        if not os.path.exists(self.lib):
+            src = os.path.join(self.tmp, "freecheck.c")
+            with open(src, "w") as f:
+                f.write(FREECHECK_C)
+            subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", self.lib, src], check=True,
+                           capture_output=True)
+        value = json.dumps({"Version": 1, "AccessKeyId": "AKIANEEDLE0000000000",
+                            "SecretAccessKey": self.NEEDLE, "Bucket": BUCKET,
+                            "Region": "us-east-1"})
+        self.fa.aws("secretsmanager", "create-secret", "--name", SECRET, "--secret-string", value)
+
+    def run_checked(self, extra_env):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("AWS_") and k not in PROXY_VARS}
+        env.update({
+            "AWS_ENDPOINT_URL": self.fa.endpoint, "AWS_CA_BUNDLE": self.fa.tls[0],
+            "AWS_ACCESS_KEY_ID": ROOT_KEY_ID, "AWS_SECRET_ACCESS_KEY": ROOT_SECRET,
+            "AWS_REGION": self.fa.region, "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+            "LD_PRELOAD": self.lib, "KB_NEEDLE": self.NEEDLE,
+        })
+        env.update(extra_env)
+        return subprocess.run([BIN, "read", TENANT, BUCKET], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    def test_tls_buffers_are_wiped(self):
+        p = self.run_checked({})
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        step = Run(p).step("GetSecretValue-AWSCURRENT")
+        self.assertTrue(step["ok"], step)
+        self.assertNotIn(self.NEEDLE, p.stdout + p.stderr)
+
+    def test_control_without_the_allocator_is_caught(self):
+        p = self.run_checked({"KB_ITEST_NO_WIPEALLOC": "1"})
+        self.assertNotEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("freecheck:", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
