@@ -1,0 +1,217 @@
+/*
+ * keybroker/client.h - libkeybroker, the C client of keybrokerd's Unix socket (protocol v1,
+ * PROTOCOL.md).
+ *
+ * A struct kb_client is one connection. Calls are blocking, one request at a time, each bounded
+ * by a timeout (poll(2)); there is no event loop and no thread inside. A handle is not
+ * thread-safe: use one per thread, or lock around it.
+ *
+ * What the broker returns is metadata only: a tenant's secret ARN, bucket, region and version
+ * id. The secret itself is never on this socket; read it from AWS Secrets Manager with your own
+ * AWS identity (or let `kbctl credential-process` do that).
+ *
+ * Errors: every int function returns 0 or a negative code: -errno for system errors (-ENOENT: no
+ * socket at that path, -ECONNREFUSED: nobody listening, -EACCES, -ETIMEDOUT, -ENOMEM, -EINVAL for
+ * a bad argument), or one of the KB_CLIENT_E* codes below. kb_client_strerror() describes either;
+ * kb_client_last_error() adds the broker's stable error code and message.
+ *
+ * Ownership: string arguments are borrowed for the call. Results are allocated by the library and
+ * freed by the caller with the matching _free function (NULL is fine). Nothing returned here holds
+ * a secret.
+ */
+#ifndef KEYBROKER_CLIENT_H
+#define KEYBROKER_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KB_CLIENT_DEFAULT_SOCKET  "/run/keybroker/keybroker.sock"
+#define KB_CLIENT_SOCKET_ENV      "KEYBROKER_SOCKET"
+#define KB_CLIENT_DEFAULT_TIMEOUT 10000 /* ms */
+
+/* The library's own codes (below -20000, never an errno). */
+#define KB_CLIENT_EREMOTE -20001 /* the broker answered with an error: see kb_client_last_error */
+#define KB_CLIENT_EPROTO  -20002 /* the broker's reply is not protocol v1 */
+#define KB_CLIENT_ECLOSED -20003 /* the broker closed the connection */
+
+struct kb_client;
+
+/* The last failure on a handle. */
+struct kb_client_error {
+    int err;           /* the code the call returned */
+    char code[32];     /* KB_CLIENT_EREMOTE: the broker's stable code ("forbidden", "not_ready",
+                          ... see PROTOCOL.md); "" otherwise */
+    char message[512]; /* the broker's message, or a description of the local failure */
+};
+
+/* Describes err (a KB_CLIENT_E* code or a negative errno). Static string; caller does not free. */
+const char *kb_client_strerror(int err);
+
+/* The socket path a NULL path means: $KEYBROKER_SOCKET when set and not empty, else
+ * KB_CLIENT_DEFAULT_SOCKET. Borrowed from the environment or static; do not free. */
+const char *kb_client_socket_path(void);
+
+/*
+ * Connects to the broker at path (NULL or "": kb_client_socket_path()) within timeout_ms
+ * (<= 0: KB_CLIENT_DEFAULT_TIMEOUT), which also becomes the handle's timeout for each reply.
+ * Returns 0 and *out (close with kb_client_close), -ENOENT, -ECONNREFUSED, -EACCES,
+ * -ENAMETOOLONG (path longer than a Unix socket address allows), -ETIMEDOUT, -ENOMEM, ...
+ */
+int kb_client_connect(const char *path, int timeout_ms, struct kb_client **out);
+
+/* Closes the connection and frees c. NULL is fine. */
+void kb_client_close(struct kb_client *c);
+
+/* How long a call waits for each line of the broker's answer (and to write its request), in ms;
+ * < 0 waits forever. A call that times out leaves the connection unusable (-ENOTCONN after). */
+void kb_client_set_timeout(struct kb_client *c, int timeout_ms);
+
+/* The handle's last failure. Borrowed until the next call on c. */
+const struct kb_client_error *kb_client_last_error(const struct kb_client *c);
+
+/* -- the calls -------------------------------------------------------------------------------- */
+
+/* get: what a client needs to read its tenant's secret. Strings are NUL-terminated. */
+struct kb_client_tenant {
+    char *tenant;
+    char *arn; /* the Secrets Manager secret's ARN */
+    char *bucket;
+    char *prefix; /* "" when the tenant has the whole bucket */
+    char *region;
+    char *version_id;    /* the AWSCURRENT version, NULL when there is none yet */
+    char *last_rotation; /* ISO-8601 UTC, NULL when never rotated */
+    char *state;
+};
+/* Returns 0 and *out (free with kb_client_tenant_free), KB_CLIENT_EREMOTE ("forbidden" also for a
+ * tenant that does not exist, "not_ready", ...), or a transport error. */
+int kb_client_get(struct kb_client *c, const char *tenant, struct kb_client_tenant **out);
+void kb_client_tenant_free(struct kb_client_tenant *t);
+
+/* list: the tenants this peer may see. */
+struct kb_client_list_entry {
+    char *tenant;
+    char *bucket;
+    char *state;
+};
+struct kb_client_list {
+    struct kb_client_list_entry *tenants;
+    size_t count;
+};
+int kb_client_list(struct kb_client *c, struct kb_client_list **out);
+void kb_client_list_free(struct kb_client_list *l);
+
+/* status: the broker and its tenants (one tenant when tenant is not NULL). */
+struct kb_client_status_entry {
+    char *tenant;
+    char *state;    /* "ready", "provisioning", "pending", "error" */
+    char *message;  /* NULL when none */
+    bool probed_ok; /* the readiness probe of the current key succeeded */
+};
+struct kb_client_status {
+    char *version;
+    uint64_t uptime_seconds;
+    struct kb_client_status_entry *tenants;
+    size_t count;
+};
+int kb_client_status(struct kb_client *c, const char *tenant, struct kb_client_status **out);
+void kb_client_status_free(struct kb_client_status *s);
+
+/* The outcome of provision (one entry per tenant), rotate and revoke (one entry). */
+struct kb_client_tenant_state {
+    char *tenant;
+    char *state;
+    char *message; /* NULL when none */
+};
+struct kb_client_states {
+    struct kb_client_tenant_state *tenants;
+    size_t count;
+};
+void kb_client_states_free(struct kb_client_states *s);
+
+/* A provision progress line, borrowed until the callback returns. */
+struct kb_client_progress {
+    const char *tenant;
+    const char *step;    /* "create-bucket", "create-user", ... */
+    const char *state;   /* "start", "done", "error" */
+    const char *message; /* NULL when none */
+};
+typedef void (*kb_client_progress_cb)(void *ctx, const struct kb_client_progress *p);
+
+/* provision (admin): tenant NULL provisions every configured tenant. progress (may be NULL) runs
+ * for each progress line as it arrives, before the call returns. */
+int kb_client_provision(struct kb_client *c, const char *tenant, kb_client_progress_cb progress,
+                        void *ctx, struct kb_client_states **out);
+/* rotate (admin) */
+int kb_client_rotate(struct kb_client *c, const char *tenant, struct kb_client_states **out);
+/* revoke (admin): deletes the tenant's keys, policy and user and schedules its secret's deletion;
+ * delete_bucket also deletes its bucket when empty, force_delete_secret skips the recovery
+ * window. */
+int kb_client_revoke(struct kb_client *c, const char *tenant, bool delete_bucket,
+                     bool force_delete_secret, struct kb_client_states **out);
+/* metrics (admin): Prometheus text format in *text (caller frees with free()). */
+int kb_client_metrics(struct kb_client *c, char **text);
+
+/*
+ * Any request, for tools that want the broker's JSON as is. op is the wire name ("get");
+ * tenant, tenants (watch) and the revoke flags are sent when set. Each line that arrives before
+ * the final response (provision progress) goes to on_line (may be NULL) as raw JSON without its
+ * newline, borrowed until it returns. On success *result_json is the "result" object as compact
+ * JSON (caller frees with free()). Returns 0, -EINVAL (unknown op, bad tenant name, op "watch":
+ * use kb_client_watch_start), KB_CLIENT_EREMOTE, or a transport error.
+ */
+struct kb_client_request {
+    const char *op;
+    const char *tenant;         /* NULL: none */
+    const char *const *tenants; /* watch only */
+    size_t tenant_count;
+    bool delete_bucket;       /* revoke only */
+    bool force_delete_secret; /* revoke only */
+};
+typedef void (*kb_client_line_cb)(void *ctx, const char *line, size_t len);
+int kb_client_call(struct kb_client *c, const struct kb_client_request *req,
+                   kb_client_line_cb on_line, void *ctx, char **result_json);
+
+/* -- watch ------------------------------------------------------------------------------------ */
+
+enum kb_client_event_kind {
+    KB_CLIENT_EVENT_OTHER = 0, /* an event this library does not know (see .event) */
+    KB_CLIENT_EVENT_ROTATED,
+    KB_CLIENT_EVENT_PROVISIONED,
+    KB_CLIENT_EVENT_REVOKED,
+};
+
+/* One pushed event. Caller storage, filled by kb_client_watch_next. */
+struct kb_client_event {
+    enum kb_client_event_kind kind;
+    char event[32]; /* the wire name: "rotated", ... */
+    char tenant[65];
+    char arn[2048];
+    char version_id[128]; /* "" when the event has none */
+    char ts[40];          /* ISO-8601 UTC */
+};
+
+/*
+ * Subscribes this connection to events for tenants (NULL/0: every tenant this peer may see).
+ * After it succeeds the connection only carries events: the only calls allowed on c are
+ * kb_client_watch_next and kb_client_close (others return -EBUSY). Returns 0,
+ * KB_CLIENT_EREMOTE ("forbidden" for a tenant this peer may not see), or a transport error.
+ */
+int kb_client_watch_start(struct kb_client *c, const char *const *tenants, size_t count);
+
+/*
+ * Waits up to timeout_ms (< 0: forever) for the next event. Returns 0 and *ev; -ETIMEDOUT when
+ * none came in time (the subscription stays usable); KB_CLIENT_ECLOSED when the broker closed the
+ * connection; KB_CLIENT_EREMOTE when it sent an error instead; KB_CLIENT_EPROTO.
+ */
+int kb_client_watch_next(struct kb_client *c, int timeout_ms, struct kb_client_event *ev);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,622 @@
+/*
+ * kbctl.c - the command-line client of keybrokerd: parses the command line, runs one command
+ * through libkeybroker and prints the broker's answer as text or, with --json, as JSON.
+ *
+ * kbctl prints metadata only. The one exception, by design, is `credential-process`
+ * (kbctl_credproc.c), which reads a secret from AWS with the caller's own identity and prints it
+ * for the AWS SDKs. Nothing here logs, and error messages never carry a secret.
+ */
+#include "kbctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+#ifndef KB_VERSION
+#define KB_VERSION "0"
+#endif
+
+#define S_TIMEOUT_MS       30000  /* connect, and each line of an answer */
+#define S_ADMIN_TIMEOUT_MS 300000 /* provision, rotate, revoke: AWS work behind each line */
+
+struct s_command {
+    const char *name;
+    const char *args;
+    int min_args;
+    int max_args; /* -1: any number */
+    int timeout_ms;
+    const char *summary;
+    const char *details;
+    int (*run)(const struct kbctl *k, int argc, char **argv);
+};
+
+static const char s_exit_text[] =
+    "Exit status:\n"
+    "  0  success\n"
+    "  1  the broker reported an error (its message is printed), or its answer was malformed\n"
+    "  2  usage error\n"
+    "  3  cannot connect to the broker, timeout, or the connection was lost\n"
+    "  4  forbidden: you may not see that tenant (unknown tenants are reported this way too)\n"
+    "     or do that\n"
+    "  5  credential-process: AWS refused or could not be reached, or the secret is not a\n"
+    "     key document\n";
+
+static const char s_options_text[] =
+    "Options (before or after the command):\n"
+    "  --socket PATH   the broker's socket (default: $KEYBROKER_SOCKET, else\n"
+    "                  " KB_CLIENT_DEFAULT_SOCKET ")\n"
+    "  --json          print JSON instead of text, one object per line: the broker's result\n"
+    "                  object (and provision's progress lines as sent; watch: each event)\n"
+    "  --timeout SECS  how long to wait to connect and for each line of the broker's answer\n"
+    "                  (default 30; provision, rotate and revoke: 300; watch waits for events\n"
+    "                  without limit)\n"
+    "  --help          help; `kbctl COMMAND --help` for one command\n"
+    "  --version       kbctl's version and protocol version\n";
+
+/* -- helpers ---------------------------------------------------------------------------------- */
+
+int kbctl_connect(const struct kbctl *k, struct kb_client **out)
+{
+    const char *path = k->socket != NULL ? k->socket : kb_client_socket_path();
+    int rc = kb_client_connect(path, k->timeout_ms, out);
+
+    if (rc != 0) {
+        fprintf(stderr, "kbctl: cannot connect to %s: %s\n", path, kb_client_strerror(rc));
+        return KBCTL_EXIT_CONNECT;
+    }
+    kb_client_set_timeout(*out, k->timeout_ms);
+    return KBCTL_EXIT_OK;
+}
+
+int kbctl_fail(struct kb_client *c, int rc, const char *what)
+{
+    const struct kb_client_error *e = kb_client_last_error(c);
+
+    if (rc == KB_CLIENT_EREMOTE) {
+        fprintf(stderr, "kbctl: %s: %s (%s)\n", what, e->message, e->code);
+        return strcmp(e->code, "forbidden") == 0 ? KBCTL_EXIT_FORBIDDEN : KBCTL_EXIT_BROKER;
+    }
+    fprintf(stderr, "kbctl: %s: %s\n", what, e->message[0] ? e->message : kb_client_strerror(rc));
+    if (rc == -EINVAL)
+        return KBCTL_EXIT_USAGE;
+    if (rc == KB_CLIENT_EPROTO || rc == -ENOMEM)
+        return KBCTL_EXIT_BROKER;
+    return KBCTL_EXIT_CONNECT;
+}
+
+static const char *s_or(const char *s, const char *fallback)
+{
+    return s != NULL && s[0] != '\0' ? s : fallback;
+}
+
+/* --json: any command but watch and credential-process, through kb_client_call. */
+static void on_json_line(void *ctx, const char *line, size_t len)
+{
+    fwrite(line, 1, len, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+static int s_json_call(const struct kbctl *k, const struct kb_client_request *req, const char *what,
+                       char **result)
+{
+    struct kb_client *c = NULL;
+    int rc = kbctl_connect(k, &c);
+
+    if (rc != 0)
+        return rc;
+    rc = kb_client_call(c, req, on_json_line, NULL, result);
+    if (rc == 0)
+        printf("%s\n", *result);
+    else
+        rc = kbctl_fail(c, rc, what);
+    kb_client_close(c);
+    return rc;
+}
+
+/* Runs req with --json and releases the result. */
+static int s_json_only(const struct kbctl *k, const struct kb_client_request *req, const char *what)
+{
+    char *result = NULL;
+    int rc = s_json_call(k, req, what, &result);
+
+    free(result);
+    return rc;
+}
+
+/* -- get, list, status ------------------------------------------------------------------------ */
+
+static int s_get(const struct kbctl *k, int argc, char **argv)
+{
+    struct kb_client_request req = {.op = "get", .tenant = argv[0]};
+    struct kb_client_tenant *t = NULL;
+    struct kb_client *c = NULL;
+    int rc;
+
+    if (k->json)
+        return s_json_only(k, &req, "get");
+    rc = kbctl_connect(k, &c);
+    if (rc != 0)
+        return rc;
+    rc = kb_client_get(c, argv[0], &t);
+    if (rc != 0) {
+        rc = kbctl_fail(c, rc, "get");
+    } else {
+        printf("tenant         %s\narn            %s\nbucket         %s\nprefix         %s\n"
+               "region         %s\nversion_id     %s\nlast_rotation  %s\nstate          %s\n",
+               t->tenant, t->arn, t->bucket, s_or(t->prefix, "-"), t->region,
+               s_or(t->version_id, "-"), s_or(t->last_rotation, "never"), t->state);
+    }
+    kb_client_tenant_free(t);
+    kb_client_close(c);
+    return rc;
+}
+
+static int s_width(int current, const char *s)
+{
+    int n = s != NULL ? (int)strlen(s) : 1;
+
+    return n > current ? n : current;
+}
+
+static int s_list(const struct kbctl *k, int argc, char **argv)
+{
+    struct kb_client_request req = {.op = "list"};
+    struct kb_client_list *l = NULL;
+    struct kb_client *c = NULL;
+    int rc, wt = 6, wb = 6;
+
+    if (k->json)
+        return s_json_only(k, &req, "list");
+    rc = kbctl_connect(k, &c);
+    if (rc != 0)
+        return rc;
+    rc = kb_client_list(c, &l);
+    if (rc != 0) {
+        rc = kbctl_fail(c, rc, "list");
+    } else {
+        for (size_t i = 0; i < l->count; i++) {
+            wt = s_width(wt, l->tenants[i].tenant);
+            wb = s_width(wb, l->tenants[i].bucket);
+        }
+        printf("%-*s  %-*s  %s\n", wt, "TENANT", wb, "BUCKET", "STATE");
+        for (size_t i = 0; i < l->count; i++)
+            printf("%-*s  %-*s  %s\n", wt, l->tenants[i].tenant, wb, l->tenants[i].bucket,
+                   l->tenants[i].state);
+    }
+    kb_client_list_free(l);
+    kb_client_close(c);
+    return rc;
+}
+
+static void s_print_status(const struct kb_client_status *s)
+{
+    int wt = 6, ws = 5;
+
+    printf("keybrokerd %s, up %llu s\n", s->version, (unsigned long long)s->uptime_seconds);
+    for (size_t i = 0; i < s->count; i++) {
+        wt = s_width(wt, s->tenants[i].tenant);
+        ws = s_width(ws, s->tenants[i].state);
+    }
+    printf("%-*s  %-*s  %-9s  %s\n", wt, "TENANT", ws, "STATE", "PROBE", "MESSAGE");
+    for (size_t i = 0; i < s->count; i++)
+        printf("%-*s  %-*s  %-9s  %s\n", wt, s->tenants[i].tenant, ws, s->tenants[i].state,
+               s->tenants[i].probed_ok ? "probed-ok" : "-", s_or(s->tenants[i].message, "-"));
+}
+
+static int s_status(const struct kbctl *k, int argc, char **argv)
+{
+    struct kb_client_request req = {.op = "status", .tenant = argc > 0 ? argv[0] : NULL};
+    struct kb_client_status *s = NULL;
+    struct kb_client *c = NULL;
+    int rc;
+
+    if (k->json)
+        return s_json_only(k, &req, "status");
+    rc = kbctl_connect(k, &c);
+    if (rc != 0)
+        return rc;
+    rc = kb_client_status(c, req.tenant, &s);
+    if (rc != 0)
+        rc = kbctl_fail(c, rc, "status");
+    else
+        s_print_status(s);
+    kb_client_status_free(s);
+    kb_client_close(c);
+    return rc;
+}
+
+/* -- provision, rotate, revoke, metrics ------------------------------------------------------- */
+
+static void on_progress(void *ctx, const struct kb_client_progress *p)
+{
+    if (p->message != NULL)
+        printf("%s  %s  %s  %s\n", p->tenant, p->step, p->state, p->message);
+    else
+        printf("%s  %s  %s\n", p->tenant, p->step, p->state);
+    fflush(stdout);
+}
+
+/* Prints each tenant's final state; exit 1 when one of them is "error". */
+static int s_print_states(const struct kb_client_states *s)
+{
+    int rc = KBCTL_EXIT_OK;
+
+    for (size_t i = 0; i < s->count; i++) {
+        if (s->tenants[i].message != NULL)
+            printf("%s  %s  %s\n", s->tenants[i].tenant, s->tenants[i].state,
+                   s->tenants[i].message);
+        else
+            printf("%s  %s\n", s->tenants[i].tenant, s->tenants[i].state);
+        if (strcmp(s->tenants[i].state, "error") == 0)
+            rc = KBCTL_EXIT_BROKER;
+    }
+    return rc;
+}
+
+/* The same rule for a --json provision result. */
+static int s_json_states_rc(const char *result)
+{
+    struct json_object *o = json_tokener_parse(result), *arr = NULL, *st = NULL;
+    int rc = KBCTL_EXIT_OK;
+
+    if (o != NULL && json_object_object_get_ex(o, "tenants", &arr) &&
+        json_object_is_type(arr, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+            if (json_object_object_get_ex(json_object_array_get_idx(arr, i), "state", &st) &&
+                strcmp(json_object_get_string(st), "error") == 0)
+                rc = KBCTL_EXIT_BROKER;
+        }
+    }
+    json_object_put(o);
+    return rc;
+}
+
+static int s_provision(const struct kbctl *k, int argc, char **argv)
+{
+    struct kb_client_request req = {.op = "provision", .tenant = argc > 0 ? argv[0] : NULL};
+    struct kb_client_states *s = NULL;
+    struct kb_client *c = NULL;
+    char *result = NULL;
+    int rc;
+
+    if (k->json) {
+        rc = s_json_call(k, &req, "provision", &result);
+        if (rc == 0)
+            rc = s_json_states_rc(result);
+        free(result);
+        return rc;
+    }
+    rc = kbctl_connect(k, &c);
+    if (rc != 0)
+        return rc;
+    rc = kb_client_provision(c, req.tenant, on_progress, NULL, &s);
+    rc = rc != 0 ? kbctl_fail(c, rc, "provision") : s_print_states(s);
+    kb_client_states_free(s);
+    kb_client_close(c);
+    return rc;
+}
+
+static int s_rotate_revoke(const struct kbctl *k, const char *op, const char *tenant)
+{
+    struct kb_client_request req = {.op = op,
+                                    .tenant = tenant,
+                                    .delete_bucket = k->delete_bucket,
+                                    .force_delete_secret = k->force_delete_secret};
+    struct kb_client_states *s = NULL;
+    struct kb_client *c = NULL;
+    int rc;
+
+    if (k->json)
+        return s_json_only(k, &req, op);
+    rc = kbctl_connect(k, &c);
+    if (rc != 0)
+        return rc;
+    if (strcmp(op, "rotate") == 0)
+        rc = kb_client_rotate(c, tenant, &s);
+    else
+        rc = kb_client_revoke(c, tenant, k->delete_bucket, k->force_delete_secret, &s);
+    rc = rc != 0 ? kbctl_fail(c, rc, op) : s_print_states(s);
+    kb_client_states_free(s);
+    kb_client_close(c);
+    return rc;
+}
+
+static int s_rotate(const struct kbctl *k, int argc, char **argv)
+{
+    return s_rotate_revoke(k, "rotate", argv[0]);
+}
+
+static int s_revoke(const struct kbctl *k, int argc, char **argv)
+{
+    return s_rotate_revoke(k, "revoke", argv[0]);
+}
+
+static int s_metrics(const struct kbctl *k, int argc, char **argv)
+{
+    struct kb_client_request req = {.op = "metrics"};
+    struct kb_client *c = NULL;
+    char *text = NULL;
+    int rc;
+
+    if (k->json)
+        return s_json_only(k, &req, "metrics");
+    rc = kbctl_connect(k, &c);
+    if (rc != 0)
+        return rc;
+    rc = kb_client_metrics(c, &text);
+    if (rc != 0)
+        rc = kbctl_fail(c, rc, "metrics");
+    else
+        fputs(text, stdout);
+    free(text);
+    kb_client_close(c);
+    return rc;
+}
+
+/* -- watch ------------------------------------------------------------------------------------ */
+
+static void s_print_event(const struct kbctl *k, const struct kb_client_event *ev)
+{
+    struct json_object *o;
+
+    if (!k->json) {
+        printf("%s  %s  %s  %s  %s\n", s_or(ev->ts, "-"), ev->event, ev->tenant, s_or(ev->arn, "-"),
+               s_or(ev->version_id, "-"));
+    } else if ((o = json_object_new_object()) != NULL) {
+        json_object_object_add(o, "event", json_object_new_string(ev->event));
+        json_object_object_add(o, "tenant", json_object_new_string(ev->tenant));
+        json_object_object_add(o, "arn", ev->arn[0] ? json_object_new_string(ev->arn) : NULL);
+        json_object_object_add(o, "version_id",
+                               ev->version_id[0] ? json_object_new_string(ev->version_id) : NULL);
+        json_object_object_add(o, "ts", ev->ts[0] ? json_object_new_string(ev->ts) : NULL);
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(o);
+    }
+    fflush(stdout);
+}
+
+static int s_watch(const struct kbctl *k, int argc, char **argv)
+{
+    struct kb_client_event ev;
+    struct kb_client *c = NULL;
+    int rc = kbctl_connect(k, &c);
+
+    if (rc != 0)
+        return rc;
+    rc = kb_client_watch_start(c, (const char *const *)argv, (size_t)argc);
+    while (rc == 0) {
+        rc = kb_client_watch_next(c, -1, &ev);
+        if (rc == 0)
+            s_print_event(k, &ev);
+    }
+    rc = kbctl_fail(c, rc, "watch");
+    kb_client_close(c);
+    return rc;
+}
+
+static int s_credproc(const struct kbctl *k, int argc, char **argv)
+{
+    return kbctl_credential_process(k, argv[0]);
+}
+
+/* -- the command table and the command line --------------------------------------------------- */
+
+static const struct s_command s_commands[] = {
+    {"get", "TENANT", 1, 1, S_TIMEOUT_MS, "what an application needs to read TENANT's secret",
+     "Prints what an application needs to reach TENANT's S3 data: the ARN of the Secrets\n"
+     "Manager secret that holds its access key, the bucket, the key prefix, the region, the\n"
+     "secret's current version and the last rotation. Never the secret itself: read that from\n"
+     "Secrets Manager with your own AWS identity, or use `kbctl credential-process`. The broker\n"
+     "answers only if your uid/gids may see TENANT.\n",
+     s_get},
+    {"list", "", 0, 0, S_TIMEOUT_MS, "the tenants you may see",
+     "Lists the tenants you may see, with their bucket and state.\n", s_list},
+    {"status", "[TENANT]", 0, 1, S_TIMEOUT_MS, "the broker's and the tenants' state",
+     "Prints the broker's version and uptime, then each tenant you may see (or only TENANT)\n"
+     "with its state (ready, provisioning, pending, error), whether the readiness probe of its\n"
+     "current key succeeded (probed-ok) and the last message.\n",
+     s_status},
+    {"provision", "[TENANT]", 0, 1, S_ADMIN_TIMEOUT_MS,
+     "(admin) create or repair the AWS resources of TENANT or all",
+     "(admin) Creates or repairs the AWS resources of TENANT, or of every configured tenant:\n"
+     "bucket, IAM user and policy, access key and secret. Progress lines (tenant, step, state)\n"
+     "are printed as they arrive, then one line per tenant with its final state. Exits 1 when\n"
+     "a tenant ends in state error.\n",
+     s_provision},
+    {"rotate", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS, "(admin) rotate TENANT's access key now",
+     "(admin) Rotates TENANT's access key now and prints the tenant and its state.\n", s_rotate},
+    {"revoke", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS, "(admin) deprovision TENANT",
+     "(admin) Deprovisions TENANT: deletes its access keys, inline policy and IAM user and\n"
+     "schedules its secret for deletion with a recovery window.\n"
+     "  --delete-bucket        also delete the tenant's bucket if it is empty\n"
+     "  --force-delete-secret  delete the secret without a recovery window\n",
+     s_revoke},
+    {"watch", "[TENANT...]", 0, -1, S_TIMEOUT_MS, "print events as they happen",
+     "Subscribes to the events (rotated, provisioned, revoked) of the named tenants, or of every\n"
+     "tenant you may see, and prints one line per event: time, event, tenant, secret ARN,\n"
+     "version id. Runs until interrupted, or until the broker closes the connection (exit 3).\n",
+     s_watch},
+    {"metrics", "", 0, 0, S_TIMEOUT_MS, "(admin) the broker's metrics",
+     "(admin) Prints the broker's metrics in the Prometheus text format.\n", s_metrics},
+    {"credential-process", "TENANT", 1, 1, S_TIMEOUT_MS,
+     "print TENANT's AWS credentials for credential_process",
+     "For the AWS SDKs' and CLI's credential_process setting. Asks the broker for TENANT's\n"
+     "secret ARN (as `get` does), reads the secret from AWS Secrets Manager with YOUR OWN AWS\n"
+     "credentials (environment, ~/.aws files, container or instance role), in the tenant's\n"
+     "region unless $AWS_REGION is set, and prints on stdout\n"
+     "  {\"Version\":1,\"AccessKeyId\":\"...\",\"SecretAccessKey\":\"...\"}\n"
+     "(with SessionToken and Expiration when the secret has them). This is the only kbctl\n"
+     "command that prints a secret. --json changes nothing here. $KEYBROKER_AWS_PROFILE names\n"
+     "the profile kbctl reads with when it must not be $AWS_PROFILE (which the AWS CLI sets to\n"
+     "the profile that runs this command); kbctl refuses to run itself recursively. Example\n"
+     "~/.aws/config:\n"
+     "  [profile billing]\n"
+     "  credential_process = env KEYBROKER_AWS_PROFILE=me kbctl credential-process billing\n",
+     s_credproc},
+};
+#define S_NCOMMANDS (sizeof(s_commands) / sizeof(s_commands[0]))
+
+static void s_usage(FILE *out)
+{
+    fprintf(out, "Usage: kbctl [OPTIONS] COMMAND [ARGS]\n\n"
+                 "Asks keybrokerd, over its Unix socket, for what an application needs to reach "
+                 "its S3 data.\n\nCommands:\n");
+    for (size_t i = 0; i < S_NCOMMANDS; i++)
+        fprintf(out, "  %-19s %-11s %s\n", s_commands[i].name, s_commands[i].args,
+                s_commands[i].summary);
+    fprintf(out, "\n%s\n%s", s_options_text, s_exit_text);
+}
+
+static void s_command_help(const struct s_command *cmd)
+{
+    bool revoke = strcmp(cmd->name, "revoke") == 0;
+
+    printf("Usage: kbctl [OPTIONS] %s%s%s%s\n\n%s\n%s\n%s", cmd->name, cmd->args[0] ? " " : "",
+           cmd->args, revoke ? " [--delete-bucket] [--force-delete-secret]" : "", cmd->details,
+           s_options_text, s_exit_text);
+}
+
+static int s_parse_timeout(const char *arg, int *ms)
+{
+    char *end = NULL;
+    long secs;
+
+    errno = 0;
+    secs = strtol(arg, &end, 10);
+    if (errno != 0 || end == arg || *end != '\0' || secs <= 0 || secs > 86400) {
+        fprintf(stderr, "kbctl: --timeout wants whole seconds, 1 to 86400\n");
+        return -1;
+    }
+    *ms = (int)secs * 1000;
+    return 0;
+}
+
+enum { S_OPT_SOCKET = 256, S_OPT_JSON, S_OPT_TIMEOUT, S_OPT_VERSION, S_OPT_DELETE, S_OPT_FORCE };
+
+static const struct option s_options[] = {
+    {"socket", required_argument, NULL, S_OPT_SOCKET},
+    {"json", no_argument, NULL, S_OPT_JSON},
+    {"timeout", required_argument, NULL, S_OPT_TIMEOUT},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, S_OPT_VERSION},
+    {"delete-bucket", no_argument, NULL, S_OPT_DELETE},
+    {"force-delete-secret", no_argument, NULL, S_OPT_FORCE},
+    {NULL, 0, NULL, 0},
+};
+
+/* Options may come anywhere on the line (GNU getopt permutes); "--" ends them, for a tenant
+ * name that starts with '-'. Returns -1 on a usage error. */
+static int s_parse_options(int argc, char **argv, struct kbctl *k, bool *help, bool *version)
+{
+    int opt;
+
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "h", s_options, NULL)) != -1) {
+        switch (opt) {
+        case S_OPT_SOCKET:
+            k->socket = optarg;
+            break;
+        case S_OPT_JSON:
+            k->json = true;
+            break;
+        case S_OPT_TIMEOUT:
+            if (s_parse_timeout(optarg, &k->timeout_ms) != 0)
+                return -1;
+            break;
+        case 'h':
+            *help = true;
+            break;
+        case S_OPT_VERSION:
+            *version = true;
+            break;
+        case S_OPT_DELETE:
+            k->delete_bucket = true;
+            break;
+        case S_OPT_FORCE:
+            k->force_delete_secret = true;
+            break;
+        default:
+            fprintf(stderr, "kbctl: unknown option or missing argument: %s\n", argv[optind - 1]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static const struct s_command *s_find(const char *name)
+{
+    for (size_t i = 0; i < S_NCOMMANDS; i++) {
+        if (strcmp(s_commands[i].name, name) == 0)
+            return &s_commands[i];
+    }
+    return NULL;
+}
+
+/* Arity, flags that belong to another command, tenant names: usage errors before any I/O. */
+static int s_check_args(const struct s_command *cmd, const struct kbctl *k, int nargs, char **args)
+{
+    if (nargs < cmd->min_args || (cmd->max_args >= 0 && nargs > cmd->max_args)) {
+        fprintf(stderr, "kbctl: usage: kbctl %s %s (see 'kbctl %s --help')\n", cmd->name, cmd->args,
+                cmd->name);
+        return -1;
+    }
+    if ((k->delete_bucket || k->force_delete_secret) && strcmp(cmd->name, "revoke") != 0) {
+        fprintf(stderr, "kbctl: --delete-bucket and --force-delete-secret are for revoke only\n");
+        return -1;
+    }
+    for (int i = 0; i < nargs; i++) {
+        if (!kb_proto_tenant_valid(args[i], strlen(args[i]))) {
+            fprintf(stderr,
+                    "kbctl: '%s' is not a tenant name (1 to 64 characters of A-Z a-z "
+                    "0-9 + = , . @ _ -)\n",
+                    args[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const struct s_command *cmd = NULL;
+    bool help = false, version = false;
+    struct kbctl k = {0};
+    int nargs;
+
+    if (s_parse_options(argc, argv, &k, &help, &version) != 0) {
+        fprintf(stderr, "Try 'kbctl --help'.\n");
+        return KBCTL_EXIT_USAGE;
+    }
+    if (version) {
+        printf("kbctl (keybroker) %s, protocol v%d\n", KB_VERSION, KB_PROTO_VERSION);
+        return KBCTL_EXIT_OK;
+    }
+    if (optind < argc && (cmd = s_find(argv[optind])) == NULL) {
+        fprintf(stderr, "kbctl: unknown command '%s'. Try 'kbctl --help'.\n", argv[optind]);
+        return KBCTL_EXIT_USAGE;
+    }
+    if (help) {
+        if (cmd != NULL)
+            s_command_help(cmd);
+        else
+            s_usage(stdout);
+        return KBCTL_EXIT_OK;
+    }
+    if (cmd == NULL) {
+        s_usage(stderr);
+        return KBCTL_EXIT_USAGE;
+    }
+    nargs = argc - optind - 1;
+    if (s_check_args(cmd, &k, nargs, argv + optind + 1) != 0)
+        return KBCTL_EXIT_USAGE;
+    if (k.timeout_ms == 0)
+        k.timeout_ms = cmd->timeout_ms;
+    return cmd->run(&k, nargs, argv + optind + 1);
+}
