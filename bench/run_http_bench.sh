@@ -20,17 +20,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# fakeaws answers through http.server, which writes the headers and the body of a response in
-# two send()s with Nagle's algorithm on: on a reused connection (the client's delayed ACK no longer
-# in quick mode) the body then waits ~40 ms for the ACK of the headers. AWS's front ends do not
-# do that, and the curl-per-call baseline (new connections, quick ACKs) would not pay it, so the
-# fakeaws started here turns Nagle off (StreamRequestHandler.disable_nagle_algorithm).
-(cd "$root/tests/fakeaws" && exec /usr/bin/python3 -c '
-import sys
-import fakeaws.server
-from fakeaws.__main__ import main
-fakeaws.server.Handler.disable_nagle_algorithm = True
-sys.exit(main(sys.argv[1:]))' --port 0 --port-file "$tmp/port") >"$tmp/fakeaws.log" 2>&1 &
+# fakeaws sets TCP_NODELAY itself (server.py): no delayed-ACK stall on reused connections.
+(cd "$root/tests/fakeaws" && exec /usr/bin/python3 -m fakeaws --port 0 --port-file "$tmp/port") \
+    >"$tmp/fakeaws.log" 2>&1 &
 fpid=$!
 i=0
 while [ ! -s "$tmp/port" ]; do
