@@ -23,7 +23,7 @@
     X(KB_ECANCELED, -10010, "operation canceled")                                                  \
     X(KB_ENOTFOUND, -10011, "not found")                                                           \
     X(KB_EDENIED, -10012, "permission denied")                                                     \
-    X(KB_EFOREIGN, -10013, "resource exists but is not managed by keybroker")                     \
+    X(KB_EFOREIGN, -10013, "resource exists but is not managed by keybroker")                      \
     X(KB_ETLS, -10014, "TLS error")
 
 enum kb_err {

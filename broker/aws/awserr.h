@@ -10,13 +10,13 @@
 #define KB_AWSERR_H
 
 struct kb_aws_error {
-    int err;              /* KB_EAWS, KB_ENET, KB_ETIMEDOUT, KB_ETLS, KB_EPARSE, KB_ENOCREDS... */
-    long status;          /* HTTP status, 0 when there was no response */
-    char code[96];        /* AWS error code ("NoSuchEntity", "ThrottlingException"); "" if none */
-    char message[512];    /* AWS's message, or a description of the local failure */
-    char request_id[96];  /* x-amzn-RequestId / x-amz-request-id / <RequestId>; "" if none */
-    char operation[64];   /* the operation that failed, e.g. "CreateAccessKey" */
-    unsigned attempts;    /* HTTP attempts made, including the first */
+    int err;             /* KB_EAWS, KB_ENET, KB_ETIMEDOUT, KB_ETLS, KB_EPARSE, KB_ENOCREDS... */
+    long status;         /* HTTP status, 0 when there was no response */
+    char code[96];       /* AWS error code ("NoSuchEntity", "ThrottlingException"); "" if none */
+    char message[512];   /* AWS's message, or a description of the local failure */
+    char request_id[96]; /* x-amzn-RequestId / x-amz-request-id / <RequestId>; "" if none */
+    char operation[64];  /* the operation that failed, e.g. "CreateAccessKey" */
+    unsigned attempts;   /* HTTP attempts made, including the first */
 };
 
 #endif

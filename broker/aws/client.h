@@ -27,15 +27,15 @@
 struct kb_aws_client;
 
 struct kb_aws_client_config {
-    const char *region;     /* NULL: AWS_REGION / AWS_DEFAULT_REGION / the profile's */
-    const char *profile;    /* NULL: AWS_PROFILE / "default" */
-    const char *endpoint_url;                      /* NULL: AWS_ENDPOINT_URL */
+    const char *region;       /* NULL: AWS_REGION / AWS_DEFAULT_REGION / the profile's */
+    const char *profile;      /* NULL: AWS_PROFILE / "default" */
+    const char *endpoint_url; /* NULL: AWS_ENDPOINT_URL */
     const char *service_url[KB_AWS_SERVICE_COUNT]; /* NULL: AWS_ENDPOINT_URL_<SERVICE> */
     bool s3_force_path_style;
-    const char *ca_bundle;  /* NULL: AWS_CA_BUNDLE, else the system's */
-    unsigned max_attempts;  /* 0: AWS_MAX_ATTEMPTS, else 3 */
-    bool adaptive; /* client-side rate limiting per service after throttling (also when
-                      AWS_RETRY_MODE=adaptive) */
+    const char *ca_bundle; /* NULL: AWS_CA_BUNDLE, else the system's */
+    unsigned max_attempts; /* 0: AWS_MAX_ATTEMPTS, else 3 */
+    bool adaptive;         /* client-side rate limiting per service after throttling (also when
+                              AWS_RETRY_MODE=adaptive) */
     long connect_timeout_ms;
     long total_timeout_ms;
     struct kb_creds_config creds; /* explicit credentials, IMDS timeout, ... */
@@ -49,9 +49,9 @@ struct kb_aws_request {
     enum kb_aws_service service;
     const char *operation; /* "CreateUser": for errors, logs, metrics */
     const char *method;
-    const char *bucket;    /* S3 bucket, NULL for other calls */
-    const char *path;      /* encoded path after the bucket ("/", "/key"); NULL: "/" */
-    const char *query;     /* encoded query without '?', NULL for none */
+    const char *bucket; /* S3 bucket, NULL for other calls */
+    const char *path;   /* encoded path after the bucket ("/", "/key"); NULL: "/" */
+    const char *query;  /* encoded query without '?', NULL for none */
     const struct kb_http_header *headers; /* extra headers (Content-Type, X-Amz-Target, ...) */
     size_t header_count;
     const void *body;

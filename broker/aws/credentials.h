@@ -52,9 +52,9 @@ struct kb_creds_config {
     const char *access_key_id; /* explicit credentials (provider 1) */
     const char *secret_access_key;
     const char *session_token;
-    const char *profile;          /* overrides AWS_PROFILE */
-    long imds_timeout_ms;         /* 0: 1000 */
-    long process_timeout_ms;      /* credential_process, 0: 30000 */
+    const char *profile;     /* overrides AWS_PROFILE */
+    long imds_timeout_ms;    /* 0: 1000 */
+    long process_timeout_ms; /* credential_process, 0: 30000 */
 };
 
 struct kb_creds_chain;

@@ -30,19 +30,19 @@ const char *kb_aws_service_name(enum kb_aws_service svc);
 /* Inputs. Every string is borrowed for the duration of the calls that take the struct; NULL or ""
  * means unset. */
 struct kb_endpoints_config {
-    const char *region;                             /* already resolved, see kb_endpoints_region */
-    const char *endpoint_url;                       /* AWS_ENDPOINT_URL */
-    const char *service_url[KB_AWS_SERVICE_COUNT];  /* AWS_ENDPOINT_URL_<SERVICE> */
+    const char *region;                            /* already resolved, see kb_endpoints_region */
+    const char *endpoint_url;                      /* AWS_ENDPOINT_URL */
+    const char *service_url[KB_AWS_SERVICE_COUNT]; /* AWS_ENDPOINT_URL_<SERVICE> */
     bool s3_force_path_style;
 };
 
 /* The resolved endpoint of one request. */
 struct kb_endpoint {
-    char url[1024];          /* scheme://host[:port][/base-path] + the resource path, encoded */
-    char host[256];          /* the Host header value (with :port when not default) */
+    char url[1024]; /* scheme://host[:port][/base-path] + the resource path, encoded */
+    char host[256]; /* the Host header value (with :port when not default) */
     char signing_region[64];
     char signing_name[32];
-    bool path_style;         /* S3: the bucket is in the path */
+    bool path_style; /* S3: the bucket is in the path */
 };
 
 /*

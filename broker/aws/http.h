@@ -42,8 +42,8 @@ struct kb_http_request {
     size_t header_count;
     const void *body; /* may be NULL when body_len is 0 */
     size_t body_len;
-    long timeout_ms;  /* 0: the client's total_timeout_ms */
-    bool sensitive;   /* wipe the body copy and the response buffer when done */
+    long timeout_ms; /* 0: the client's total_timeout_ms */
+    bool sensitive;  /* wipe the body copy and the response buffer when done */
 };
 
 /* A response header, as received (name without the colon, value trimmed). */

@@ -121,8 +121,8 @@ int kb_wipealloc_install(void)
     s_result = 0;
     if (CRYPTO_set_mem_functions(s_ossl_malloc, s_ossl_realloc, s_ossl_free) != 1)
         s_result = KB_EINVAL;
-    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, s_alloc, s_free, s_realloc, s_strdup,
-                             s_calloc) != CURLE_OK)
+    if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, s_alloc, s_free, s_realloc, s_strdup, s_calloc) !=
+        CURLE_OK)
         s_result = KB_EINVAL;
     return s_result;
 }

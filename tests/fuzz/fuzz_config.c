@@ -30,8 +30,8 @@ static void s_check_policies(const struct kb_config *cfg)
         char *policy = NULL;
         bool equal = false;
 
-        if (kb_policy_tenant(&cfg->tenants[i], kb_policy_partition(cfg->aws.region), &policy,
-                             NULL, 0) != 0)
+        if (kb_policy_tenant(&cfg->tenants[i], kb_policy_partition(cfg->aws.region), &policy, NULL,
+                             0) != 0)
             abort();
         if (kb_policy_equal(policy, policy, &equal) != 0 || !equal)
             abort();

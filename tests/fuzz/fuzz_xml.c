@@ -15,8 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct kb_xml_doc *doc = NULL;
     char errbuf[256];
 
-    if (kb_xml_parse((const char *)data, size, secret_paths, 1, &doc, errbuf, sizeof(errbuf)) ==
-        0)
+    if (kb_xml_parse((const char *)data, size, secret_paths, 1, &doc, errbuf, sizeof(errbuf)) == 0)
         kb_xml_free(doc);
     return 0;
 }

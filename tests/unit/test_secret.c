@@ -1,4 +1,5 @@
-/* test_secret.c - guarded secrets keep their bytes, compare in constant time and copy faithfully. */
+/* test_secret.c - guarded secrets keep their bytes, compare in constant time and copy faithfully.
+ */
 #include "kb_test.h"
 
 #include <string.h>
