@@ -7,6 +7,8 @@
  */
 #include "s3.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -95,6 +97,18 @@ static void s_xml_close(struct kb_wire_buf *b, const char *root)
     kb_wire_buf_adds(b, ">");
 }
 
+static bool s_tags_ok(const struct kb_aws_tag *tags, size_t count)
+{
+    if (tags == NULL || count == 0 || count > KB_WIRE_MAX_TAGS)
+        return false;
+    for (size_t i = 0; i < count; i++) {
+        if (!kb_wire_str_ok(tags[i].key, KB_WIRE_MAX_TAG_KEY) || tags[i].value == NULL ||
+            strnlen(tags[i].value, KB_WIRE_MAX_TAG_VALUE + 1) > KB_WIRE_MAX_TAG_VALUE)
+            return false;
+    }
+    return true;
+}
+
 /* -- response parsing ------------------------------------------------------------------------- */
 
 static int s_parse_pab(struct kb_svc_parse *p, const struct kb_aws_response *resp, void *result)
@@ -153,6 +167,70 @@ static int s_parse_tags(struct kb_svc_parse *p, const struct kb_aws_response *re
     return rc;
 }
 
+static int s_parse_encryption(struct kb_svc_parse *p, const struct kb_aws_response *resp,
+                              void *result)
+{
+    struct kb_s3_bucket_encryption *e = result;
+    struct kb_xml_doc *doc;
+    const struct kb_xml_node *rule;
+    int rc = kb_wire_xml_doc(p, resp, "ServerSideEncryptionConfiguration", NULL, &doc);
+
+    if (rc != 0)
+        return rc;
+    rule = kb_xml_child(kb_xml_root(doc), "Rule");
+    if (rule == NULL)
+        rc = kb_svc_fail(p, KB_EPARSE,
+                         "response field ServerSideEncryptionConfiguration/Rule "
+                         "missing");
+    if (rc == 0)
+        rc = kb_wire_xml_str(p, rule, "ApplyServerSideEncryptionByDefault/SSEAlgorithm",
+                             KB_WIRE_MAX_ID, true, &e->sse_algorithm);
+    if (rc == 0)
+        rc = kb_wire_xml_str(p, rule, "ApplyServerSideEncryptionByDefault/KMSMasterKeyID",
+                             KB_WIRE_MAX_ARN, false, &e->kms_key_id);
+    if (rc == 0)
+        rc = kb_wire_xml_bool(p, rule, "BucketKeyEnabled", false, &e->bucket_key_enabled);
+    kb_xml_free(doc);
+    return rc;
+}
+
+static int s_parse_ownership(struct kb_svc_parse *p, const struct kb_aws_response *resp,
+                             void *result)
+{
+    struct kb_s3_ownership_controls *oc = result;
+    struct kb_xml_doc *doc;
+    int rc = kb_wire_xml_doc(p, resp, "OwnershipControls", NULL, &doc);
+
+    if (rc != 0)
+        return rc;
+    rc = kb_wire_xml_str(p, kb_xml_root(doc), "Rule/ObjectOwnership", KB_WIRE_MAX_ID, true,
+                         &oc->object_ownership);
+    kb_xml_free(doc);
+    return rc;
+}
+
+static int s_parse_list(struct kb_svc_parse *p, const struct kb_aws_response *resp, void *result)
+{
+    struct kb_s3_object_list *l = result;
+    struct kb_xml_doc *doc;
+    const char *count = NULL;
+    char *end = NULL;
+    int rc = kb_wire_xml_doc(p, resp, "ListBucketResult", NULL, &doc);
+
+    if (rc != 0)
+        return rc;
+    rc = kb_wire_xml_str(p, kb_xml_root(doc), "KeyCount", 32, false, &count);
+    if (rc == 0 && count != NULL) {
+        l->key_count = strtoul(count, &end, 10);
+        if (end == count || *end != '\0' || count[0] == '-')
+            rc = kb_svc_fail(p, KB_EPARSE, "response field KeyCount is not a number");
+    }
+    if (rc == 0)
+        rc = kb_wire_xml_bool(p, kb_xml_root(doc), "IsTruncated", false, &l->is_truncated);
+    kb_xml_free(doc);
+    return rc;
+}
+
 static bool s_absorb_no_tags(struct kb_svc_parse *p, const struct kb_aws_error *err, void *result)
 {
     struct kb_s3_tags *t = result;
@@ -198,6 +276,11 @@ KB_SVC_DELIVER(s_deliver_pab, kb_s3_public_access_block_cb, const struct kb_s3_p
 KB_SVC_DELIVER(s_deliver_policy, kb_s3_bucket_policy_cb, const struct kb_s3_bucket_policy)
 KB_SVC_DELIVER(s_deliver_tags, kb_s3_tags_cb, const struct kb_s3_tags)
 KB_SVC_DELIVER(s_deliver_head, kb_s3_bucket_head_cb, const struct kb_s3_bucket_head)
+KB_SVC_DELIVER(s_deliver_encryption, kb_s3_bucket_encryption_cb,
+               const struct kb_s3_bucket_encryption)
+KB_SVC_DELIVER(s_deliver_ownership, kb_s3_ownership_controls_cb,
+               const struct kb_s3_ownership_controls)
+KB_SVC_DELIVER(s_deliver_list, kb_s3_object_list_cb, const struct kb_s3_object_list)
 
 static const struct kb_svc_op s_op_get_pab = {"GetPublicAccessBlock",
                                               sizeof(struct kb_s3_public_access_block),
@@ -215,6 +298,18 @@ static const struct kb_svc_op s_op_get_tags = {"GetBucketTagging", sizeof(struct
 static const struct kb_svc_op s_op_head = {"HeadBucket",   sizeof(struct kb_s3_bucket_head),
                                            s_parse_head,   s_absorb_not_found,
                                            s_deliver_head, NULL};
+static const struct kb_svc_op s_op_get_encryption = {
+    "GetBucketEncryption", sizeof(struct kb_s3_bucket_encryption),
+    s_parse_encryption,    NULL,
+    s_deliver_encryption,  NULL};
+static const struct kb_svc_op s_op_get_ownership = {"GetBucketOwnershipControls",
+                                                    sizeof(struct kb_s3_ownership_controls),
+                                                    s_parse_ownership,
+                                                    NULL,
+                                                    s_deliver_ownership,
+                                                    NULL};
+static const struct kb_svc_op s_op_list = {
+    "ListObjectsV2", sizeof(struct kb_s3_object_list), s_parse_list, NULL, s_deliver_list, NULL};
 KB_SVC_DONE_OP(s_op_create, "CreateBucket");
 KB_SVC_DONE_OP(s_op_put_pab, "PutPublicAccessBlock");
 KB_SVC_DONE_OP(s_op_put_encryption, "PutBucketEncryption");
@@ -223,23 +318,43 @@ KB_SVC_DONE_OP(s_op_put_policy, "PutBucketPolicy");
 KB_SVC_DONE_OP(s_op_put_tags, "PutBucketTagging");
 KB_SVC_DONE_OP(s_op_delete, "DeleteBucket");
 
+/* <Tag><Key>k</Key><Value>v</Value></Tag> for each tag (the members of a TagSet or Tags). */
+static void s_xml_tags(struct kb_wire_buf *b, const struct kb_aws_tag *tags, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        kb_wire_buf_adds(b, "<Tag>");
+        kb_wire_xml_elem(b, "Key", tags[i].key);
+        kb_wire_xml_elem(b, "Value", tags[i].value);
+        kb_wire_buf_adds(b, "</Tag>");
+    }
+}
+
 int kb_s3_create_bucket(struct kb_aws_client *c, const struct kb_s3_create_bucket_input *in,
                         kb_aws_done_cb cb, void *ctx)
 {
     struct kb_wire_buf b;
     struct s_req r = {.method = "PUT", .content_type = "application/xml"};
     const char *region;
+    bool constraint;
 
     if (in == NULL || !s_bucket_ok(in->bucket) ||
-        (in->object_ownership != NULL && !kb_wire_str_ok(in->object_ownership, KB_WIRE_MAX_ID)))
+        (in->object_ownership != NULL && !kb_wire_str_ok(in->object_ownership, KB_WIRE_MAX_ID)) ||
+        (in->tag_count > 0 && !s_tags_ok(in->tags, in->tag_count)))
         return KB_EINVAL;
     region = in->region != NULL ? in->region : (c != NULL ? kb_aws_client_region(c) : NULL);
     if (!kb_wire_str_ok(region, 64))
         return KB_EINVAL;
     r.bucket = in->bucket;
-    if (strcmp(region, "us-east-1") != 0) {
+    constraint = strcmp(region, "us-east-1") != 0;
+    if (constraint || in->tag_count > 0) {
         s_xml_open(&b, "CreateBucketConfiguration");
-        kb_wire_xml_elem(&b, "LocationConstraint", region);
+        if (constraint)
+            kb_wire_xml_elem(&b, "LocationConstraint", region);
+        if (in->tag_count > 0) {
+            kb_wire_buf_adds(&b, "<Tags>");
+            s_xml_tags(&b, in->tags, in->tag_count);
+            kb_wire_buf_adds(&b, "</Tags>");
+        }
         s_xml_close(&b, "CreateBucketConfiguration");
         r.body = &b;
     }
@@ -327,6 +442,12 @@ int kb_s3_put_bucket_encryption(struct kb_aws_client *c,
     return s_send(c, &s_op_put_encryption, &r, (kb_svc_fn)cb, ctx);
 }
 
+int kb_s3_get_bucket_encryption(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
+                                kb_s3_bucket_encryption_cb cb, void *ctx)
+{
+    return s_get(c, &s_op_get_encryption, in, "encryption", (kb_svc_fn)cb, ctx);
+}
+
 int kb_s3_put_bucket_ownership_controls(struct kb_aws_client *c,
                                         const struct kb_s3_put_bucket_ownership_controls_input *in,
                                         kb_aws_done_cb cb, void *ctx)
@@ -349,6 +470,13 @@ int kb_s3_put_bucket_ownership_controls(struct kb_aws_client *c,
     kb_wire_buf_adds(&b, "</Rule>");
     s_xml_close(&b, "OwnershipControls");
     return s_send(c, &s_op_put_ownership, &r, (kb_svc_fn)cb, ctx);
+}
+
+int kb_s3_get_bucket_ownership_controls(struct kb_aws_client *c,
+                                        const struct kb_s3_bucket_input *in,
+                                        kb_s3_ownership_controls_cb cb, void *ctx)
+{
+    return s_get(c, &s_op_get_ownership, in, "ownershipControls", (kb_svc_fn)cb, ctx);
 }
 
 int kb_s3_put_bucket_policy(struct kb_aws_client *c, const struct kb_s3_put_bucket_policy_input *in,
@@ -375,18 +503,6 @@ int kb_s3_get_bucket_policy(struct kb_aws_client *c, const struct kb_s3_bucket_i
     return s_get(c, &s_op_get_policy, in, "policy", (kb_svc_fn)cb, ctx);
 }
 
-static bool s_tags_ok(const struct kb_aws_tag *tags, size_t count)
-{
-    if (tags == NULL || count == 0 || count > KB_WIRE_MAX_TAGS)
-        return false;
-    for (size_t i = 0; i < count; i++) {
-        if (!kb_wire_str_ok(tags[i].key, KB_WIRE_MAX_TAG_KEY) || tags[i].value == NULL ||
-            strnlen(tags[i].value, KB_WIRE_MAX_TAG_VALUE + 1) > KB_WIRE_MAX_TAG_VALUE)
-            return false;
-    }
-    return true;
-}
-
 int kb_s3_put_bucket_tagging(struct kb_aws_client *c,
                              const struct kb_s3_put_bucket_tagging_input *in, kb_aws_done_cb cb,
                              void *ctx)
@@ -403,12 +519,7 @@ int kb_s3_put_bucket_tagging(struct kb_aws_client *c,
     r.body = &b;
     s_xml_open(&b, "Tagging");
     kb_wire_buf_adds(&b, "<TagSet>");
-    for (size_t i = 0; i < in->tag_count; i++) {
-        kb_wire_buf_adds(&b, "<Tag>");
-        kb_wire_xml_elem(&b, "Key", in->tags[i].key);
-        kb_wire_xml_elem(&b, "Value", in->tags[i].value);
-        kb_wire_buf_adds(&b, "</Tag>");
-    }
+    s_xml_tags(&b, in->tags, in->tag_count);
     kb_wire_buf_adds(&b, "</TagSet>");
     s_xml_close(&b, "Tagging");
     return s_send(c, &s_op_put_tags, &r, (kb_svc_fn)cb, ctx);
@@ -431,6 +542,36 @@ int kb_s3_head_bucket(struct kb_aws_client *c, const struct kb_s3_head_bucket_in
     r.credentials = in->credentials;
     r.max_attempts = in->max_attempts;
     return s_send(c, &s_op_head, &r, (kb_svc_fn)cb, ctx);
+}
+
+int kb_s3_list_objects_v2(struct kb_aws_client *c, const struct kb_s3_list_objects_input *in,
+                          kb_s3_object_list_cb cb, void *ctx)
+{
+    struct kb_wire_buf q;
+    struct s_req r = {.method = "GET"};
+    char max[16];
+    int rc;
+
+    if (in == NULL || !s_bucket_ok(in->bucket) || in->max_keys > 1000 ||
+        (in->prefix != NULL && strnlen(in->prefix, KB_WIRE_MAX_NAME + 1) > KB_WIRE_MAX_NAME))
+        return KB_EINVAL;
+    snprintf(max, sizeof(max), "%u", in->max_keys);
+    /* Parameters in canonical (sorted) order; values percent-encoded by libcurl. */
+    kb_wire_buf_init(&q, false);
+    kb_wire_form_add(&q, "list-type", "2");
+    kb_wire_form_add(&q, "max-keys", max);
+    if (in->prefix != NULL && in->prefix[0] != '\0')
+        kb_wire_form_add(&q, "prefix", in->prefix);
+    rc = kb_wire_buf_status(&q);
+    if (rc == 0) {
+        r.bucket = in->bucket;
+        r.query = q.ptr;
+        r.credentials = in->credentials;
+        r.max_attempts = in->max_attempts;
+        rc = s_send(c, &s_op_list, &r, (kb_svc_fn)cb, ctx);
+    }
+    kb_wire_buf_free(&q);
+    return rc;
 }
 
 int kb_s3_delete_bucket(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,

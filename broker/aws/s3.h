@@ -29,8 +29,13 @@ struct kb_s3_create_bucket_input {
     const char *bucket;
     const char *region;           /* NULL: the client's; us-east-1 sends no LocationConstraint */
     const char *object_ownership; /* x-amz-object-ownership ("BucketOwnerEnforced"), NULL: none */
+    /* Tags at creation (CreateBucketConfiguration/Tags, 0..50; S3 then also needs
+     * s3:TagResource), so the bucket is never visible untagged. NULL/0: none. */
+    const struct kb_aws_tag *tags;
+    size_t tag_count;
 };
-/* Creates the bucket. BucketAlreadyOwnedByYou (ours) or BucketAlreadyExists (not ours). */
+/* Creates the bucket. BucketAlreadyOwnedByYou (ours) or BucketAlreadyExists (not ours). A body
+ * CreateBucketConfiguration is sent when there is a LocationConstraint or tags. */
 int kb_s3_create_bucket(struct kb_aws_client *c, const struct kb_s3_create_bucket_input *in,
                         kb_aws_done_cb cb, void *ctx);
 
@@ -69,6 +74,19 @@ int kb_s3_put_bucket_encryption(struct kb_aws_client *c,
                                 const struct kb_s3_put_bucket_encryption_input *in,
                                 kb_aws_done_cb cb, void *ctx);
 
+/* Default encryption as GetBucketEncryption reports it (the first rule). */
+struct kb_s3_bucket_encryption {
+    const char *sse_algorithm; /* "AES256", "aws:kms", "aws:kms:dsse" */
+    const char *kms_key_id;    /* KMSMasterKeyID, NULL when absent */
+    bool bucket_key_enabled;
+};
+typedef void (*kb_s3_bucket_encryption_cb)(void *ctx, const struct kb_aws_error *err,
+                                           const struct kb_s3_bucket_encryption *enc);
+/* Reads default encryption. ServerSideEncryptionConfigurationNotFoundError when there is none
+ * (only on buckets older than 2023). */
+int kb_s3_get_bucket_encryption(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
+                                kb_s3_bucket_encryption_cb cb, void *ctx);
+
 struct kb_s3_put_bucket_ownership_controls_input {
     const char *bucket;
     const char *object_ownership; /* NULL: "BucketOwnerEnforced" */
@@ -77,6 +95,17 @@ struct kb_s3_put_bucket_ownership_controls_input {
 int kb_s3_put_bucket_ownership_controls(struct kb_aws_client *c,
                                         const struct kb_s3_put_bucket_ownership_controls_input *in,
                                         kb_aws_done_cb cb, void *ctx);
+
+struct kb_s3_ownership_controls {
+    const char
+        *object_ownership; /* "BucketOwnerEnforced", "BucketOwnerPreferred", "ObjectWriter" */
+};
+typedef void (*kb_s3_ownership_controls_cb)(void *ctx, const struct kb_aws_error *err,
+                                            const struct kb_s3_ownership_controls *oc);
+/* Reads object ownership. OwnershipControlsNotFoundError when the controls were deleted. */
+int kb_s3_get_bucket_ownership_controls(struct kb_aws_client *c,
+                                        const struct kb_s3_bucket_input *in,
+                                        kb_s3_ownership_controls_cb cb, void *ctx);
 
 struct kb_s3_put_bucket_policy_input {
     const char *bucket;
@@ -129,6 +158,27 @@ typedef void (*kb_s3_bucket_head_cb)(void *ctx, const struct kb_aws_error *err,
 /* 403 (the bucket exists but this identity may not see it) stays an error. */
 int kb_s3_head_bucket(struct kb_aws_client *c, const struct kb_s3_head_bucket_input *in,
                       kb_s3_bucket_head_cb cb, void *ctx);
+
+struct kb_s3_list_objects_input {
+    const char *bucket;
+    const char *prefix; /* NULL or "": the whole bucket */
+    unsigned max_keys;  /* 0..1000, always sent (0: the probe, which only wants the answer) */
+    /* Sign with these instead of the client's chain (the probe of a new key); NULL: the client's.
+     * Borrowed until the callback runs. */
+    const struct kb_credentials *credentials;
+    unsigned max_attempts; /* 0: the client's */
+};
+struct kb_s3_object_list {
+    unsigned long key_count; /* KeyCount, 0 when absent */
+    bool is_truncated;
+};
+typedef void (*kb_s3_object_list_cb)(void *ctx, const struct kb_aws_error *err,
+                                     const struct kb_s3_object_list *list);
+/* ListObjectsV2 (GET ?list-type=2&max-keys=N&prefix=P): only the counts are parsed, never the
+ * keys. The readiness probe uses it because it is the one read every tenant policy grants within
+ * the tenant's prefix (HeadBucket needs s3:ListBucket without an s3:prefix condition). */
+int kb_s3_list_objects_v2(struct kb_aws_client *c, const struct kb_s3_list_objects_input *in,
+                          kb_s3_object_list_cb cb, void *ctx);
 
 /* Deletes an empty bucket. BucketNotEmpty otherwise. */
 int kb_s3_delete_bucket(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,

@@ -120,6 +120,11 @@ int kb_svc_send(struct kb_aws_client *c, const struct kb_svc_op *op, struct kb_a
 typedef int (*kb_svc_send_fn)(struct kb_aws_client *c, const struct kb_aws_request *req,
                               kb_aws_cb cb, void *ctx);
 
+/* The request id of the response whose typed callback is running now ("" when AWS sent none, or
+ * outside a typed callback), for callers whose result struct does not carry it (logs name the
+ * request id of every call). Borrowed until the callback returns. The loop is single-threaded. */
+const char *kb_svc_current_request_id(void);
+
 /* Tests and fuzzers only: makes every typed call hand its request to fn instead of the client
  * (fn then owes the callback, later, with a canned response or error). NULL restores the client.
  * Not thread-safe; never used by the daemon. */

@@ -79,9 +79,10 @@ static const struct kb_aws_tag *tenant_tags(struct run *r)
 STEP(create_bucket)
 {
     LABEL("CreateBucket");
-    return kb_s3_create_bucket(
-        r->client, &(struct kb_s3_create_bucket_input){r->bucket, NULL, "BucketOwnerEnforced"},
-        on_done, r);
+    return kb_s3_create_bucket(r->client,
+                               &(struct kb_s3_create_bucket_input){
+                                   .bucket = r->bucket, .object_ownership = "BucketOwnerEnforced"},
+                               on_done, r);
 }
 
 STEP(put_pab)

@@ -32,7 +32,8 @@ static void test_create_bucket_us_east_1(void **state)
 
 static void test_create_bucket_elsewhere_with_ownership(void **state)
 {
-    struct kb_s3_create_bucket_input in = {"kb-tenant-1", "eu-west-1", "BucketOwnerEnforced"};
+    struct kb_s3_create_bucket_input in = {
+        .bucket = "kb-tenant-1", .region = "eu-west-1", .object_ownership = "BucketOwnerEnforced"};
     struct got g = {0};
 
     assert_int_equal(kb_s3_create_bucket(NULL, &in, on_done, &g), 0);
@@ -44,6 +45,221 @@ static void test_create_bucket_elsewhere_with_ownership(void **state)
     assert_int_equal(g.calls, 1);
     assert_int_equal(g.err, KB_EAWS);
     assert_string_equal(g.code, "BucketAlreadyOwnedByYou");
+}
+
+static void test_create_bucket_with_tags(void **state)
+{
+    const struct kb_aws_tag tags[] = {{"keybroker:tenant", "a&b"}, {"keybroker:managed", "true"}};
+    struct kb_s3_create_bucket_input in = {
+        .bucket = "kb-tenant-1", .region = "us-east-1", .tags = tags, .tag_count = 2};
+    struct got g = {0};
+
+    assert_int_equal(kb_s3_create_bucket(NULL, &in, on_done, &g), 0);
+    /* us-east-1: no LocationConstraint, but the tags travel in CreateBucketConfiguration */
+    assert_string_equal(g_cap.body, "<CreateBucketConfiguration xmlns=\"" NS "\"><Tags>"
+                                    "<Tag><Key>keybroker:tenant</Key><Value>a&amp;b</Value></Tag>"
+                                    "<Tag><Key>keybroker:managed</Key><Value>true</Value></Tag>"
+                                    "</Tags></CreateBucketConfiguration>");
+    assert_string_equal(g_cap.headers, XML_CT);
+    cap_respond(200, "");
+    assert_int_equal(g.err, 0);
+
+    in.region = "eu-west-1";
+    in.tag_count = 1;
+    assert_int_equal(kb_s3_create_bucket(NULL, &in, on_done, &g), 0);
+    assert_string_equal(g_cap.body, "<CreateBucketConfiguration xmlns=\"" NS "\">"
+                                    "<LocationConstraint>eu-west-1</LocationConstraint><Tags>"
+                                    "<Tag><Key>keybroker:tenant</Key><Value>a&amp;b</Value></Tag>"
+                                    "</Tags></CreateBucketConfiguration>");
+    cap_respond(200, "");
+
+    /* a tag without a key, or more than 50, is refused before anything is sent */
+    in.tags = (const struct kb_aws_tag[]){{"", "v"}};
+    in.tag_count = 1;
+    assert_int_equal(kb_s3_create_bucket(NULL, &in, on_done, &g), KB_EINVAL);
+    in.tag_count = 51;
+    assert_int_equal(kb_s3_create_bucket(NULL, &in, on_done, &g), KB_EINVAL);
+    assert_int_equal(g_cap.sends, 2);
+}
+
+struct enc_got {
+    struct got g;
+    char algorithm[32];
+    char kms[128];
+    bool bucket_key;
+};
+
+static void on_enc(void *ctx, const struct kb_aws_error *err,
+                   const struct kb_s3_bucket_encryption *e)
+{
+    struct enc_got *r = ctx;
+
+    r->g.calls++;
+    if (err != NULL) {
+        got_error(&r->g, err);
+        return;
+    }
+    cap_copy(r->algorithm, sizeof(r->algorithm), e->sse_algorithm);
+    cap_copy(r->kms, sizeof(r->kms), e->kms_key_id);
+    r->bucket_key = e->bucket_key_enabled;
+}
+
+static void test_get_bucket_encryption(void **state)
+{
+    struct kb_s3_bucket_input in = {"bkt"};
+    struct enc_got r = {0};
+
+    assert_int_equal(kb_s3_get_bucket_encryption(NULL, &in, on_enc, &r), 0);
+    assert_string_equal(g_cap.operation, "GetBucketEncryption");
+    assert_string_equal(g_cap.method, "GET");
+    assert_string_equal(g_cap.query, "encryption");
+    cap_respond(200, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                     "<ServerSideEncryptionConfiguration xmlns=\"" NS "\"><Rule>"
+                     "<ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm>"
+                     "</ApplyServerSideEncryptionByDefault>"
+                     "<BucketKeyEnabled>false</BucketKeyEnabled></Rule>"
+                     "</ServerSideEncryptionConfiguration>");
+    assert_int_equal(r.g.err, 0);
+    assert_string_equal(r.algorithm, "AES256");
+    assert_string_equal(r.kms, "(null)");
+    assert_false(r.bucket_key);
+
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(kb_s3_get_bucket_encryption(NULL, &in, on_enc, &r), 0);
+    cap_respond(200, "<ServerSideEncryptionConfiguration><Rule>"
+                     "<ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm>"
+                     "<KMSMasterKeyID>alias/kb</KMSMasterKeyID>"
+                     "</ApplyServerSideEncryptionByDefault>"
+                     "<BucketKeyEnabled>true</BucketKeyEnabled></Rule>"
+                     "</ServerSideEncryptionConfiguration>");
+    assert_string_equal(r.algorithm, "aws:kms");
+    assert_string_equal(r.kms, "alias/kb");
+    assert_true(r.bucket_key);
+
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(kb_s3_get_bucket_encryption(NULL, &in, on_enc, &r), 0);
+    cap_respond(200, "<ServerSideEncryptionConfiguration><Rule><BucketKeyEnabled>true"
+                     "</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>");
+    assert_int_equal(r.g.err, KB_EPARSE);
+    assert_non_null(strstr(r.g.message, "SSEAlgorithm missing"));
+
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(kb_s3_get_bucket_encryption(NULL, &in, on_enc, &r), 0);
+    cap_respond(200, "<ServerSideEncryptionConfiguration/>");
+    assert_int_equal(r.g.err, KB_EPARSE);
+    assert_non_null(strstr(r.g.message, "Rule missing"));
+
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(kb_s3_get_bucket_encryption(NULL, &in, on_enc, &r), 0);
+    cap_fail(KB_EAWS, 404, "ServerSideEncryptionConfigurationNotFoundError");
+    assert_int_equal(r.g.err, KB_EAWS);
+    assert_string_equal(r.g.code, "ServerSideEncryptionConfigurationNotFoundError");
+}
+
+struct own_got {
+    struct got g;
+    char ownership[64];
+};
+
+static void on_own(void *ctx, const struct kb_aws_error *err,
+                   const struct kb_s3_ownership_controls *oc)
+{
+    struct own_got *r = ctx;
+
+    r->g.calls++;
+    if (err != NULL)
+        got_error(&r->g, err);
+    else
+        cap_copy(r->ownership, sizeof(r->ownership), oc->object_ownership);
+}
+
+static void test_get_bucket_ownership_controls(void **state)
+{
+    struct kb_s3_bucket_input in = {"bkt"};
+    struct own_got r = {0};
+
+    assert_int_equal(kb_s3_get_bucket_ownership_controls(NULL, &in, on_own, &r), 0);
+    assert_string_equal(g_cap.operation, "GetBucketOwnershipControls");
+    assert_string_equal(g_cap.query, "ownershipControls");
+    cap_respond(200, "<OwnershipControls xmlns=\"" NS "\"><Rule>"
+                     "<ObjectOwnership>ObjectWriter</ObjectOwnership></Rule></OwnershipControls>");
+    assert_int_equal(r.g.err, 0);
+    assert_string_equal(r.ownership, "ObjectWriter");
+
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(kb_s3_get_bucket_ownership_controls(NULL, &in, on_own, &r), 0);
+    cap_respond(200, "<OwnershipControls><Rule/></OwnershipControls>");
+    assert_int_equal(r.g.err, KB_EPARSE);
+    assert_non_null(strstr(r.g.message, "Rule/ObjectOwnership missing"));
+
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(kb_s3_get_bucket_ownership_controls(NULL, &in, on_own, &r), 0);
+    cap_fail(KB_EAWS, 404, "OwnershipControlsNotFoundError");
+    assert_string_equal(r.g.code, "OwnershipControlsNotFoundError");
+}
+
+struct list_got {
+    struct got g;
+    unsigned long count;
+    bool truncated;
+};
+
+static void on_list(void *ctx, const struct kb_aws_error *err, const struct kb_s3_object_list *l)
+{
+    struct list_got *r = ctx;
+
+    r->g.calls++;
+    if (err != NULL) {
+        got_error(&r->g, err);
+        return;
+    }
+    r->count = l->key_count;
+    r->truncated = l->is_truncated;
+}
+
+static void test_list_objects_v2(void **state)
+{
+    struct kb_credentials creds = {.access_key_id = "AKIANEW"};
+    struct kb_s3_list_objects_input in = {"bkt", "reports/2024 q1+", 0, &creds, 1};
+    struct list_got r = {0};
+
+    assert_int_equal(kb_s3_list_objects_v2(NULL, &in, on_list, &r), 0);
+    assert_string_equal(g_cap.operation, "ListObjectsV2");
+    assert_string_equal(g_cap.method, "GET");
+    assert_string_equal(g_cap.bucket, "bkt");
+    assert_string_equal(g_cap.query, "list-type=2&max-keys=0&prefix=reports%2F2024%20q1%2B");
+    assert_ptr_equal(g_cap.credentials, &creds);
+    assert_int_equal(g_cap.max_attempts, 1);
+    cap_respond(200, "<ListBucketResult xmlns=\"" NS "\"><Name>bkt</Name>"
+                     "<Prefix>reports/2024 q1+</Prefix><KeyCount>0</KeyCount>"
+                     "<MaxKeys>0</MaxKeys><IsTruncated>true</IsTruncated></ListBucketResult>");
+    assert_int_equal(r.g.err, 0);
+    assert_int_equal(r.count, 0);
+    assert_true(r.truncated);
+
+    /* no prefix: none sent; the counts are read */
+    memset(&r, 0, sizeof(r));
+    in.prefix = "";
+    in.max_keys = 1000;
+    assert_int_equal(kb_s3_list_objects_v2(NULL, &in, on_list, &r), 0);
+    assert_string_equal(g_cap.query, "list-type=2&max-keys=1000");
+    cap_respond(200, "<ListBucketResult><KeyCount>7</KeyCount></ListBucketResult>");
+    assert_int_equal(r.count, 7);
+    assert_false(r.truncated);
+
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(kb_s3_list_objects_v2(NULL, &in, on_list, &r), 0);
+    cap_respond(200, "<ListBucketResult><KeyCount>-1</KeyCount></ListBucketResult>");
+    assert_int_equal(r.g.err, KB_EPARSE);
+    assert_non_null(strstr(r.g.message, "KeyCount"));
+
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(kb_s3_list_objects_v2(NULL, &in, on_list, &r), 0);
+    cap_fail(KB_EAWS, 403, "AccessDenied");
+    assert_string_equal(r.g.code, "AccessDenied");
+
+    in.max_keys = 1001;
+    assert_int_equal(kb_s3_list_objects_v2(NULL, &in, on_list, &r), KB_EINVAL);
 }
 
 static void test_put_public_access_block(void **state)
@@ -422,6 +638,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_create_bucket_us_east_1, cap_setup, cap_teardown),
         cmocka_unit_test_setup_teardown(test_create_bucket_elsewhere_with_ownership, cap_setup,
                                         cap_teardown),
+        cmocka_unit_test_setup_teardown(test_create_bucket_with_tags, cap_setup, cap_teardown),
+        cmocka_unit_test_setup_teardown(test_get_bucket_encryption, cap_setup, cap_teardown),
+        cmocka_unit_test_setup_teardown(test_get_bucket_ownership_controls, cap_setup,
+                                        cap_teardown),
+        cmocka_unit_test_setup_teardown(test_list_objects_v2, cap_setup, cap_teardown),
         cmocka_unit_test_setup_teardown(test_put_public_access_block, cap_setup, cap_teardown),
         cmocka_unit_test_setup_teardown(test_get_public_access_block, cap_setup, cap_teardown),
         cmocka_unit_test_setup_teardown(test_put_bucket_encryption, cap_setup, cap_teardown),
