@@ -1,104 +1,151 @@
 #!/usr/bin/env bash
-# demo.sh - what `./dev demo` runs after the build: the main job on the bundled local AWS.
+# demo.sh - what `./dev demo` runs after the build: keybroker doing its job on the bundled local
+# AWS (fakeaws), from an empty account to an application reading its bucket.
 #
-# Today (before the broker exists) it starts fakeaws on a free loopback port and shows it
-# answering a real AWS client (Debian's awscli): it provisions by hand what keybrokerd will
-# provision — a bucket with secure settings, an IAM user with a least-privilege policy, an access
-# key stored in Secrets Manager — and proves the key reaches its own bucket and nothing else.
-# Everything runs in a temporary directory that is removed at the end.
+#   1. fakeaws (a local IAM/STS/S3/Secrets Manager) and keybrokerd with a two-tenant config;
+#   2. `kbctl provision` shows each step of provisioning as it happens;
+#   3. `kbctl get` gives an application its secret's ARN (never the secret);
+#   4. awscli, configured with `credential_process = kbctl credential-process`, puts and gets an
+#      object in the tenant's bucket, and is denied the other tenant's bucket.
+# Everything lives in a temporary directory that is removed at the end, with both daemons stopped.
+# KB_BUILD_DIR names the build to use (default build/release, what ./dev build makes).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=$(cd "${KB_BUILD_DIR:-$ROOT/build/release}" && pwd)
 PYTHON=${KB_PYTHON:-/usr/bin/python3}
 AWS=/usr/bin/aws
+KEYBROKERD=$BUILD/broker/keybrokerd
+KBCTL=$BUILD/proto/kbctl
 TMP=$(mktemp -d -t keybroker-demo.XXXXXX)
 FAKEAWS_PID=
+BROKER_PID=
+# fakeaws's root key: the demo's "administrator" (fixed test values, see tests/fakeaws).
+ROOT_KEY_ID=AKIAFAKEROOT00000000
+ROOT_SECRET=fakeawsRootSecretKey/0000000000000000000
 
 cleanup() {
+    local rc=$?
+    [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
     [ -n "$FAKEAWS_PID" ] && kill "$FAKEAWS_PID" 2>/dev/null && wait "$FAKEAWS_PID" 2>/dev/null
     rm -rf "$TMP"
+    exit $rc
 }
 trap cleanup EXIT
 
 say() { printf '\n--- %s\n' "$*"; }
+run() { printf '$ %s\n' "$*" | sed "s|$BUILD/proto/||; s|$TMP|\$DEMO|g"; "$@"; }
 
-say "starting fakeaws (tests/fakeaws) on a free port of 127.0.0.1"
+for b in "$KEYBROKERD" "$KBCTL"; do
+    [ -x "$b" ] || { echo "missing $b: build first (./dev build)" >&2; exit 1; }
+done
+echo "demo directory: $TMP (written as \$DEMO below; removed at the end)"
+
+say "1. fakeaws: a local AWS (IAM, STS, S3, Secrets Manager) on a free port of 127.0.0.1"
 (cd "$ROOT/tests/fakeaws" && exec "$PYTHON" -m fakeaws --port 0 --port-file "$TMP/port") \
-    2>"$TMP/fakeaws.log" &
+    >"$TMP/fakeaws.log" 2>&1 &
 FAKEAWS_PID=$!
-for _ in $(seq 1 100); do [ -s "$TMP/port" ] && break; sleep 0.05; done
+for _ in $(seq 1 200); do [ -s "$TMP/port" ] && break; sleep 0.05; done
 [ -s "$TMP/port" ] || { cat "$TMP/fakeaws.log"; echo "fakeaws did not start" >&2; exit 1; }
 ENDPOINT="http://127.0.0.1:$(cat "$TMP/port")"
 echo "fakeaws listens at $ENDPOINT"
 
-# awscli talks to fakeaws with the fakeaws root key; no file of the user's ~/.aws is read.
-export AWS_ACCESS_KEY_ID=AKIAFAKEROOT00000000
-export AWS_SECRET_ACCESS_KEY=fakeawsRootSecretKey/0000000000000000000
-export AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+say "2. keybrokerd with two tenants: billing (read-write, for uid $(id -u)) and search"
+cat >"$TMP/keybroker.json" <<EOF
+{
+  "broker": {
+    "socket": {"path": "$TMP/keybroker.sock", "mode": "0660"},
+    "admin": {"uids": [$(id -u)]}
+  },
+  "aws": {"region": "us-east-1", "endpoint_url": "$ENDPOINT", "s3_force_path_style": true},
+  "tenants": [
+    {"name": "billing", "bucket": "demo-billing-data", "access": "read-write",
+     "clients": {"uids": [$(id -u)]}},
+    {"name": "search", "bucket": "demo-search-data", "access": "read-only",
+     "clients": {"uids": [4242]}}
+  ]
+}
+EOF
+sed 's/^/    /' "$TMP/keybroker.json"
+echo "keybrokerd gets fakeaws's administrator key in its environment (on AWS: its instance role);"
+echo "it starts without provisioning anything (--no-provision-at-start), so that step 3 shows it."
+env AWS_ACCESS_KEY_ID=$ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$ROOT_SECRET \
+    AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
+    "$KEYBROKERD" --config "$TMP/keybroker.json" --no-provision-at-start \
+    2>"$TMP/keybrokerd.log" &
+BROKER_PID=$!
+for _ in $(seq 1 200); do [ -S "$TMP/keybroker.sock" ] && break; sleep 0.05; done
+[ -S "$TMP/keybroker.sock" ] || { cat "$TMP/keybrokerd.log"; echo "no socket" >&2; exit 1; }
+export KEYBROKER_SOCKET=$TMP/keybroker.sock
+run "$KBCTL" status
+
+say "3. kbctl provision: bucket, IAM user and policy, access key stored in Secrets Manager"
+run "$KBCTL" provision
+run "$KBCTL" status
+
+say "4. what an application asks for: kbctl get billing (metadata only, never the key)"
+run "$KBCTL" get billing
+ARN=$("$KBCTL" --json get billing | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["arn"])')
+echo "the application learns the ARN: $ARN"
+echo "another tenant's ARN is refused, exactly as a tenant that does not exist:"
+run "$KBCTL" get search || echo "(exit status $?: forbidden)"
+
+say "5. awscli with credential_process = kbctl credential-process billing"
+echo "kbctl asks keybrokerd for the ARN, then reads the secret from Secrets Manager with the"
+echo "CALLER's own AWS identity: here fakeaws's administrator key, put in the environment of the"
+echo "credential_process command (on AWS it would be the application's instance role)."
+cat >"$TMP/aws-config" <<EOF
+[profile billing-app]
+region = us-east-1
+credential_process = /usr/bin/env AWS_ENDPOINT_URL=$ENDPOINT AWS_ACCESS_KEY_ID=$ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$ROOT_SECRET AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null $KBCTL --socket $TMP/keybroker.sock credential-process billing
+EOF
+sed "s|$TMP|\$DEMO|g; s|$BUILD/proto/||; s|^|    |" "$TMP/aws-config"
+export AWS_CONFIG_FILE=$TMP/aws-config AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PROFILE=billing-app
 export AWS_EC2_METADATA_DISABLED=true AWS_PAGER=""
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
 aws() { "$AWS" --endpoint-url "$ENDPOINT" "$@"; }
-
-say "who am I? (sts get-caller-identity)"
-aws sts get-caller-identity --output text
-
-say "bucket demo-tenant-bucket with Block Public Access and default encryption"
-aws s3api create-bucket --bucket demo-tenant-bucket --output text
-aws s3api put-public-access-block --bucket demo-tenant-bucket --public-access-block-configuration \
-    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
-aws s3api put-bucket-encryption --bucket demo-tenant-bucket --server-side-encryption-configuration \
-    '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
-aws s3api create-bucket --bucket demo-other-bucket --output text
-
-say "IAM user kb-demo-tenant with an inline policy for its bucket only"
-aws iam create-user --user-name kb-demo-tenant --path /keybroker/ \
-    --tags Key=keybroker:tenant,Value=demo-tenant Key=keybroker:managed,Value=true \
-    --query User.Arn --output text
-aws iam put-user-policy --user-name kb-demo-tenant --policy-name keybroker-s3 --policy-document '{
-  "Version": "2012-10-17",
-  "Statement": [
-    {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
-     "Resource": "arn:aws:s3:::demo-tenant-bucket/*"},
-    {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::demo-tenant-bucket"}
-  ]}'
-
-say "access key for the user, stored straight into Secrets Manager (the secret is not printed)"
-aws iam create-access-key --user-name kb-demo-tenant --output json >"$TMP/key.json"
-KEY_ID=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["AccessKey"]["AccessKeyId"])' "$TMP/key.json")
-"$PYTHON" - "$TMP/key.json" "$TMP/secret.json" <<'PY'
-import json, sys
-k = json.load(open(sys.argv[1]))["AccessKey"]
-json.dump({"Version": 1, "AccessKeyId": k["AccessKeyId"], "SecretAccessKey": k["SecretAccessKey"],
-           "Bucket": "demo-tenant-bucket", "Region": "us-east-1"}, open(sys.argv[2], "w"))
-PY
-aws secretsmanager create-secret --name keybroker/demo-tenant \
-    --secret-string "file://$TMP/secret.json" --query ARN --output text
-echo "access key id: $KEY_ID"
-
-say "with the tenant's key: put and get an object in its own bucket"
-TENANT_KEY=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["AccessKey"]["SecretAccessKey"])' "$TMP/key.json")
-rm -f "$TMP/key.json" "$TMP/secret.json"
-echo "hello from the demo tenant" >"$TMP/hello.txt"
-AWS_ACCESS_KEY_ID=$KEY_ID AWS_SECRET_ACCESS_KEY=$TENANT_KEY \
-    aws s3api put-object --bucket demo-tenant-bucket --key hello.txt --body "$TMP/hello.txt" \
+echo "who is awscli now?"
+run aws sts get-caller-identity --query Arn --output text
+echo "hello from the billing tenant" >"$TMP/hello.txt"
+run aws s3api put-object --bucket demo-billing-data --key hello.txt --body "$TMP/hello.txt" \
     --query ETag --output text
-AWS_ACCESS_KEY_ID=$KEY_ID AWS_SECRET_ACCESS_KEY=$TENANT_KEY \
-    aws s3api get-object --bucket demo-tenant-bucket --key hello.txt "$TMP/back.txt" >/dev/null
+run aws s3api get-object --bucket demo-billing-data --key hello.txt "$TMP/back.txt" \
+    --query ContentLength --output text
 echo "read back: $(cat "$TMP/back.txt")"
-
-say "with the tenant's key: another bucket is denied"
-if AWS_ACCESS_KEY_ID=$KEY_ID AWS_SECRET_ACCESS_KEY=$TENANT_KEY \
-    aws s3api put-object --bucket demo-other-bucket --key x --body "$TMP/hello.txt" 2>"$TMP/err"; then
-    echo "unexpected: the write to another bucket succeeded" >&2
+echo "the other tenant's bucket is denied:"
+if aws s3api put-object --bucket demo-search-data --key x --body "$TMP/hello.txt" \
+    2>"$TMP/err"; then
+    echo "unexpected: the write to another tenant's bucket succeeded" >&2
     exit 1
 fi
 sed -n 's/.*An error occurred (\([A-Za-z]*\)).*/denied as expected: \1/p' "$TMP/err" | head -1
-unset TENANT_KEY
 
-say "fakeaws's call log (GET /_fakeaws/state)"
-curl -s "$ENDPOINT/_fakeaws/state" | "$PYTHON" -c '
+say "6. keybrokerd's log: every authorization decision, every AWS step (JSON lines)"
+"$PYTHON" - "$TMP/keybrokerd.log" <<'PY'
 import json, sys
-for c in json.load(sys.stdin)["calls"]:
-    op = c["operation"] or "?"
-    print("%3d %-15s %-28s %s %s" % (c["seq"], c["service"], op, c["status"], c["error"] or ""))'
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e["event"] in ("authz", "tenant", "listening", "started"):
+        keys = [k for k in ("op", "tenant", "uid", "result", "state", "path", "socket") if k in e]
+        print("  %-10s %s" % (e["event"], " ".join("%s=%s" % (k, e[k]) for k in keys)))
+PY
+# The secret key never went through the socket or the log (DESIGN.md I2): check it.
+SECRET=$(env -u AWS_PROFILE AWS_ACCESS_KEY_ID=$ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$ROOT_SECRET \
+    AWS_CONFIG_FILE=/dev/null AWS_DEFAULT_REGION=us-east-1 "$AWS" --endpoint-url "$ENDPOINT" \
+    secretsmanager get-secret-value --secret-id "$ARN" --query SecretString --output text |
+    "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["SecretAccessKey"])')
+if grep -qF "$SECRET" "$TMP/keybrokerd.log"; then
+    echo "the secret key appears in keybrokerd's log" >&2
+    exit 1
+fi
+echo "the tenant's secret key appears nowhere in keybrokerd's log"
 
-say "demo finished; stopping fakeaws and removing $TMP"
+say "7. stopping keybrokerd (SIGTERM) and fakeaws, removing $TMP"
+kill -TERM "$BROKER_PID"
+if wait "$BROKER_PID"; then
+    echo "keybrokerd exited cleanly"
+else
+    echo "keybrokerd exited with status $?" >&2
+    exit 1
+fi
+BROKER_PID=

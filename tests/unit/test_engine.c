@@ -1,0 +1,522 @@
+/* test_engine.c - the provisioning engine on a scripted, in-process AWS (kb_svc_set_sender): the
+ * exact calls of a fresh tenant and their order, the token derived from the key, the probe signed
+ * with the new key, callbacks that are always asynchronous, the concurrency bound, compensation,
+ * refusal of a foreign bucket, and unknown tenants. No network, no fakeaws. */
+#include "kb_test.h"
+
+#include <json-c/json.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "config.h"
+#include "engine.h"
+#include "err.h"
+#include "log.h"
+#include "svc.h"
+#include "uuid.h"
+
+#define MAX_CALLS 256
+
+struct pending {
+    struct pending *next;
+    kb_aws_cb cb;
+    void *ctx;
+    char op[64];
+    char bucket[64];
+    char body[2048];
+    char key_id[128]; /* credentials of the request, "" for the client's */
+};
+
+/* The scripted AWS. */
+static struct {
+    uv_loop_t loop;
+    uv_timer_t timer;
+    struct pending *head;
+    char calls[MAX_CALLS][64];
+    char subjects[MAX_CALLS][64]; /* bucket or user the call was about */
+    size_t ncalls;
+    const char *fail_op; /* answer this operation with fail_status/fail_code */
+    long fail_status;
+    const char *fail_code;
+    bool bucket_exists_untagged;
+    unsigned keys;
+    char last_key[64];
+    char key_user[32][64]; /* user of key AKIAFAKE<n>, by n */
+    char last_token[64];
+    char probe_key[128];
+    unsigned probe_attempts;
+    /* engine callbacks */
+    bool in_provision; /* inside kb_engine_provision: a callback now would be synchronous */
+    int sync_callbacks;
+    int done_calls;
+    int done_err;
+    size_t done_count;
+    char done_state[8][16];
+    char done_message[8][1024];
+    struct kb_engine *engine;
+    const struct kb_config *cfg;
+    size_t max_provisioning;
+} F;
+
+static void answer(struct pending *p, long status, const char *body, const char *code)
+{
+    struct kb_http_response http;
+    struct kb_aws_response resp;
+    struct kb_aws_error err;
+
+    if (code != NULL) {
+        memset(&err, 0, sizeof(err));
+        err.err = KB_EAWS;
+        err.status = status;
+        snprintf(err.code, sizeof(err.code), "%s", code);
+        snprintf(err.message, sizeof(err.message), "scripted %s", code);
+        snprintf(err.operation, sizeof(err.operation), "%s", p->op);
+        snprintf(err.request_id, sizeof(err.request_id), "req-%zu", F.ncalls);
+        err.attempts = 1;
+        p->cb(p->ctx, &err, NULL);
+        return;
+    }
+    if (body == NULL)
+        body = ""; /* a success without a body (204) */
+    memset(&http, 0, sizeof(http));
+    http.status = status;
+    http.body = body;
+    http.body_len = strlen(body);
+    http.error_text = "";
+    memset(&resp, 0, sizeof(resp));
+    resp.status = status;
+    resp.body = body;
+    resp.body_len = strlen(body);
+    resp.http = &http;
+    resp.request_id = "req-ok";
+    resp.attempts = 1;
+    p->cb(p->ctx, NULL, &resp);
+}
+
+static void form_value(const char *body, const char *key, char *out, size_t len)
+{
+    const char *v = strstr(body, key);
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (v == NULL)
+        return;
+    v += strlen(key);
+    while (v[n] != '\0' && v[n] != '&' && n + 1 < len)
+        n++;
+    memcpy(out, v, n);
+    out[n] = '\0';
+}
+
+static void respond(struct pending *p)
+{
+    char body[2048], user[64];
+
+    if (F.fail_op != NULL && strcmp(p->op, F.fail_op) == 0) {
+        answer(p, F.fail_status, NULL, F.fail_code);
+    } else if (strcmp(p->op, "HeadBucket") == 0) {
+        if (F.bucket_exists_untagged)
+            answer(p, 200, "", NULL);
+        else
+            answer(p, 404, NULL, "NotFound");
+    } else if (strcmp(p->op, "GetBucketTagging") == 0) {
+        answer(p, 404, NULL, "NoSuchTagSet");
+    } else if (strcmp(p->op, "GetUser") == 0) {
+        answer(p, 404, NULL, "NoSuchEntity");
+    } else if (strcmp(p->op, "CreateUser") == 0) {
+        form_value(p->body, "UserName=", user, sizeof(user));
+        snprintf(body, sizeof(body),
+                 "<CreateUserResponse><CreateUserResult><User><Path>/keybroker/</Path>"
+                 "<UserName>%s</UserName><UserId>AIDA1</UserId>"
+                 "<Arn>arn:aws:iam::123456789012:user/keybroker/%s</Arn>"
+                 "<CreateDate>2024-05-01T12:34:56Z</CreateDate></User></CreateUserResult>"
+                 "</CreateUserResponse>",
+                 user, user);
+        answer(p, 200, body, NULL);
+    } else if (strcmp(p->op, "DescribeSecret") == 0) {
+        answer(p, 400, NULL, "ResourceNotFoundException");
+    } else if (strcmp(p->op, "CreateAccessKey") == 0) {
+        form_value(p->body, "UserName=", user, sizeof(user));
+        snprintf(F.last_key, sizeof(F.last_key), "AKIAFAKE%012u", ++F.keys);
+        assert_true(F.keys < 32);
+        snprintf(F.key_user[F.keys], sizeof(F.key_user[0]), "%s", user);
+        snprintf(body, sizeof(body),
+                 "<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey>"
+                 "<UserName>%s</UserName><AccessKeyId>%s</AccessKeyId><Status>Active</Status>"
+                 "<SecretAccessKey>scripted/secret/%u</SecretAccessKey>"
+                 "<CreateDate>2024-05-01T12:34:56Z</CreateDate></AccessKey>"
+                 "</CreateAccessKeyResult></CreateAccessKeyResponse>",
+                 user, F.last_key, F.keys);
+        answer(p, 200, body, NULL);
+    } else if (strcmp(p->op, "CreateSecret") == 0) {
+        struct json_object *o = json_tokener_parse(p->body), *tok, *name;
+
+        assert_non_null(o);
+        assert_true(json_object_object_get_ex(o, "ClientRequestToken", &tok));
+        assert_true(json_object_object_get_ex(o, "Name", &name));
+        snprintf(F.last_token, sizeof(F.last_token), "%s", json_object_get_string(tok));
+        snprintf(body, sizeof(body),
+                 "{\"ARN\":\"arn:aws:secretsmanager:us-east-1:123456789012:secret:%s-AbCdEf\","
+                 "\"Name\":\"%s\",\"VersionId\":\"%s\"}",
+                 json_object_get_string(name), json_object_get_string(name), F.last_token);
+        json_object_put(o);
+        answer(p, 200, body, NULL);
+    } else if (strcmp(p->op, "GetCallerIdentity") == 0) {
+        unsigned n = (unsigned)strtoul(p->key_id + strlen("AKIAFAKE"), NULL, 10);
+
+        F.probe_attempts++;
+        snprintf(F.probe_key, sizeof(F.probe_key), "%s", p->key_id);
+        assert_true(n > 0 && n < 32);
+        snprintf(body, sizeof(body),
+                 "<GetCallerIdentityResponse><GetCallerIdentityResult>"
+                 "<Arn>arn:aws:iam::123456789012:user/keybroker/%s</Arn>"
+                 "<UserId>AIDA1</UserId><Account>123456789012</Account>"
+                 "</GetCallerIdentityResult></GetCallerIdentityResponse>",
+                 F.key_user[n]);
+        answer(p, 200, body, NULL);
+    } else if (strcmp(p->op, "ListObjectsV2") == 0) {
+        answer(p, 200, "<ListBucketResult><KeyCount>0</KeyCount></ListBucketResult>", NULL);
+    } else {
+        /* PutBucketPolicy, PutUserPolicy, DeleteAccessKey, CreateBucket: nothing to say */
+        answer(p, 200, "", NULL);
+    }
+}
+
+static void on_drain(uv_timer_t *t)
+{
+    struct pending *list = F.head;
+
+    F.head = NULL;
+    while (list != NULL) {
+        struct pending *next = list->next;
+
+        respond(list);
+        sodium_memzero(list->body, sizeof(list->body));
+        free(list);
+        list = next;
+    }
+}
+
+static int fake_send(struct kb_aws_client *c, const struct kb_aws_request *req, kb_aws_cb cb,
+                     void *ctx)
+{
+    struct pending *p = calloc(1, sizeof(*p)), **tail = &F.head;
+    char user[64] = "";
+
+    (void)c;
+    assert_non_null(p);
+    assert_true(F.ncalls < MAX_CALLS);
+    p->cb = cb;
+    p->ctx = ctx;
+    snprintf(p->op, sizeof(p->op), "%s", req->operation);
+    snprintf(p->bucket, sizeof(p->bucket), "%s", req->bucket != NULL ? req->bucket : "");
+    if (req->body_len < sizeof(p->body))
+        memcpy(p->body, req->body != NULL ? req->body : "", req->body_len);
+    if (req->credentials != NULL) {
+        snprintf(p->key_id, sizeof(p->key_id), "%s", req->credentials->access_key_id);
+        assert_int_equal(req->max_attempts, 1); /* the probe owns its timing */
+    }
+    /* the stored value is a secret: the request says so (the client wipes it) */
+    if (strcmp(p->op, "CreateSecret") == 0 || strcmp(p->op, "PutSecretValue") == 0)
+        assert_true(req->sensitive);
+    form_value(p->body, "UserName=", user, sizeof(user));
+    snprintf(F.calls[F.ncalls], sizeof(F.calls[0]), "%s", p->op);
+    snprintf(F.subjects[F.ncalls], sizeof(F.subjects[0]), "%s", p->bucket[0] ? p->bucket : user);
+    F.ncalls++;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    *tail = p;
+    uv_timer_start(&F.timer, on_drain, 0, 0);
+    return 0;
+}
+
+/* -- engine callbacks ------------------------------------------------------------------------- */
+
+static void on_progress(void *ctx, const struct kb_engine_event *ev)
+{
+    size_t n = 0;
+
+    if (F.in_provision)
+        F.sync_callbacks++;
+    for (size_t i = 0; i < F.cfg->ntenants; i++) {
+        struct kb_tenant_status st;
+
+        assert_int_equal(kb_engine_tenant_status(F.engine, F.cfg->tenants[i].name, &st), 0);
+        n += st.state == KB_TENANT_PROVISIONING;
+    }
+    if (n > F.max_provisioning)
+        F.max_provisioning = n;
+    assert_non_null(ev->tenant);
+    assert_non_null(ev->message);
+}
+
+static void on_done(void *ctx, int err, const struct kb_engine_outcome *o, size_t count)
+{
+    if (F.in_provision)
+        F.sync_callbacks++;
+    F.done_calls++;
+    F.done_err = err;
+    F.done_count = count;
+    for (size_t i = 0; i < count && i < 8; i++) {
+        snprintf(F.done_state[i], sizeof(F.done_state[i]), "%s", kb_tenant_state_name(o[i].state));
+        snprintf(F.done_message[i], sizeof(F.done_message[i]), "%s", o[i].message);
+    }
+}
+
+/* -- fixture ---------------------------------------------------------------------------------- */
+
+static struct kb_config *load(const char *json)
+{
+    struct kb_config *cfg = NULL;
+    struct kb_config_errors *errors = NULL;
+
+    assert_int_equal(kb_config_load_string(json, strlen(json), NULL, &cfg, &errors), 0);
+    return cfg;
+}
+
+static struct kb_aws_client *s_client;
+
+static int setup(void **state)
+{
+    struct kb_aws_client_config cc = {
+        .region = "us-east-1",
+        .endpoint_url = "http://127.0.0.1:9",
+        .creds = {.access_key_id = "AKIAROOT", .secret_access_key = "root-secret"}};
+    char errbuf[256];
+
+    memset(&F, 0, sizeof(F));
+    assert_int_equal(uv_loop_init(&F.loop), 0);
+    uv_timer_init(&F.loop, &F.timer);
+    assert_int_equal(kb_aws_client_new(&F.loop, &cc, &s_client, errbuf, sizeof(errbuf)), 0);
+    kb_svc_set_sender(fake_send);
+    kb_log_set_level(KB_LOG_ERROR);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    kb_svc_set_sender(NULL);
+    kb_aws_client_close(s_client, NULL, NULL);
+    uv_close((uv_handle_t *)&F.timer, NULL);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&F.loop), 0);
+    kb_log_set_level(KB_LOG_INFO);
+    return 0;
+}
+
+/* Provisions tenant (NULL: all) of cfg to the end. */
+static void provision(const struct kb_config *cfg, const char *tenant)
+{
+    F.cfg = cfg;
+    assert_int_equal(kb_engine_new(&F.loop, cfg, s_client, &F.engine), 0);
+    F.in_provision = true;
+    assert_int_equal(kb_engine_provision(F.engine, tenant, on_progress, on_done, NULL), 0);
+    F.in_provision = false;
+    assert_int_equal(F.done_calls, 0);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    assert_int_equal(F.done_calls, 1);
+    assert_int_equal(F.sync_callbacks, 0);
+}
+
+static void finish(struct kb_config *cfg)
+{
+    kb_engine_destroy(F.engine);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    kb_config_destroy(cfg);
+}
+
+static size_t find(const char *op, size_t from)
+{
+    for (size_t i = from; i < F.ncalls; i++) {
+        if (strcmp(F.calls[i], op) == 0)
+            return i;
+    }
+    return SIZE_MAX;
+}
+
+#define ONE_TENANT                                                                                 \
+    "{\"tenants\":[{\"name\":\"billing\",\"bucket\":\"acme-billing\",\"prefix\":\"in/\","          \
+    "\"access\":\"read-write\"}]}"
+
+static void test_fresh_tenant_minimal_calls_in_order(void **state)
+{
+    static const char *const minimal[] = {"HeadBucket",        "CreateBucket",    "PutBucketPolicy",
+                                          "GetUser",           "CreateUser",      "PutUserPolicy",
+                                          "DescribeSecret",    "CreateAccessKey", "CreateSecret",
+                                          "GetCallerIdentity", "ListObjectsV2"};
+    struct kb_config *cfg = load(ONE_TENANT);
+    struct kb_tenant_status st;
+    char version[KB_UUID_STR_SIZE];
+    size_t key_at;
+
+    provision(cfg, NULL);
+    assert_int_equal(F.done_err, 0);
+    assert_int_equal(F.done_count, 1);
+    assert_string_equal(F.done_state[0], "ready");
+    /* exactly the minimal set, each once */
+    assert_int_equal(F.ncalls, sizeof(minimal) / sizeof(minimal[0]));
+    for (size_t i = 0; i < sizeof(minimal) / sizeof(minimal[0]); i++) {
+        assert_int_not_equal(find(minimal[i], 0), SIZE_MAX);
+    }
+    /* each chain in order; the key step after both chains; the probe after the store */
+    assert_true(find("HeadBucket", 0) < find("CreateBucket", 0));
+    assert_true(find("CreateBucket", 0) < find("PutBucketPolicy", 0));
+    assert_true(find("GetUser", 0) < find("CreateUser", 0));
+    assert_true(find("CreateUser", 0) < find("PutUserPolicy", 0));
+    /* the chains run concurrently: both first calls go out before either second one */
+    assert_true(find("GetUser", 0) < find("CreateBucket", 0));
+    key_at = find("DescribeSecret", 0);
+    assert_true(key_at > find("PutBucketPolicy", 0) && key_at > find("PutUserPolicy", 0));
+    assert_true(find("CreateAccessKey", 0) < find("CreateSecret", 0));
+    assert_true(find("CreateSecret", 0) < find("GetCallerIdentity", 0));
+    /* the token is the version id derived from the key; the probe signs with the new key */
+    assert_int_equal(kb_uuid_key_version("billing", F.last_key, version), 0);
+    assert_string_equal(F.last_token, version);
+    assert_string_equal(F.probe_key, F.last_key);
+    assert_int_equal(kb_engine_tenant_status(F.engine, "billing", &st), 0);
+    assert_int_equal(st.state, KB_TENANT_READY);
+    assert_string_equal(st.version_id, version);
+    assert_string_equal(st.probe, "probed-ok");
+    assert_non_null(strstr(st.secret_arn, ":secret:keybroker/billing-"));
+    assert_true(st.last_rotation > 0);
+    assert_int_equal(kb_engine_tenant_status(F.engine, "nobody", &st), KB_ENOTFOUND);
+    finish(cfg);
+}
+
+static void test_concurrency_bound(void **state)
+{
+    char json[2048];
+    size_t off;
+    struct kb_config *cfg;
+
+    off = (size_t)snprintf(json, sizeof(json), "{\"broker\":{\"concurrency\":2},\"tenants\":[");
+    for (int i = 0; i < 6; i++)
+        off += (size_t)snprintf(json + off, sizeof(json) - off,
+                                "%s{\"name\":\"t%d\",\"bucket\":\"acme-t%d\",\"access\":"
+                                "\"read-only\"}",
+                                i > 0 ? "," : "", i, i);
+    snprintf(json + off, sizeof(json) - off, "]}");
+    cfg = load(json);
+    provision(cfg, NULL);
+    assert_int_equal(F.done_err, 0);
+    assert_int_equal(F.done_count, 6);
+    assert_int_equal(F.max_provisioning, 2);
+    assert_int_equal(F.ncalls, 6 * 11);
+    for (int i = 0; i < 6; i++)
+        assert_string_equal(F.done_state[i], "ready");
+    finish(cfg);
+}
+
+static void test_store_failure_deletes_the_key(void **state)
+{
+    struct kb_config *cfg = load(ONE_TENANT);
+    size_t del;
+
+    F.fail_op = "CreateSecret";
+    F.fail_status = 403;
+    F.fail_code = "AccessDenied";
+    provision(cfg, "billing");
+    assert_int_equal(F.done_err, KB_EAWS);
+    assert_string_equal(F.done_state[0], "error");
+    assert_non_null(strstr(F.done_message[0], "step store-key: CreateSecret failed: AccessDenied"));
+    assert_non_null(strstr(F.done_message[0], "was deleted (compensation)"));
+    del = find("DeleteAccessKey", 0);
+    assert_int_not_equal(del, SIZE_MAX);
+    assert_true(del > find("CreateSecret", 0));
+    assert_int_equal(find("GetCallerIdentity", 0), SIZE_MAX);
+    finish(cfg);
+}
+
+static void test_unclear_store_failure_reads_before_deleting(void **state)
+{
+    struct kb_config *cfg = load(ONE_TENANT);
+    size_t store;
+
+    /* a 503 after the client's retries: the secret is read first (not found: then deleted) */
+    F.fail_op = "CreateSecret";
+    F.fail_status = 503;
+    F.fail_code = "ServiceUnavailable";
+    provision(cfg, NULL);
+    store = find("CreateSecret", 0);
+    assert_true(find("DescribeSecret", store) < find("DeleteAccessKey", store));
+    assert_non_null(strstr(F.done_message[0], "was deleted (compensation)"));
+    finish(cfg);
+}
+
+static void test_foreign_bucket_is_refused(void **state)
+{
+    struct kb_config *cfg = load(ONE_TENANT);
+
+    F.bucket_exists_untagged = true;
+    provision(cfg, NULL);
+    assert_int_equal(F.done_err, KB_EAWS);
+    assert_string_equal(F.done_message[0], "step bucket: bucket acme-billing exists and is not "
+                                           "managed by keybroker for tenant billing; refusing "
+                                           "to adopt it");
+    /* nothing was written to the bucket, and no key was made */
+    for (size_t i = 0; i < F.ncalls; i++) {
+        if (strcmp(F.subjects[i], "acme-billing") == 0)
+            assert_true(strcmp(F.calls[i], "HeadBucket") == 0 ||
+                        strcmp(F.calls[i], "GetBucketTagging") == 0);
+    }
+    assert_int_equal(find("CreateAccessKey", 0), SIZE_MAX);
+    finish(cfg);
+}
+
+static void test_no_tenants_and_unknown_tenant(void **state)
+{
+    struct kb_config *cfg = load("{}");
+
+    provision(cfg, NULL); /* completes later, with nothing */
+    assert_int_equal(F.done_err, 0);
+    assert_int_equal(F.done_count, 0);
+    assert_int_equal(F.ncalls, 0);
+    assert_int_equal(kb_engine_provision(F.engine, "ghost", NULL, on_done, NULL), KB_ENOTFOUND);
+    assert_int_equal(kb_engine_revoke(F.engine, "ghost", NULL, NULL, on_done, NULL), KB_ENOTFOUND);
+    assert_int_equal(kb_engine_revoke(F.engine, NULL, NULL, NULL, on_done, NULL), KB_EINVAL);
+    assert_false(kb_engine_busy(F.engine));
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    assert_int_equal(F.done_calls, 1);
+    finish(cfg);
+}
+
+static void test_cancel_drops_queued_jobs(void **state)
+{
+    struct kb_config *cfg = load(ONE_TENANT);
+
+    F.cfg = cfg;
+    assert_int_equal(kb_engine_new(&F.loop, cfg, s_client, &F.engine), 0);
+    assert_int_equal(kb_engine_provision(F.engine, NULL, on_progress, on_done, NULL), 0);
+    assert_true(kb_engine_busy(F.engine));
+    kb_engine_cancel(F.engine);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    assert_int_equal(F.done_calls, 1);
+    assert_int_equal(F.done_err, KB_ECANCELED);
+    assert_string_equal(F.done_message[0], "canceled");
+    assert_int_equal(F.ncalls, 0);
+    assert_int_equal(kb_engine_provision(F.engine, NULL, on_progress, on_done, NULL), KB_ECANCELED);
+    finish(cfg);
+}
+
+int main(int argc, char **argv)
+{
+    /* One case per line: CMake registers each line as a test. */
+    /* clang-format off */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fresh_tenant_minimal_calls_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrency_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_failure_deletes_the_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unclear_store_failure_reads_before_deleting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_bucket_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_tenants_and_unknown_tenant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel_drops_queued_jobs, setup, teardown),
+    };
+    /* clang-format on */
+
+    if (sodium_init() < 0)
+        return 1;
+    return KB_TEST_RUN(argc, argv, tests, NULL, NULL);
+}

@@ -1,0 +1,321 @@
+/* test_reconcile.c - the pure decisions of provisioning: whose a resource is, missing tags, bucket
+ * settings, which keys are current/orphans and what the key step does, whether a failed store
+ * may hide a success, and the probe's backoff. */
+#include "kb_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "reconcile.h"
+#include "uuid.h"
+
+#define NOW  1800000000
+#define HOUR 3600
+
+static void test_tags_ours(void **state)
+{
+    const struct kb_aws_tag ours[] = {
+        {"team", "x"}, {"keybroker:managed", "true"}, {"keybroker:tenant", "billing"}};
+    const struct kb_aws_tag other_tenant[] = {{"keybroker:managed", "true"},
+                                              {"keybroker:tenant", "reports"}};
+    const struct kb_aws_tag unmanaged[] = {{"keybroker:managed", "false"},
+                                           {"keybroker:tenant", "billing"}};
+    const struct kb_aws_tag case_differs[] = {{"keybroker:managed", "true"},
+                                              {"keybroker:tenant", "Billing"}};
+
+    assert_true(kb_rc_tags_ours(ours, 3, "billing"));
+    assert_false(kb_rc_tags_ours(ours, 2, "billing"));
+    assert_false(kb_rc_tags_ours(other_tenant, 2, "billing"));
+    assert_false(kb_rc_tags_ours(unmanaged, 2, "billing"));
+    assert_false(kb_rc_tags_ours(case_differs, 2, "billing"));
+    assert_false(kb_rc_tags_ours(NULL, 0, "billing"));
+}
+
+static void test_tenant_tags_and_missing(void **state)
+{
+    struct kb_tag items[] = {{"team", "platform"}, {"app", "invoicer"}};
+    struct kb_tenant t = {.name = "billing", .tags = {items, 2}};
+    const struct kb_aws_tag have[] = {{"keybroker:tenant", "billing"},
+                                      {"keybroker:managed", "true"},
+                                      {"team", "finance"},
+                                      {"other", "kept"}};
+    struct kb_aws_tag *tags;
+    size_t n, missing[4];
+
+    assert_int_equal(kb_rc_tenant_tags(&t, &tags, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(tags[0].key, "keybroker:tenant");
+    assert_string_equal(tags[0].value, "billing");
+    assert_string_equal(tags[1].key, "keybroker:managed");
+    assert_string_equal(tags[1].value, "true");
+    assert_string_equal(tags[2].key, "team");
+    assert_string_equal(tags[3].value, "invoicer");
+    /* "team" has another value, "app" is absent; "other" is not ours to judge */
+    assert_int_equal(kb_rc_tags_missing(have, 4, tags, n, missing), 2);
+    assert_int_equal(missing[0], 2);
+    assert_int_equal(missing[1], 3);
+    assert_int_equal(kb_rc_tags_missing(tags, n, tags, n, missing), 0);
+    free(tags);
+}
+
+static void test_bucket_settings(void **state)
+{
+    struct kb_s3_public_access_block pab = {true, true, true, true};
+    struct kb_s3_bucket_encryption aes = {"AES256", NULL, false};
+    struct kb_s3_bucket_encryption kms = {"aws:kms", "alias/kb", true};
+
+    assert_true(kb_rc_pab_ok(&pab));
+    pab.restrict_public_buckets = false;
+    assert_false(kb_rc_pab_ok(&pab));
+    assert_false(kb_rc_pab_ok(NULL));
+    assert_true(kb_rc_encryption_ok(&aes, NULL));
+    assert_false(kb_rc_encryption_ok(&aes, "alias/kb"));
+    assert_false(kb_rc_encryption_ok(&kms, NULL));
+    assert_true(kb_rc_encryption_ok(&kms, "alias/kb"));
+    assert_false(kb_rc_encryption_ok(&kms, "alias/other"));
+    kms.kms_key_id = NULL; /* aws:kms with the AWS managed key is not the configured key */
+    assert_false(kb_rc_encryption_ok(&kms, "alias/kb"));
+    assert_false(kb_rc_encryption_ok(NULL, NULL));
+    assert_true(kb_rc_ownership_ok("BucketOwnerEnforced"));
+    assert_false(kb_rc_ownership_ok("ObjectWriter"));
+    assert_false(kb_rc_ownership_ok(NULL));
+}
+
+static void test_grants_list(void **state)
+{
+    char *list[] = {"s3:GetObject", "s3:List*"};
+    char *get_only[] = {"s3:GetObject", "s3:ListBucketVersions"};
+    char *any[] = {"S3:*"};
+    struct kb_tenant t = {.access = KB_ACCESS_READ_ONLY};
+
+    assert_true(kb_rc_grants_list(&t));
+    t.access = KB_ACCESS_CUSTOM;
+    t.actions = list;
+    t.nactions = 2;
+    assert_true(kb_rc_grants_list(&t));
+    t.actions = get_only;
+    assert_false(kb_rc_grants_list(&t));
+    t.actions = any;
+    t.nactions = 1;
+    assert_true(kb_rc_grants_list(&t));
+}
+
+/* A snapshot of tenant "billing" with keys AKIA0..; label[i] puts key i's version under a label
+ * ("C", "P", "V" for previous, "" none). */
+static void snap(struct kb_rc_snapshot *s, size_t n, const char *const *labels,
+                 const time_t *created, const enum kb_iam_key_status *status)
+{
+    memset(s, 0, sizeof(*s));
+    s->tenant = "billing";
+    s->nkeys = n;
+    for (size_t i = 0; i < n; i++) {
+        char version[KB_UUID_STR_SIZE];
+
+        snprintf(s->keys[i].id, sizeof(s->keys[i].id), "AKIA%016zu", i);
+        s->keys[i].created = created[i];
+        s->keys[i].status = status != NULL ? status[i] : KB_IAM_KEY_ACTIVE;
+        assert_int_equal(kb_uuid_key_version("billing", s->keys[i].id, version), 0);
+        if (strcmp(labels[i], "C") == 0)
+            snprintf(s->current, sizeof(s->current), "%s", version);
+        else if (strcmp(labels[i], "P") == 0)
+            snprintf(s->pending, sizeof(s->pending), "%s", version);
+        else if (strcmp(labels[i], "V") == 0)
+            snprintf(s->previous, sizeof(s->previous), "%s", version);
+    }
+}
+
+static void test_plan_fresh_and_ready(void **state)
+{
+    struct kb_rc_snapshot s;
+    struct kb_rc_plan p;
+    const char *labels[] = {"C", ""};
+    const time_t old[] = {NOW - 5 * HOUR, NOW - 5 * HOUR};
+
+    snap(&s, 0, labels, old, NULL);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.action, KB_RC_CREATE);
+    assert_int_equal(p.current, -1);
+    assert_int_equal(p.ndel, 0);
+
+    snap(&s, 1, labels, old, NULL);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.action, KB_RC_READY);
+    assert_int_equal(p.current, 0);
+    assert_int_equal(p.referenced, 1u);
+}
+
+static void test_plan_orphans(void **state)
+{
+    struct kb_rc_snapshot s;
+    struct kb_rc_plan p;
+    const char *labels[] = {"C", ""};
+    const time_t old_orphan[] = {NOW - 5 * HOUR, NOW - 601};
+    const time_t young_orphan[] = {NOW - 5 * HOUR, NOW - 30};
+    const time_t future[] = {NOW - 5 * HOUR, NOW + 60};
+
+    /* current + an old orphan: ready, and the orphan goes */
+    snap(&s, 2, labels, old_orphan, NULL);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.action, KB_RC_READY);
+    assert_int_equal(p.ndel, 1);
+    assert_int_equal(p.del[0], 1);
+    assert_int_equal(p.nyoung, 0);
+
+    /* exactly min_age old is old enough */
+    assert_int_equal(kb_rc_plan_keys(&s, NOW - 1, 600, &p), 0);
+    assert_int_equal(p.ndel, 1);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW - 2, 600, &p), 0);
+    assert_int_equal(p.ndel, 0);
+    assert_int_equal(p.nyoung, 1);
+
+    /* a young orphan is left alone (a concurrent creator may be about to store it) */
+    snap(&s, 2, labels, young_orphan, NULL);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.action, KB_RC_READY);
+    assert_int_equal(p.ndel, 0);
+    assert_int_equal(p.nyoung, 1);
+    assert_int_equal(p.waiting, 1);
+
+    /* clock skew: a key "from the future" is young */
+    snap(&s, 2, labels, future, NULL);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.ndel, 0);
+    assert_int_equal(p.nyoung, 1);
+}
+
+static void test_plan_slots(void **state)
+{
+    struct kb_rc_snapshot s;
+    struct kb_rc_plan p;
+    const char *none[] = {"", ""};
+    const char *prev_only[] = {"V", ""};
+    const char *pending_prev[] = {"P", "V"};
+    const char *current_inactive[] = {"C", ""};
+    const time_t young[] = {NOW - 10, NOW - 20};
+    const time_t mixed[] = {NOW - 10, NOW - HOUR};
+    const enum kb_iam_key_status inactive[] = {KB_IAM_KEY_INACTIVE, KB_IAM_KEY_ACTIVE};
+
+    /* two young orphans (a crash after CreateAccessKey, twice): wait */
+    snap(&s, 2, none, young, NULL);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.action, KB_RC_WAIT);
+    assert_int_equal(p.waiting, 0);
+    assert_int_equal(p.nyoung, 2);
+
+    /* one young, one old orphan: the old one is deleted, which frees a slot */
+    snap(&s, 2, none, mixed, NULL);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.action, KB_RC_CREATE);
+    assert_int_equal(p.ndel, 1);
+    assert_int_equal(p.del[0], 1);
+
+    /* AWSPREVIOUS only (current gone): referenced, one slot left */
+    snap(&s, 2, prev_only, young, NULL);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.action, KB_RC_WAIT);
+    assert_int_equal(p.referenced, 1u);
+    snap(&s, 1, prev_only, young, NULL);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.action, KB_RC_CREATE);
+
+    /* both referenced, no AWSCURRENT key: only rotation can free a slot */
+    snap(&s, 2, pending_prev, mixed, NULL);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.action, KB_RC_NO_SLOT);
+    assert_int_equal(p.referenced, 3u);
+
+    /* AWSCURRENT holds an inactive key: a new one is needed */
+    snap(&s, 1, current_inactive, mixed, inactive);
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.action, KB_RC_CREATE);
+    assert_int_equal(p.current, 0);
+
+    /* versions of another tenant do not reference our keys */
+    snap(&s, 1, current_inactive, mixed, NULL);
+    s.tenant = "reports";
+    assert_int_equal(kb_rc_plan_keys(&s, NOW, 600, &p), 0);
+    assert_int_equal(p.current, -1);
+    assert_int_equal(p.nyoung, 1);
+    assert_int_equal(kb_rc_plan_keys(NULL, NOW, 600, &p), KB_EINVAL);
+}
+
+static struct kb_aws_error err(int e, long status, const char *code)
+{
+    struct kb_aws_error x;
+
+    memset(&x, 0, sizeof(x));
+    x.err = e;
+    x.status = status;
+    snprintf(x.code, sizeof(x.code), "%s", code);
+    return x;
+}
+
+static void test_store_surely_failed(void **state)
+{
+    struct kb_aws_error e;
+
+    e = err(KB_EAWS, 400, "ValidationException");
+    assert_true(kb_rc_store_surely_failed(&e));
+    e = err(KB_EAWS, 403, "AccessDenied");
+    assert_true(kb_rc_store_surely_failed(&e));
+    e = err(KB_EAWS, 400, "ResourceExistsException");
+    assert_true(kb_rc_store_surely_failed(&e));
+    e = err(KB_EAWS, 400, "ThrottlingException");
+    assert_false(kb_rc_store_surely_failed(&e));
+    e = err(KB_EAWS, 429, "TooManyRequests");
+    assert_false(kb_rc_store_surely_failed(&e));
+    e = err(KB_EAWS, 500, "InternalServiceError");
+    assert_false(kb_rc_store_surely_failed(&e));
+    e = err(KB_EAWS, 503, "ServiceUnavailable");
+    assert_false(kb_rc_store_surely_failed(&e));
+    e = err(KB_ENET, 0, "");
+    assert_false(kb_rc_store_surely_failed(&e));
+    e = err(KB_ETIMEDOUT, 0, "");
+    assert_false(kb_rc_store_surely_failed(&e));
+    assert_false(kb_rc_store_surely_failed(NULL));
+    e = err(KB_EAWS, 404, "NoSuchEntity");
+    assert_true(kb_rc_is_code(&e, "NoSuchEntity"));
+    assert_false(kb_rc_is_code(&e, "NoSuchEntit"));
+    e.err = KB_ENET;
+    assert_false(kb_rc_is_code(&e, "NoSuchEntity"));
+}
+
+static void test_probe_backoff(void **state)
+{
+    /* equal jitter: [step/2, step], step 250 ms doubling, capped at 5 s */
+    assert_int_equal(kb_rc_probe_backoff_ms(0, 0), 125);
+    assert_int_equal(kb_rc_probe_backoff_ms(0, UINT32_MAX), 250);
+    assert_int_equal(kb_rc_probe_backoff_ms(1, 0), 250);
+    assert_int_equal(kb_rc_probe_backoff_ms(1, UINT32_MAX), 500);
+    assert_int_equal(kb_rc_probe_backoff_ms(4, UINT32_MAX), 4000);
+    assert_int_equal(kb_rc_probe_backoff_ms(5, UINT32_MAX), 5000);
+    assert_int_equal(kb_rc_probe_backoff_ms(5, 0), 2500);
+    assert_int_equal(kb_rc_probe_backoff_ms(1000, UINT32_MAX), 5000);
+    for (uint32_t r = 0; r < 4000000000u; r += 400000000u) {
+        uint64_t d = kb_rc_probe_backoff_ms(2, r);
+
+        assert_true(d >= 500 && d <= 1000);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    /* One case per line: CMake registers each line as a test. */
+    /* clang-format off */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tags_ours),
+        cmocka_unit_test(test_tenant_tags_and_missing),
+        cmocka_unit_test(test_bucket_settings),
+        cmocka_unit_test(test_grants_list),
+        cmocka_unit_test(test_plan_fresh_and_ready),
+        cmocka_unit_test(test_plan_orphans),
+        cmocka_unit_test(test_plan_slots),
+        cmocka_unit_test(test_store_surely_failed),
+        cmocka_unit_test(test_probe_backoff),
+    };
+    /* clang-format on */
+
+    return KB_TEST_RUN(argc, argv, tests, NULL, NULL);
+}
