@@ -430,8 +430,12 @@ static const struct s_command s_commands[] = {
      "are printed as they arrive, then one line per tenant with its final state. Exits 1 when\n"
      "a tenant ends in state error.\n",
      s_provision},
-    {"rotate", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS, "(admin) rotate TENANT's access key now",
-     "(admin) Rotates TENANT's access key now and prints the tenant and its state.\n", s_rotate},
+    {"rotate", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS,
+     "(admin) rotate TENANT's access key (not supported yet)",
+     "(admin) Asks the broker to rotate TENANT's access key now and prints the tenant and its\n"
+     "state. This version of keybrokerd answers not_supported (exit 1): rotation arrives in a\n"
+     "later release.\n",
+     s_rotate},
     {"revoke", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS, "(admin) deprovision TENANT",
      "(admin) Deprovisions TENANT: deletes its access keys, inline policy and IAM user and\n"
      "schedules its secret for deletion with a recovery window.\n"
