@@ -8,7 +8,6 @@
  * the same "forbidden" answer. This file must never put anything in an answer but what the codec's
  * response structs carry (names, ARNs, ids, states, messages) - never key material.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -343,11 +343,11 @@ class BrokerTestCase(unittest.TestCase):
 
     def _cleanup(self):
         statuses = []
-        for b in self.brokers:
-            if b.proc is not None:
-                statuses.append(b.stop())
-        self.collect_secrets()
         try:
+            for b in self.brokers:
+                if b.proc is not None:
+                    statuses.append(b.stop())
+            self.collect_secrets()
             self.assertTrue(self.secrets, "no secret was found to scan for")
             blobs = [b.stderr_text().encode() for b in self.brokers]
             if os.path.exists(self.socket_log):
@@ -359,6 +359,10 @@ class BrokerTestCase(unittest.TestCase):
             for rc in statuses:
                 self.assertEqual(rc, 0, "keybrokerd did not exit cleanly")
         finally:
+            for b in self.brokers:  # after a failure above: never leave a daemon behind
+                if b.proc is not None and b.proc.poll() is None:
+                    b.proc.kill()
+                    b.proc.wait()
             self.fa.stop()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
