@@ -718,12 +718,15 @@ class TestCrash(ProvisionCase):
             time.sleep(0.02)
         self.fail(f"timed out waiting for {what}")
 
-    def _crash_at(self, k, tenants, cfg):
-        """Freezes the (k+1)-th AWS call of a fresh run, kills keybrokerd with SIGKILL while
-        AWS carries it out, and lets it land. Returns the operation that was frozen, or None
-        when the run made fewer calls."""
+    def _crash_at(self, op, occurrence, tenants, cfg):
+        """Freezes the (occurrence+1)-th call of operation op in a fresh run, kills keybrokerd
+        with SIGKILL while AWS carries it out, and lets it land. Returns the operation that was
+        frozen, or None when the run made fewer such calls. (Points are named by operation, not
+        by position in the call log: the two tenants and the bucket and user chains run
+        concurrently, so positions interleave differently from run to run.)"""
         seq = self.last_seq()
-        self.fa.fault(kind="delay", delay_ms=self.DELAY_MS, skip=k, count=1)
+        self.fa.fault(kind="delay", delay_ms=self.DELAY_MS, operation=op, skip=occurrence,
+                      count=1)
         p = self.kb.popen(cfg)
         self.addCleanup(lambda: p.poll() is None and p.kill())
 
@@ -751,16 +754,18 @@ class TestCrash(ProvisionCase):
                  Tenant("cb", "acme-count-b", "read-only")]
         seq = self.last_seq()
         self.assertEqual(self.kb.run(self.kb.config(probe, name="count.json")).rc, 0)
-        total = len(self.calls_since(seq))
-        self.assertGreaterEqual(total, 20)
+        ops = [c["operation"] for c in self.calls_since(seq)]
+        self.assertGreaterEqual(len(ops), 20)
+        # Every call of the run is one crash point: (operation, how many came before it).
+        crash_points = [(op, ops[:i].count(op)) for i, op in enumerate(ops)]
         points, orphans, frozen_ops = [], {}, []
-        for k in range(total):
+        for k, (op, occurrence) in enumerate(crash_points):
             tenants = [Tenant(f"k{k}a", f"acme-kill-{k}-a", "read-write", "x/"),
                        Tenant(f"k{k}b", f"acme-kill-{k}-b", "read-only")]
             cfg = self.kb.config(tenants, name=f"kill{k}.json")
             with self.subTest(k=k):
-                frozen = self._crash_at(k, tenants, cfg)
-                self.assertIsNotNone(frozen, f"the run made fewer than {k + 1} calls")
+                frozen = self._crash_at(op, occurrence, tenants, cfg)
+                self.assertEqual(frozen, op, f"the run made fewer than {occurrence + 1} {op}")
                 frozen_ops.append(frozen)
                 before_keys = {k2["id"] for t in tenants
                                for k2 in users(self.fa.state()).get(t.user, {})
