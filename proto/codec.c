@@ -5,6 +5,8 @@
  * Every line is untrusted. The parser bounds everything before it allocates (line length, depth,
  * id length, name count) and reads only the fields the op allows, so a typo is a bad_request and
  * not silently ignored. It must never do I/O, log, or echo a field's value in an error message.
+ * Common flat requests are read by the fast path in codec_flat.c; every other line, and every
+ * error, goes through the json-c path here.
  */
 #include "codec.h"
 
@@ -474,6 +476,18 @@ static int s_parse_fields(struct json_object *root, struct kb_proto_request *req
 
 int kb_proto_parse_request(const char *line, size_t len, struct kb_proto_request *req,
                            struct kb_proto_error *err)
+{
+    if (kb_proto_parse_flat(line, len, req)) {
+        err->code = KB_PROTO_OK;
+        memcpy(err->id, req->id, sizeof(err->id));
+        err->message[0] = '\0';
+        return 0;
+    }
+    return kb_proto_parse_json(line, len, req, err);
+}
+
+int kb_proto_parse_json(const char *line, size_t len, struct kb_proto_request *req,
+                        struct kb_proto_error *err)
 {
     struct json_object *root = NULL;
     enum kb_proto_err code;

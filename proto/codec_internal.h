@@ -46,4 +46,15 @@ int kb_proto_emit(struct json_object *obj, char **out, size_t *len);
 /* Copies at most cap - 1 bytes of s[0..len) to out, cut at a UTF-8 character boundary. */
 void kb_proto_copy_trunc(char *out, size_t cap, const char *s, size_t len);
 
+/*
+ * The request parser's two paths (kb_proto_parse_request runs the first, then the second when it
+ * declines). kb_proto_parse_flat reads a flat request line without json-c and returns true with
+ * *req filled - exactly what kb_proto_parse_json gives for the same line - or false, having
+ * declined it (*req is then unspecified and holds nothing to release). kb_proto_parse_json is the
+ * whole parser on json-c, with kb_proto_parse_request's contract.
+ */
+bool kb_proto_parse_flat(const char *line, size_t len, struct kb_proto_request *req);
+int kb_proto_parse_json(const char *line, size_t len, struct kb_proto_request *req,
+                        struct kb_proto_error *err);
+
 #endif
