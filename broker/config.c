@@ -146,6 +146,28 @@ static void s_walk(struct kb_config__ctx *c, struct json_object *root, struct kb
     kb_config__tenants(c, tenants, cfg);
 }
 
+static int s_cmp_name(const void *a, const void *b)
+{
+    const struct kb_tenant *x = *(const struct kb_tenant *const *)a;
+    const struct kb_tenant *y = *(const struct kb_tenant *const *)b;
+
+    return strcmp(x->name, y->name);
+}
+
+/* The name index of a valid config (its names are unique). */
+static int s_index(struct kb_config *cfg)
+{
+    const struct kb_tenant **by_name = calloc(cfg->ntenants + 1, sizeof(*by_name));
+
+    if (by_name == NULL)
+        return KB_ENOMEM;
+    for (size_t i = 0; i < cfg->ntenants; i++)
+        by_name[i] = &cfg->tenants[i];
+    qsort(by_name, cfg->ntenants, sizeof(*by_name), s_cmp_name);
+    cfg->by_name = by_name;
+    return 0;
+}
+
 static int s_finish(struct kb_config__ctx *c, struct kb_config *cfg, struct kb_config **cfg_out,
                     struct kb_config_errors **errors_out)
 {
@@ -164,6 +186,11 @@ static int s_finish(struct kb_config__ctx *c, struct kb_config *cfg, struct kb_c
         kb_config_destroy(cfg);
         *errors_out = c->errors;
         return KB_ECONFIG;
+    }
+    if (s_index(cfg) != 0) {
+        kb_config_destroy(cfg);
+        kb_config_errors_destroy(c->errors);
+        return KB_ENOMEM;
     }
     kb_config_errors_destroy(c->errors);
     *cfg_out = cfg;
@@ -329,13 +356,25 @@ void kb_config_destroy(struct kb_config *cfg)
         s_tenant_free(&cfg->tenants[i]);
     }
     free(cfg->tenants);
+    free(cfg->by_name);
     free(cfg);
+}
+
+static int s_cmp_key(const void *key, const void *elem)
+{
+    return strcmp(key, (*(const struct kb_tenant *const *)elem)->name);
 }
 
 const struct kb_tenant *kb_config_tenant(const struct kb_config *cfg, const char *name)
 {
+    const struct kb_tenant *const *hit;
+
     if (cfg == NULL || name == NULL) {
         return NULL;
+    }
+    if (cfg->by_name != NULL) {
+        hit = bsearch(name, cfg->by_name, cfg->ntenants, sizeof(*cfg->by_name), s_cmp_key);
+        return hit != NULL ? *hit : NULL;
     }
     for (size_t i = 0; i < cfg->ntenants; i++) {
         if (strcmp(cfg->tenants[i].name, name) == 0) {

@@ -126,13 +126,18 @@ bool kb_engine_busy(const struct kb_engine *e)
 int kb_engine_tenant_status(const struct kb_engine *e, const char *name,
                             struct kb_tenant_status *out)
 {
-    for (size_t i = 0; name != NULL && i < e->cfg->ntenants; i++) {
-        if (strcmp(e->cfg->tenants[i].name, name) == 0) {
-            *out = e->tenants[i].status;
-            return 0;
-        }
-    }
-    return KB_ENOTFOUND;
+    const struct kb_tenant *t = kb_config_tenant(e->cfg, name);
+
+    if (t == NULL)
+        return KB_ENOTFOUND;
+    *out = *kb_engine_status_of(e, t);
+    return 0;
+}
+
+const struct kb_tenant_status *kb_engine_status_of(const struct kb_engine *e,
+                                                   const struct kb_tenant *t)
+{
+    return &e->tenants[t - e->cfg->tenants].status;
 }
 
 /* -- jobs -------------------------------------------------------------------------------------- */
@@ -465,13 +470,12 @@ static struct kb_op *s_op_new(struct kb_engine *e, size_t njobs, kb_engine_progr
 
 static int s_find(const struct kb_engine *e, const char *name, size_t *ti)
 {
-    for (size_t i = 0; i < e->cfg->ntenants; i++) {
-        if (strcmp(e->cfg->tenants[i].name, name) == 0) {
-            *ti = i;
-            return 0;
-        }
-    }
-    return KB_ENOTFOUND;
+    const struct kb_tenant *t = kb_config_tenant(e->cfg, name);
+
+    if (t == NULL)
+        return KB_ENOTFOUND;
+    *ti = (size_t)(t - e->cfg->tenants);
+    return 0;
 }
 
 static int s_submit(struct kb_engine *e, const char *tenant, enum kb_job_kind kind,

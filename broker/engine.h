@@ -122,6 +122,11 @@ int kb_engine_revoke(struct kb_engine *e, const char *tenant,
 int kb_engine_tenant_status(const struct kb_engine *e, const char *name,
                             struct kb_tenant_status *out);
 
+/* The status of t, which must be one of the tenants of the engine's config (a kb_config_tenant()
+ * result). Borrowed: valid until control returns to the loop. */
+const struct kb_tenant_status *kb_engine_status_of(const struct kb_engine *e,
+                                                   const struct kb_tenant *t);
+
 /* Whether any operation is queued or running. */
 bool kb_engine_busy(const struct kb_engine *e);
 

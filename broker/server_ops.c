@@ -64,55 +64,55 @@ static bool s_servable(const struct kb_tenant_status *st)
            (st->state == KB_TENANT_READY || st->state == KB_TENANT_PROVISIONING);
 }
 
+/* The state of t as the engine knows it ("pending" without an engine). Borrowed until control
+ * returns to the loop. */
+static const struct kb_tenant_status *s_state(const struct kb_server *s, const struct kb_tenant *t)
+{
+    static const struct kb_tenant_status pending = {.state = KB_TENANT_PENDING};
+
+    return s->engine != NULL ? kb_engine_status_of(s->engine, t) : &pending;
+}
+
 static void s_get(struct kb_srv_conn *c, const struct kb_proto_request *req)
 {
     struct kb_server *s = c->srv;
     const struct kb_tenant *t = kb_config_tenant(s->cfg, req->tenant);
-    struct kb_tenant_status st;
+    const struct kb_tenant_status *st;
     struct kb_proto_tenant_info info;
     char msg[KB_PROTO_MSG_SIZE];
     char *line = NULL;
     size_t len = 0;
     int rc;
 
-    if (s->engine == NULL || kb_engine_tenant_status(s->engine, req->tenant, &st) != 0) {
+    if (s->engine == NULL || t == NULL) {
         kb_srv_reply_error(c, req->op, req->id, KB_PROTO_ENOT_READY, NULL);
         return;
     }
-    if (!s_servable(&st)) {
+    st = s_state(s, t);
+    if (!s_servable(st)) {
         snprintf(msg, sizeof(msg), "tenant %s is %s%s%.300s", req->tenant,
-                 kb_tenant_state_name(st.state), st.message[0] != '\0' ? ": " : "", st.message);
+                 kb_tenant_state_name(st->state), st->message[0] != '\0' ? ": " : "", st->message);
         kb_srv_reply_error(c, req->op, req->id, KB_PROTO_ENOT_READY, msg);
         return;
     }
     info = (struct kb_proto_tenant_info){
         .tenant = t->name,
-        .arn = st.secret_arn,
+        .arn = st->secret_arn,
         .bucket = t->bucket,
         .prefix = t->prefix,
         .region = s->region,
-        .version_id = st.version_id,
-        .last_rotation = st.last_rotation,
-        .state = kb_tenant_state_name(st.state),
+        .version_id = st->version_id,
+        .last_rotation = st->last_rotation,
+        .state = kb_tenant_state_name(st->state),
     };
-    rc = kb_srv_get_line(&s->get_cache[t - s->cfg->tenants], &info, &st, req->id, &line, &len);
+    rc = kb_srv_get_line(&s->get_cache[t - s->cfg->tenants], &info, st, req->id, &line, &len);
     s_ok(c, req->op, rc, line, len, req->id);
-}
-
-/* The state of t as the engine knows it ("pending" without an engine). */
-static void s_state(struct kb_server *s, const struct kb_tenant *t, struct kb_tenant_status *st)
-{
-    memset(st, 0, sizeof(*st));
-    st->state = KB_TENANT_PENDING;
-    if (s->engine != NULL)
-        (void)kb_engine_tenant_status(s->engine, t->name, st);
 }
 
 static void s_list(struct kb_srv_conn *c, const struct kb_proto_request *req)
 {
     struct kb_server *s = c->srv;
     struct kb_proto_list_entry *e = calloc(s->cfg->ntenants + 1, sizeof(*e));
-    struct kb_tenant_status st;
     size_t n = 0;
     char *line = NULL;
     size_t len = 0;
@@ -123,8 +123,8 @@ static void s_list(struct kb_srv_conn *c, const struct kb_proto_request *req)
 
         if (!kb_server_authz_visible(t, &c->peer))
             continue;
-        s_state(s, t, &st);
-        e[n++] = (struct kb_proto_list_entry){t->name, t->bucket, kb_tenant_state_name(st.state)};
+        e[n++] = (struct kb_proto_list_entry){t->name, t->bucket,
+                                              kb_tenant_state_name(s_state(s, t)->state)};
     }
     if (rc == 0)
         rc = kb_proto_format_list(req->id, e, n, &line, &len);
@@ -137,21 +137,20 @@ static void s_status(struct kb_srv_conn *c, const struct kb_proto_request *req)
     struct kb_server *s = c->srv;
     size_t cap = s->cfg->ntenants + 1;
     struct kb_proto_status_entry *e = calloc(cap, sizeof(*e));
-    struct kb_tenant_status *st = calloc(cap, sizeof(*st));
     struct kb_proto_status out = {.version = s->version, .tenants = e};
     char *line = NULL;
     size_t len = 0;
-    int rc = e == NULL || st == NULL ? KB_ENOMEM : 0;
+    int rc = e == NULL ? KB_ENOMEM : 0;
 
     out.uptime_seconds = (uv_now(s->loop) - s->started_ms) / 1000u;
     for (size_t i = 0; rc == 0 && i < s->cfg->ntenants; i++) {
         const struct kb_tenant *t = &s->cfg->tenants[i];
-        struct kb_tenant_status *x = &st[out.count];
+        const struct kb_tenant_status *x;
 
         if ((req->has_tenant && strcmp(req->tenant, t->name) != 0) ||
             !kb_server_authz_visible(t, &c->peer))
             continue;
-        s_state(s, t, x);
+        x = s_state(s, t);
         e[out.count++] = (struct kb_proto_status_entry){
             .tenant = t->name,
             .state = kb_tenant_state_name(x->state),
@@ -162,7 +161,6 @@ static void s_status(struct kb_srv_conn *c, const struct kb_proto_request *req)
     if (rc == 0)
         rc = kb_proto_format_status(req->id, &out, &line, &len);
     free(e);
-    free(st);
     s_ok(c, req->op, rc, line, len, req->id);
 }
 
@@ -210,16 +208,12 @@ char *kb_srv_metrics_text(struct kb_server *s)
         .uptime_seconds = (uv_now(s->loop) - s->started_ms) / 1000u,
         .connections = s->nconns,
     };
-    struct kb_tenant_status st;
 
     for (size_t i = 0; i < KB_SRV_TENANT_STATES; i++)
         g.state_names[i] = kb_tenant_state_name((enum kb_tenant_state)i);
     for (size_t i = 0; i < s->cfg->ntenants; i++) {
-        enum kb_tenant_state state = KB_TENANT_PENDING;
+        enum kb_tenant_state state = s_state(s, &s->cfg->tenants[i])->state;
 
-        if (s->engine != NULL &&
-            kb_engine_tenant_status(s->engine, s->cfg->tenants[i].name, &st) == 0)
-            state = st.state;
         if ((size_t)state < KB_SRV_TENANT_STATES)
             g.tenants[state]++;
     }

@@ -305,6 +305,47 @@ static void test_full_config_values(void **state)
     kb_config_destroy(cfg);
 }
 
+/* Every one of many tenants, listed in no particular order, is found by its exact name only. */
+static void test_tenant_lookup_many(void **state)
+{
+    enum { N = 500 };
+    size_t cap = N * 128 + 64, off = 0;
+    char *text = malloc(cap);
+    struct kb_config *cfg;
+    char name[32];
+
+    (void)state;
+    assert_non_null(text);
+    off += (size_t)snprintf(text + off, cap - off, "{\"tenants\": [");
+    for (unsigned i = 0; i < N; i++) {
+        /* a permutation of 0..N-1 (7 is prime to 500), so the file is not in name order */
+        unsigned k = (i * 7u) % N;
+
+        off += (size_t)snprintf(text + off, cap - off,
+                                "%s{\"name\": \"t%u-x\", \"bucket\": \"bucket-%u\", "
+                                "\"access\": \"read-only\"}",
+                                i > 0 ? ", " : "", k, k);
+    }
+    snprintf(text + off, cap - off, "]}");
+    cfg = s_load_ok(text);
+    assert_int_equal(cfg->ntenants, N);
+    for (size_t i = 0; i < cfg->ntenants; i++)
+        assert_ptr_equal(kb_config_tenant(cfg, cfg->tenants[i].name), &cfg->tenants[i]);
+    for (unsigned k = 0; k < N; k++) {
+        snprintf(name, sizeof(name), "t%u-x", k);
+        assert_string_equal(kb_config_tenant(cfg, name)->name, name);
+        snprintf(name, sizeof(name), "t%u-", k); /* a prefix of a name is not that name */
+        assert_null(kb_config_tenant(cfg, name));
+        snprintf(name, sizeof(name), "T%u-x", k);
+        assert_null(kb_config_tenant(cfg, name));
+    }
+    assert_null(kb_config_tenant(cfg, ""));
+    assert_null(kb_config_tenant(cfg, "zzz"));
+    assert_null(kb_config_tenant(cfg, NULL));
+    kb_config_destroy(cfg);
+    free(text);
+}
+
 static void test_defaults(void **state)
 {
     struct kb_config *cfg = s_load_ok("{\"tenants\": [{\"name\": \"app\", \"bucket\": "
@@ -567,6 +608,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_data_invalid),
         cmocka_unit_test(test_data_valid),
         cmocka_unit_test(test_full_config_values),
+        cmocka_unit_test(test_tenant_lookup_many),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_injected_resolver),
         cmocka_unit_test(test_system_resolver),
