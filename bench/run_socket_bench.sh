@@ -13,7 +13,9 @@
 # clients over the uids of BENCH_UIDS (default 60001-60004, one generator process each) and both
 # servers are driven the same way; as another user it runs as that one uid. One client is one uid:
 # past 100000 requests/s keybrokerd answers rate_limited, so "ok/s" (answers that were not errors)
-# is shown beside req/s. Everything is stopped and removed at the end.
+# is shown beside req/s. BENCH_TENANTS (default 1) configures that many tenants in all, the
+# benchmarked one ("bench") last, to show that a get does not slow down with the tenant count.
+# Everything is stopped and removed at the end.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +27,7 @@ BENCH=$BUILD/bench/bench_socket
 FLOOR=$BUILD/bench/bench_epoll_floor
 RUN_SECONDS=${BENCH_SECONDS:-3}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+NTENANTS=${BENCH_TENANTS:-1}
 if [ "$(id -u)" -eq 0 ]; then UIDS=${BENCH_UIDS-60001,60002,60003,60004}; else UIDS=; fi
 TMP=$(mktemp -d -t keybroker-sockbench.XXXXXX)
 chmod 755 "$TMP" # the generator's uids must reach the sockets
@@ -54,7 +57,9 @@ cat >"$TMP/config.json" <<EOF
     "limits": {"requests_per_second_per_uid": 100000, "max_connections": 1024}
   },
   "aws": {"region": "us-east-1", "endpoint_url": "$ENDPOINT", "s3_force_path_style": true},
-  "tenants": [
+  "tenants": [$(for i in $(seq 2 "$NTENANTS"); do
+    printf '\n    {"name": "t%05d", "bucket": "bench-bucket-%05d", "access": "read-only", "clients": {"uids": [0]}},' "$i" "$i"
+done)
     {"name": "bench", "bucket": "bench-bucket", "access": "read-only",
      "clients": {"uids": [$(id -u)${UIDS:+, $UIDS}]}}
   ]
@@ -66,8 +71,9 @@ env AWS_ACCESS_KEY_ID=AKIAFAKEROOT00000000 \
     AWS_EC2_METADATA_DISABLED=true \
     "$KEYBROKERD" --config "$TMP/config.json" 2>"$TMP/keybrokerd.log" &
 PIDS+=($!)
-for _ in $(seq 1 300); do
-    "$KBCTL" --socket "$TMP/kb.sock" --json status 2>/dev/null | grep -q '"state":"ready"' && break
+for _ in $(seq 1 $((300 + NTENANTS))); do
+    kill -0 "${PIDS[-1]}" 2>/dev/null || break # keybrokerd exited: its log says why
+    "$KBCTL" --socket "$TMP/kb.sock" --json status bench 2>/dev/null | grep -q '"state":"ready"' && break
     sleep 0.05
 done
 "$KBCTL" --socket "$TMP/kb.sock" get bench >/dev/null || {
@@ -82,7 +88,7 @@ REPLY_SIZE=$(printf '%s\n' "$REQ" | socat -t 2 - "UNIX-CONNECT:$TMP/kb.sock" | h
 PIDS+=($!)
 for _ in $(seq 1 100); do [ -S "$TMP/floor.sock" ] && break; sleep 0.02; done
 
-echo "socket bench: $(nproc) CPUs, $RUN_SECONDS s per run, get answer $REPLY_SIZE bytes," \
+echo "socket bench: $(nproc) CPUs, $RUN_SECONDS s per run, $NTENANTS tenants, get answer $REPLY_SIZE bytes," \
     "keybrokerd log level $LOG_LEVEL, generator uids: ${UIDS:-$(id -u) (one process)}"
 printf '%-8s %-11s %10s %10s %9s %9s\n' clients server "req/s" "ok/s" "p50 us" "p99 us"
 declare -A RPS P99
