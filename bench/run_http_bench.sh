@@ -13,28 +13,24 @@ curl_n=${CURL_N:-$((n / 4 > 100 ? n / 4 : 100))}
 bin=$build/bench/bench_http
 [ -x "$bin" ] || { echo "run_http_bench: $bin not built" >&2; exit 2; }
 tmp=$(mktemp -d)
-fpid=
+. "$root/tests/fakeaws/start.sh"
+FAKEAWS_PID=
 cleanup() {
-    if [ -n "$fpid" ]; then kill "$fpid" 2>/dev/null || true; wait "$fpid" 2>/dev/null || true; fi
+    if [ -n "$FAKEAWS_PID" ]; then
+        kill "$FAKEAWS_PID" 2>/dev/null || true
+        wait "$FAKEAWS_PID" 2>/dev/null || true
+    fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
 
 # fakeaws sets TCP_NODELAY itself (server.py): no delayed-ACK stall on reused connections.
-(cd "$root/tests/fakeaws" && exec /usr/bin/python3 -m fakeaws --port 0 --port-file "$tmp/port") \
-    >"$tmp/fakeaws.log" 2>&1 &
-fpid=$!
-i=0
-while [ ! -s "$tmp/port" ]; do
-    i=$((i + 1))
-    [ $i -lt 300 ] || { echo "run_http_bench: fakeaws did not start" >&2; cat "$tmp/fakeaws.log" >&2; exit 2; }
-    sleep 0.05
-done
+fakeaws_start "$root" "$tmp" || exit 2
 
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy AWS_PROFILE AWS_CA_BUNDLE
-export AWS_ENDPOINT_URL="http://127.0.0.1:$(cat "$tmp/port")"
-export AWS_ACCESS_KEY_ID=AKIAFAKEROOT00000000
-export AWS_SECRET_ACCESS_KEY=fakeawsRootSecretKey/0000000000000000000
+export AWS_ENDPOINT_URL="$FAKEAWS_ENDPOINT"
+export AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID
+export AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET
 export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 

@@ -43,11 +43,10 @@ for b in "$KEYBROKERD" "$KBCTL" "$BENCH" "$FLOOR"; do
     [ -x "$b" ] || { echo "missing $b: build first (KB_BUILD_DIR=$BUILD)" >&2; exit 1; }
 done
 
-(cd "$ROOT/tests/fakeaws" && exec "$PYTHON" -m fakeaws --port 0 --port-file "$TMP/port") \
-    >"$TMP/fakeaws.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 200); do [ -s "$TMP/port" ] && break; sleep 0.05; done
-ENDPOINT="http://127.0.0.1:$(cat "$TMP/port")"
+. "$ROOT/tests/fakeaws/start.sh"
+fakeaws_start "$ROOT" "$TMP" || exit 1
+PIDS+=("$FAKEAWS_PID")
+ENDPOINT=$FAKEAWS_ENDPOINT
 
 cat >"$TMP/config.json" <<EOF
 {
@@ -65,8 +64,7 @@ done)
   ]
 }
 EOF
-env AWS_ACCESS_KEY_ID=AKIAFAKEROOT00000000 \
-    AWS_SECRET_ACCESS_KEY=fakeawsRootSecretKey/0000000000000000000 \
+env AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET \
     AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
     AWS_EC2_METADATA_DISABLED=true \
     "$KEYBROKERD" --config "$TMP/config.json" 2>"$TMP/keybrokerd.log" &

@@ -20,9 +20,8 @@ KBCTL=$BUILD/proto/kbctl
 TMP=$(mktemp -d -t keybroker-demo.XXXXXX)
 FAKEAWS_PID=
 BROKER_PID=
-# fakeaws's root key: the demo's "administrator" (fixed test values, see tests/fakeaws).
-ROOT_KEY_ID=AKIAFAKEROOT00000000
-ROOT_SECRET=fakeawsRootSecretKey/0000000000000000000
+# fakeaws_start, and fakeaws's root key: the demo's "administrator" (fixed test values).
+. "$ROOT/tests/fakeaws/start.sh"
 
 cleanup() {
     local rc=$?
@@ -42,12 +41,8 @@ done
 echo "demo directory: $TMP (written as \$DEMO below; removed at the end)"
 
 say "1. fakeaws: a local AWS (IAM, STS, S3, Secrets Manager) on a free port of 127.0.0.1"
-(cd "$ROOT/tests/fakeaws" && exec "$PYTHON" -m fakeaws --port 0 --port-file "$TMP/port") \
-    >"$TMP/fakeaws.log" 2>&1 &
-FAKEAWS_PID=$!
-for _ in $(seq 1 200); do [ -s "$TMP/port" ] && break; sleep 0.05; done
-[ -s "$TMP/port" ] || { cat "$TMP/fakeaws.log"; echo "fakeaws did not start" >&2; exit 1; }
-ENDPOINT="http://127.0.0.1:$(cat "$TMP/port")"
+fakeaws_start "$ROOT" "$TMP" || exit 1
+ENDPOINT=$FAKEAWS_ENDPOINT
 echo "fakeaws listens at $ENDPOINT"
 
 say "2. keybrokerd with two tenants: billing (read-write, for uid $(id -u)) and search"
@@ -69,7 +64,7 @@ EOF
 sed 's/^/    /' "$TMP/keybroker.json"
 echo "keybrokerd gets fakeaws's administrator key in its environment (on AWS: its instance role);"
 echo "it starts without provisioning anything (--no-provision-at-start), so that step 3 shows it."
-env AWS_ACCESS_KEY_ID=$ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$ROOT_SECRET \
+env AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET \
     AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
     "$KEYBROKERD" --config "$TMP/keybroker.json" --no-provision-at-start \
     2>"$TMP/keybrokerd.log" &
@@ -97,7 +92,7 @@ echo "credential_process command (on AWS it would be the application's instance 
 cat >"$TMP/aws-config" <<EOF
 [profile billing-app]
 region = us-east-1
-credential_process = /usr/bin/env AWS_ENDPOINT_URL=$ENDPOINT AWS_ACCESS_KEY_ID=$ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$ROOT_SECRET AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null $KBCTL --socket $TMP/keybroker.sock credential-process billing
+credential_process = /usr/bin/env AWS_ENDPOINT_URL=$ENDPOINT AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null $KBCTL --socket $TMP/keybroker.sock credential-process billing
 EOF
 sed "s|$TMP|\$DEMO|g; s|$BUILD/proto/||; s|^|    |" "$TMP/aws-config"
 export AWS_CONFIG_FILE=$TMP/aws-config AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PROFILE=billing-app
@@ -130,7 +125,7 @@ for l in open(sys.argv[1]):
         print("  %-10s %s" % (e["event"], " ".join("%s=%s" % (k, e[k]) for k in keys)))
 PY
 # The secret key never went through the socket or the log (DESIGN.md I2): check it.
-SECRET=$(env -u AWS_PROFILE AWS_ACCESS_KEY_ID=$ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$ROOT_SECRET \
+SECRET=$(env -u AWS_PROFILE AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET \
     AWS_CONFIG_FILE=/dev/null AWS_DEFAULT_REGION=us-east-1 "$AWS" --endpoint-url "$ENDPOINT" \
     secretsmanager get-secret-value --secret-id "$ARN" --query SecretString --output text |
     "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["SecretAccessKey"])')

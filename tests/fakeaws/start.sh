@@ -1,0 +1,34 @@
+# start.sh - sourced (POSIX sh) by the scripts that need a private fakeaws: the benchmark runners
+# and tests/demo.sh. It defines fakeaws_start and fakeaws's fixed root key; the caller stops the
+# process ($FAKEAWS_PID) in its own cleanup.
+#
+#   . "$ROOT/tests/fakeaws/start.sh"
+#   fakeaws_start "$ROOT" "$TMP" || exit 1     # sets FAKEAWS_PID and FAKEAWS_ENDPOINT
+#
+# fakeaws listens on a free port of 127.0.0.1 (port 0, written to DIR/port) and logs to
+# DIR/fakeaws.log; KB_PYTHON names the interpreter (default /usr/bin/python3).
+
+# fakeaws's root key (its defaults, see README.md "fakeaws"): the scripts' "administrator".
+FAKEAWS_ROOT_KEY_ID=AKIAFAKEROOT00000000
+FAKEAWS_ROOT_SECRET=fakeawsRootSecretKey/0000000000000000000
+
+# fakeaws_start ROOT DIR: starts the fakeaws of the checkout at ROOT with its files in DIR and
+# waits (at most 15 s) for its port. Returns 1, with the log on stderr, when it did not start.
+fakeaws_start() {
+    FAKEAWS_PID=
+    FAKEAWS_ENDPOINT=
+    (cd "$1/tests/fakeaws" && exec "${KB_PYTHON:-/usr/bin/python3}" -m fakeaws --port 0 \
+        --port-file "$2/port") >"$2/fakeaws.log" 2>&1 &
+    FAKEAWS_PID=$!
+    _fakeaws_i=0
+    while [ ! -s "$2/port" ]; do
+        _fakeaws_i=$((_fakeaws_i + 1))
+        if [ $_fakeaws_i -ge 300 ] || ! kill -0 "$FAKEAWS_PID" 2>/dev/null; then
+            echo "fakeaws did not start:" >&2
+            cat "$2/fakeaws.log" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    FAKEAWS_ENDPOINT="http://127.0.0.1:$(cat "$2/port")"
+}
