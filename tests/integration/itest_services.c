@@ -16,31 +16,16 @@
  * kb_secret, and the value read back is compared in memory ("value_matches"). Exit status 0 when
  * the scenario ran (whatever the calls answered), 2 on a usage or setup error.
  */
-#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "itest_services_out.h"
+#include "uuid.h"
 #include "wipealloc.h"
 
 /* -- helpers of the steps ---------------------------------------------------------------------- */
-
-/* ClientRequestToken = a UUID (version 5 layout) from SHA-256("keybroker:" tenant ":" key id). */
-static void token_for(const struct run *r, const char *key_id, char out[37])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    char in[512], hex[33];
-    int n = snprintf(in, sizeof(in), "keybroker:%s:%s", r->tenant, key_id);
-
-    EVP_Digest(in, (size_t)n, md, &md_len, EVP_sha256(), NULL);
-    md[6] = (unsigned char)((md[6] & 0x0f) | 0x50);
-    md[8] = (unsigned char)((md[8] & 0x3f) | 0x80);
-    sodium_bin2hex(hex, sizeof(hex), md, 16);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
-}
 
 /* The secret value of the newest key, in guarded memory. */
 static int make_value(struct run *r)
@@ -166,14 +151,17 @@ STEP(create_access_key)
 
 STEP(create_secret)
 {
-    char token[37];
+    char token[KB_UUID_STR_SIZE];
     int rc;
 
     LABEL("CreateSecret");
     rc = make_value(r);
     if (rc != 0)
         return rc > 0 ? KB_EINVAL : rc;
-    token_for(r, r->key_id, token);
+    /* the version id the engine gives this key (uuid.h) */
+    rc = kb_uuid_key_version(r->tenant, r->key_id, token);
+    if (rc != 0)
+        return rc;
     return kb_sm_create_secret(r->client,
                                &(struct kb_sm_create_secret_input){r->secret_name, token,
                                                                    "keybroker access key", NULL,
@@ -301,14 +289,17 @@ static const step_fn s_read[] = {get_value_current};
 STEP(put_value_pending)
 {
     static const char *const pending[] = {"AWSPENDING"};
-    char token[37];
+    char token[KB_UUID_STR_SIZE];
     int rc;
 
     LABEL("PutSecretValue-AWSPENDING");
     rc = make_value(r);
     if (rc != 0)
         return rc > 0 ? KB_EINVAL : rc;
-    token_for(r, r->key_id, token);
+    /* the version id the engine gives this key (uuid.h) */
+    rc = kb_uuid_key_version(r->tenant, r->key_id, token);
+    if (rc != 0)
+        return rc;
     return kb_sm_put_secret_value(
         r->client,
         &(struct kb_sm_put_secret_value_input){r->secret_name, token, r->value, pending, 1}, on_ref,
