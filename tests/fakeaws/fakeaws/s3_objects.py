@@ -109,6 +109,19 @@ def _contents_xml(bucket, key, encoding, owner_xml=""):
             f"{_el('StorageClass', obj.storage_class)}</Contents>")
 
 
+def _list_result(bucket, inner, entries, encoding, owner):
+    """A ListBucketResult (V1 or V2): the header elements in inner, then the keys' Contents, then
+    the CommonPrefixes."""
+    for kind, name in entries:
+        if kind == "key":
+            inner.append(_contents_xml(bucket, name, encoding, owner))
+    for kind, name in entries:
+        if kind == "prefix":
+            inner.append(f"<CommonPrefixes>{_el('Prefix', _enc(name, encoding))}"
+                         f"</CommonPrefixes>")
+    return _xml_doc("ListBucketResult", "".join(inner))
+
+
 def _list_objects_v2(store, req, bucket):
     prefix = req.params.get("prefix", "")
     delimiter = req.params.get("delimiter", "")
@@ -136,14 +149,7 @@ def _list_objects_v2(store, req, bucket):
         inner.append(_el("NextContinuationToken", _encode_token(last)))
     if start_after is not None:
         inner.append(_el("StartAfter", _enc(start_after, encoding)))
-    for kind, name in entries:
-        if kind == "key":
-            inner.append(_contents_xml(bucket, name, encoding, owner))
-    for kind, name in entries:
-        if kind == "prefix":
-            inner.append(f"<CommonPrefixes>{_el('Prefix', _enc(name, encoding))}"
-                         f"</CommonPrefixes>")
-    return _xml_doc("ListBucketResult", "".join(inner))
+    return _list_result(bucket, inner, entries, encoding, owner)
 
 
 def _list_objects(store, req, bucket):
@@ -164,14 +170,7 @@ def _list_objects(store, req, bucket):
     if encoding:
         inner.append(_el("EncodingType", encoding))
     inner.append(f"<IsTruncated>{_bool(truncated)}</IsTruncated>")
-    for kind, name in entries:
-        if kind == "key":
-            inner.append(_contents_xml(bucket, name, encoding, _owner_xml(store)))
-    for kind, name in entries:
-        if kind == "prefix":
-            inner.append(f"<CommonPrefixes>{_el('Prefix', _enc(name, encoding))}"
-                         f"</CommonPrefixes>")
-    return _xml_doc("ListBucketResult", "".join(inner))
+    return _list_result(bucket, inner, entries, encoding, _owner_xml(store))
 
 
 def _list_object_versions(store, req, bucket):
