@@ -17,12 +17,8 @@ bin=$build/broker/keybrokerd
 [ -x "$bin" ] || { echo "run_provision_bench: $bin not built" >&2; exit 2; }
 tmp=$(mktemp -d)
 . "$root/tests/fakeaws/start.sh"
-FAKEAWS_PID=
 cleanup() {
-    if [ -n "$FAKEAWS_PID" ]; then
-        kill "$FAKEAWS_PID" 2>/dev/null || true
-        wait "$FAKEAWS_PID" 2>/dev/null || true
-    fi
+    fakeaws_stop
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM

@@ -18,15 +18,14 @@ AWS=/usr/bin/aws
 KEYBROKERD=$BUILD/broker/keybrokerd
 KBCTL=$BUILD/proto/kbctl
 TMP=$(mktemp -d -t keybroker-demo.XXXXXX)
-FAKEAWS_PID=
 BROKER_PID=
-# fakeaws_start, and fakeaws's root key: the demo's "administrator" (fixed test values).
+# fakeaws_start/fakeaws_stop, and fakeaws's root key: the demo's "administrator" (fixed test values).
 . "$ROOT/tests/fakeaws/start.sh"
 
 cleanup() {
     local rc=$?
     [ -n "$BROKER_PID" ] && kill "$BROKER_PID" 2>/dev/null && wait "$BROKER_PID" 2>/dev/null
-    [ -n "$FAKEAWS_PID" ] && kill "$FAKEAWS_PID" 2>/dev/null && wait "$FAKEAWS_PID" 2>/dev/null
+    fakeaws_stop
     rm -rf "$TMP"
     exit $rc
 }

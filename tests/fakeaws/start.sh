@@ -1,8 +1,9 @@
 # start.sh - sourced (POSIX sh) by the scripts that need a private fakeaws: the benchmark runners
-# and tests/demo.sh. It defines fakeaws_start and fakeaws's fixed root key; the caller stops the
-# process ($FAKEAWS_PID) in its own cleanup.
+# and tests/demo.sh. It defines fakeaws_start, fakeaws_stop and fakeaws's fixed root key; the
+# caller runs fakeaws_stop in its own cleanup.
 #
 #   . "$ROOT/tests/fakeaws/start.sh"
+#   trap 'fakeaws_stop; rm -rf "$TMP"' EXIT
 #   fakeaws_start "$ROOT" "$TMP" || exit 1     # sets FAKEAWS_PID and FAKEAWS_ENDPOINT
 #
 # fakeaws listens on a free port of 127.0.0.1 (port 0, written to DIR/port) and logs to
@@ -11,6 +12,8 @@
 # fakeaws's root key (its defaults, see README.md "fakeaws"): the scripts' "administrator".
 FAKEAWS_ROOT_KEY_ID=AKIAFAKEROOT00000000
 FAKEAWS_ROOT_SECRET=fakeawsRootSecretKey/0000000000000000000
+
+FAKEAWS_PID=
 
 # fakeaws_start ROOT DIR: starts the fakeaws of the checkout at ROOT with its files in DIR and
 # waits (at most 15 s) for its port. Returns 1, with the log on stderr, when it did not start.
@@ -31,4 +34,13 @@ fakeaws_start() {
         sleep 0.05
     done
     FAKEAWS_ENDPOINT="http://127.0.0.1:$(cat "$2/port")"
+}
+
+# fakeaws_stop: stops the fakeaws fakeaws_start started, if any (safe to call more than once).
+fakeaws_stop() {
+    if [ -n "$FAKEAWS_PID" ]; then
+        kill "$FAKEAWS_PID" 2>/dev/null || true
+        wait "$FAKEAWS_PID" 2>/dev/null || true
+        FAKEAWS_PID=
+    fi
 }
