@@ -275,30 +275,31 @@ void kb_proto_copy_trunc(char *out, size_t cap, const char *s, size_t len)
 
 /* -- the request parser ----------------------------------------------------------------------- */
 
-#define S_BIT(op) (1u << (op))
-#define S_TENANT_OPS                                                                               \
-    (S_BIT(KB_PROTO_OP_GET) | S_BIT(KB_PROTO_OP_STATUS) | S_BIT(KB_PROTO_OP_PROVISION) |           \
-     S_BIT(KB_PROTO_OP_ROTATE) | S_BIT(KB_PROTO_OP_REVOKE))
-#define S_TENANT_REQUIRED                                                                          \
-    (S_BIT(KB_PROTO_OP_GET) | S_BIT(KB_PROTO_OP_ROTATE) | S_BIT(KB_PROTO_OP_REVOKE))
 #define S_ALL_OPS 0xFFFFFFFFu
+#define S_TENANT_OPS                                                                               \
+    (KB_PROTO_OP_BIT(KB_PROTO_OP_GET) | KB_PROTO_OP_BIT(KB_PROTO_OP_STATUS) |                      \
+     KB_PROTO_OP_BIT(KB_PROTO_OP_PROVISION) | KB_PROTO_OP_BIT(KB_PROTO_OP_ROTATE) |                \
+     KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE))
 
-enum s_field_kind { S_HEADER, S_TENANT, S_DELETE_BUCKET, S_FORCE_DELETE, S_TENANTS };
-
-/* Which top-level fields exist and which ops accept them. */
-static const struct {
-    const char *name;
-    enum s_field_kind kind;
-    unsigned ops;
-} s_fields[] = {
-    {"v", S_HEADER, S_ALL_OPS},
-    {"id", S_HEADER, S_ALL_OPS},
-    {"op", S_HEADER, S_ALL_OPS},
-    {"tenant", S_TENANT, S_TENANT_OPS},
-    {"delete_bucket", S_DELETE_BUCKET, S_BIT(KB_PROTO_OP_REVOKE)},
-    {"force_delete_secret", S_FORCE_DELETE, S_BIT(KB_PROTO_OP_REVOKE)},
-    {"tenants", S_TENANTS, S_BIT(KB_PROTO_OP_WATCH)},
+const struct kb_proto_field_rule kb_proto_fields[KB_PROTO_FIELD_COUNT] = {
+    [KB_PROTO_FIELD_V] = {"v", S_ALL_OPS},
+    [KB_PROTO_FIELD_ID] = {"id", S_ALL_OPS},
+    [KB_PROTO_FIELD_OP] = {"op", S_ALL_OPS},
+    [KB_PROTO_FIELD_TENANT] = {"tenant", S_TENANT_OPS},
+    [KB_PROTO_FIELD_DELETE_BUCKET] = {"delete_bucket", KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE)},
+    [KB_PROTO_FIELD_FORCE_DELETE] = {"force_delete_secret", KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE)},
+    [KB_PROTO_FIELD_TENANTS] = {"tenants", KB_PROTO_OP_BIT(KB_PROTO_OP_WATCH)},
 };
+
+enum kb_proto_field kb_proto_field_from_name(const char *name, size_t len)
+{
+    int f = 0;
+
+    while (f < KB_PROTO_FIELD_COUNT && (strlen(kb_proto_fields[f].name) != len ||
+                                        memcmp(kb_proto_fields[f].name, name, len) != 0))
+        f++;
+    return (enum kb_proto_field)f;
+}
 
 __attribute__((format(printf, 3, 4))) static int
 s_fail(struct kb_proto_error *err, enum kb_proto_err code, const char *fmt, ...)
@@ -425,23 +426,27 @@ static int s_read_bool(struct json_object *v, bool *out, const char *name,
 }
 
 /* One top-level field; null means absent for every optional field. */
-static int s_read_field(enum s_field_kind kind, struct json_object *v, struct kb_proto_request *req,
+static int s_read_field(enum kb_proto_field f, struct json_object *v, struct kb_proto_request *req,
                         struct kb_proto_error *err)
 {
-    switch (kind) {
-    case S_HEADER:
+    switch (f) {
+    case KB_PROTO_FIELD_V: /* the header was read first */
+    case KB_PROTO_FIELD_ID:
+    case KB_PROTO_FIELD_OP:
         return 0;
-    case S_TENANT:
+    case KB_PROTO_FIELD_TENANT:
         if (v == NULL)
             return 0;
         req->has_tenant = true;
         return s_read_tenant_name(v, req->tenant, err, "field \"tenant\"");
-    case S_DELETE_BUCKET:
+    case KB_PROTO_FIELD_DELETE_BUCKET:
         return s_read_bool(v, &req->delete_bucket, "delete_bucket", err);
-    case S_FORCE_DELETE:
+    case KB_PROTO_FIELD_FORCE_DELETE:
         return s_read_bool(v, &req->force_delete_secret, "force_delete_secret", err);
-    case S_TENANTS:
+    case KB_PROTO_FIELD_TENANTS:
         return v == NULL ? 0 : s_read_tenants(v, req, err);
+    case KB_PROTO_FIELD_COUNT:
+        break;
     }
     return s_fail(err, KB_PROTO_EINTERNAL, "internal error");
 }
@@ -456,19 +461,17 @@ static int s_parse_fields(struct json_object *root, struct kb_proto_request *req
 
     for (; rc == 0 && !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
         const char *name = json_object_iter_peek_name(&it);
-        size_t f = 0;
+        enum kb_proto_field f = kb_proto_field_from_name(name, strlen(name));
 
-        while (f < sizeof(s_fields) / sizeof(s_fields[0]) && strcmp(s_fields[f].name, name) != 0)
-            f++;
-        if (f == sizeof(s_fields) / sizeof(s_fields[0]))
+        if (f == KB_PROTO_FIELD_COUNT)
             return s_fail(err, KB_PROTO_EBAD_REQUEST, "unknown field \"%s\"",
                           s_quote(name, quoted, sizeof(quoted)));
-        if ((s_fields[f].ops & S_BIT(req->op)) == 0)
+        if ((kb_proto_fields[f].ops & KB_PROTO_OP_BIT(req->op)) == 0)
             return s_fail(err, KB_PROTO_EBAD_REQUEST, "field \"%s\" is not allowed in op \"%s\"",
                           name, kb_proto_op_name(req->op));
-        rc = s_read_field(s_fields[f].kind, json_object_iter_peek_value(&it), req, err);
+        rc = s_read_field(f, json_object_iter_peek_value(&it), req, err);
     }
-    if (rc == 0 && (S_TENANT_REQUIRED & S_BIT(req->op)) != 0 && !req->has_tenant)
+    if (rc == 0 && (KB_PROTO_TENANT_REQUIRED & KB_PROTO_OP_BIT(req->op)) != 0 && !req->has_tenant)
         rc = s_fail(err, KB_PROTO_EBAD_REQUEST, "field \"tenant\" is missing (op \"%s\" needs it)",
                     kb_proto_op_name(req->op));
     return rc;

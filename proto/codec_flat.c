@@ -128,38 +128,18 @@ static bool s_value(struct s_cursor *c, struct s_value *v)
 
 /* -- the fields -------------------------------------------------------------------------------- */
 
-enum s_field { S_V, S_ID, S_OP, S_TENANT, S_DELETE_BUCKET, S_FORCE_DELETE, S_TENANTS, S_NFIELDS };
-
-static const char *const s_names[S_NFIELDS] = {
-    [S_V] = "v",
-    [S_ID] = "id",
-    [S_OP] = "op",
-    [S_TENANT] = "tenant",
-    [S_DELETE_BUCKET] = "delete_bucket",
-    [S_FORCE_DELETE] = "force_delete_secret",
-    [S_TENANTS] = "tenants",
-};
-
-static int s_field_of(const struct s_value *key)
-{
-    for (int f = 0; f < S_NFIELDS; f++) {
-        if (strlen(s_names[f]) == key->len && memcmp(s_names[f], key->p, key->len) == 0)
-            return f;
-    }
-    return -1;
-}
-
 /* Reads the members into vals (seen marks which were present); false on anything unexpected. */
 static bool s_members(struct s_cursor *c, struct s_value *vals, bool *seen)
 {
     struct s_value key;
-    int f;
+    enum kb_proto_field f;
 
     if (!s_eat(c, '{'))
         return false;
     do {
-        if (!s_string(c, &key) || (f = s_field_of(&key)) < 0 || seen[f] || !s_eat(c, ':') ||
-            !s_value(c, &vals[f]))
+        if (!s_string(c, &key) ||
+            (f = kb_proto_field_from_name(key.p, key.len)) == KB_PROTO_FIELD_COUNT || seen[f] ||
+            !s_eat(c, ':') || !s_value(c, &vals[f]))
             return false;
         seen[f] = true;
     } while (s_eat(c, ','));
@@ -175,23 +155,6 @@ static bool s_bool(const struct s_value *v, bool *out)
         return false;
     *out = v->kind == S_TRUE;
     return true;
-}
-
-/* Which fields each op allows beside v, id and op (the json-c path's table, in short). */
-static bool s_allowed(enum kb_proto_op op, int f)
-{
-    switch (f) {
-    case S_TENANT:
-        return op == KB_PROTO_OP_GET || op == KB_PROTO_OP_STATUS || op == KB_PROTO_OP_PROVISION ||
-               op == KB_PROTO_OP_ROTATE || op == KB_PROTO_OP_REVOKE;
-    case S_DELETE_BUCKET:
-    case S_FORCE_DELETE:
-        return op == KB_PROTO_OP_REVOKE;
-    case S_TENANTS:
-        return op == KB_PROTO_OP_WATCH;
-    default:
-        return true;
-    }
 }
 
 /* The id as the json-c path writes it: null, the integer's digits, or the string in quotes. */
@@ -220,40 +183,44 @@ static bool s_id(const struct s_value *v, char *out)
 bool kb_proto_parse_flat(const char *line, size_t len, struct kb_proto_request *req)
 {
     struct s_cursor c = {line, line + len};
-    struct s_value vals[S_NFIELDS];
-    bool seen[S_NFIELDS] = {false};
-    const struct s_value *t = &vals[S_TENANT];
+    struct s_value vals[KB_PROTO_FIELD_COUNT];
+    bool seen[KB_PROTO_FIELD_COUNT] = {false};
+    const struct s_value *v = &vals[KB_PROTO_FIELD_V], *op = &vals[KB_PROTO_FIELD_OP];
+    const struct s_value *t = &vals[KB_PROTO_FIELD_TENANT];
 
     if (line == NULL || len >= KB_PROTO_MAX_LINE || !s_members(&c, vals, seen))
         return false;
-    if (!seen[S_V] || vals[S_V].kind != S_INT || vals[S_V].len != 1 || vals[S_V].p[0] != '1')
+    if (!seen[KB_PROTO_FIELD_V] || v->kind != S_INT || v->len != 1 || v->p[0] != '1')
         return false;
-    if (!seen[S_OP] || vals[S_OP].kind != S_STRING)
+    if (!seen[KB_PROTO_FIELD_OP] || op->kind != S_STRING)
         return false;
     memset(req, 0, sizeof(*req));
-    req->op = kb_proto_op_from_name(vals[S_OP].p, vals[S_OP].len);
+    req->op = kb_proto_op_from_name(op->p, op->len);
     if (req->op == KB_PROTO_OP_NONE)
         return false;
-    for (int f = S_TENANT; f < S_NFIELDS; f++) {
-        if (seen[f] && !s_allowed(req->op, f))
+    for (int f = 0; f < KB_PROTO_FIELD_COUNT; f++) {
+        if (seen[f] && (kb_proto_fields[f].ops & KB_PROTO_OP_BIT(req->op)) == 0)
             return false;
     }
-    if (!s_id(seen[S_ID] ? &vals[S_ID] : &(struct s_value){S_NULL, NULL, 0}, req->id))
+    if (!seen[KB_PROTO_FIELD_ID])
+        vals[KB_PROTO_FIELD_ID].kind = S_NULL; /* an absent id is null */
+    if (!s_id(&vals[KB_PROTO_FIELD_ID], req->id))
         return false;
-    if (seen[S_TENANT] && t->kind != S_NULL) {
+    if (seen[KB_PROTO_FIELD_TENANT] && t->kind != S_NULL) {
         if (t->kind != S_STRING || !kb_proto_tenant_valid(t->p, t->len))
             return false;
         memcpy(req->tenant, t->p, t->len);
         req->tenant[t->len] = '\0';
         req->has_tenant = true;
     }
-    if (!req->has_tenant && (req->op == KB_PROTO_OP_GET || req->op == KB_PROTO_OP_ROTATE ||
-                             req->op == KB_PROTO_OP_REVOKE))
+    if (!req->has_tenant && (KB_PROTO_TENANT_REQUIRED & KB_PROTO_OP_BIT(req->op)) != 0)
         return false;
-    if (seen[S_DELETE_BUCKET] && !s_bool(&vals[S_DELETE_BUCKET], &req->delete_bucket))
+    if (seen[KB_PROTO_FIELD_DELETE_BUCKET] &&
+        !s_bool(&vals[KB_PROTO_FIELD_DELETE_BUCKET], &req->delete_bucket))
         return false;
-    if (seen[S_FORCE_DELETE] && !s_bool(&vals[S_FORCE_DELETE], &req->force_delete_secret))
+    if (seen[KB_PROTO_FIELD_FORCE_DELETE] &&
+        !s_bool(&vals[KB_PROTO_FIELD_FORCE_DELETE], &req->force_delete_secret))
         return false;
     /* A list of names goes through json-c; only "tenants":null (every tenant) stays here. */
-    return !seen[S_TENANTS] || vals[S_TENANTS].kind == S_NULL;
+    return !seen[KB_PROTO_FIELD_TENANTS] || vals[KB_PROTO_FIELD_TENANTS].kind == S_NULL;
 }

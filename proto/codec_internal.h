@@ -46,6 +46,33 @@ int kb_proto_emit(struct json_object *obj, char **out, size_t *len);
 /* Copies at most cap - 1 bytes of s[0..len) to out, cut at a UTF-8 character boundary. */
 void kb_proto_copy_trunc(char *out, size_t cap, const char *s, size_t len);
 
+/* The top-level fields of a request, and which ops accept each (both parser paths read them). */
+enum kb_proto_field {
+    KB_PROTO_FIELD_V,
+    KB_PROTO_FIELD_ID,
+    KB_PROTO_FIELD_OP,
+    KB_PROTO_FIELD_TENANT,
+    KB_PROTO_FIELD_DELETE_BUCKET,
+    KB_PROTO_FIELD_FORCE_DELETE,
+    KB_PROTO_FIELD_TENANTS,
+    KB_PROTO_FIELD_COUNT
+};
+
+#define KB_PROTO_OP_BIT(op) (1u << (op))
+/* The ops that need a tenant. */
+#define KB_PROTO_TENANT_REQUIRED                                                                   \
+    (KB_PROTO_OP_BIT(KB_PROTO_OP_GET) | KB_PROTO_OP_BIT(KB_PROTO_OP_ROTATE) |                      \
+     KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE))
+
+struct kb_proto_field_rule {
+    const char *name;
+    unsigned ops; /* KB_PROTO_OP_BIT() of every op that accepts the field */
+};
+extern const struct kb_proto_field_rule kb_proto_fields[KB_PROTO_FIELD_COUNT];
+
+/* The field named name[0..len), or KB_PROTO_FIELD_COUNT when there is none. */
+enum kb_proto_field kb_proto_field_from_name(const char *name, size_t len);
+
 /*
  * The request parser's two paths (kb_proto_parse_request runs the first, then the second when it
  * declines). kb_proto_parse_flat reads a flat request line without json-c and returns true with
