@@ -164,6 +164,21 @@ static inline void cap_fail(int err, long status, const char *code)
     cb(g_cap.cb_ctx, &e, NULL);
 }
 
+/* Joins tags as "key=value;" each into out (len bytes; cut when full), for one string compare. */
+static inline void cap_join_tags(char *out, size_t len, const struct kb_aws_tag *tags, size_t n)
+{
+    size_t off = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < n && off < len; i++) {
+        int w = snprintf(out + off, len - off, "%s=%s;", tags[i].key, tags[i].value);
+
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
 /* What a typed callback saw: the error, or that a result came (details checked per test). */
 struct got {
     int calls;

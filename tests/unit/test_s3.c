@@ -482,7 +482,6 @@ struct tags_got {
 static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s3_tags *t)
 {
     struct tags_got *r = ctx;
-    size_t off = 0;
 
     r->g.calls++;
     if (err != NULL) {
@@ -490,9 +489,7 @@ static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s
         return;
     }
     r->count = t->tag_count;
-    for (size_t i = 0; i < t->tag_count; i++)
-        off += (size_t)snprintf(r->joined + off, sizeof(r->joined) - off, "%s=%s;", t->tags[i].key,
-                                t->tags[i].value);
+    cap_join_tags(r->joined, sizeof(r->joined), t->tags, t->tag_count);
 }
 
 static void test_get_bucket_tagging(void **state)

@@ -184,10 +184,7 @@ static void on_desc(void *ctx, const struct kb_aws_error *err, const struct kb_s
     cap_copy(r->name, sizeof(r->name), d->name);
     cap_copy(r->kms, sizeof(r->kms), d->kms_key_id);
     cap_copy(r->desc, sizeof(r->desc), d->description);
-    for (size_t i = 0; i < d->tag_count; i++)
-        off += (size_t)snprintf(r->tags + off, sizeof(r->tags) - off, "%s=%s;", d->tags[i].key,
-                                d->tags[i].value);
-    off = 0;
+    cap_join_tags(r->tags, sizeof(r->tags), d->tags, d->tag_count);
     for (size_t i = 0; i < d->version_count; i++) {
         off += (size_t)snprintf(r->versions + off, sizeof(r->versions) - off,
                                 "%s:", d->versions[i].version_id);
