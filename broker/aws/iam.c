@@ -42,20 +42,6 @@ static void s_form_start(struct kb_wire_buf *b, const char *action)
     kb_wire_form_add(b, "Version", S_VERSION);
 }
 
-static bool s_tags_ok(const struct kb_aws_tag *tags, size_t count, bool required)
-{
-    if (count == 0)
-        return !required;
-    if (tags == NULL || count > KB_WIRE_MAX_TAGS)
-        return false;
-    for (size_t i = 0; i < count; i++) {
-        if (!kb_wire_str_ok(tags[i].key, KB_WIRE_MAX_TAG_KEY) || tags[i].value == NULL ||
-            strnlen(tags[i].value, KB_WIRE_MAX_TAG_VALUE + 1) > KB_WIRE_MAX_TAG_VALUE)
-            return false;
-    }
-    return true;
-}
-
 static void s_form_tags(struct kb_wire_buf *b, const struct kb_aws_tag *tags, size_t count)
 {
     char key[48];
@@ -383,7 +369,7 @@ int kb_iam_create_user(struct kb_aws_client *c, const struct kb_iam_create_user_
 
     if (in == NULL || !S_NAME_OK(in->user_name) || !S_OPT_OK(in->path, KB_WIRE_MAX_NAME) ||
         !S_OPT_OK(in->permissions_boundary, KB_WIRE_MAX_ARN) ||
-        !s_tags_ok(in->tags, in->tag_count, false))
+        !kb_wire_tags_ok(in->tags, in->tag_count, false))
         return KB_EINVAL;
     s_form_start(&b, "CreateUser");
     kb_wire_form_add(&b, "UserName", in->user_name);
@@ -413,7 +399,7 @@ int kb_iam_tag_user(struct kb_aws_client *c, const struct kb_iam_tag_user_input 
 {
     struct kb_wire_buf b;
 
-    if (in == NULL || !S_NAME_OK(in->user_name) || !s_tags_ok(in->tags, in->tag_count, true))
+    if (in == NULL || !S_NAME_OK(in->user_name) || !kb_wire_tags_ok(in->tags, in->tag_count, true))
         return KB_EINVAL;
     s_form_start(&b, "TagUser");
     kb_wire_form_add(&b, "UserName", in->user_name);

@@ -97,18 +97,6 @@ static void s_xml_close(struct kb_wire_buf *b, const char *root)
     kb_wire_buf_adds(b, ">");
 }
 
-static bool s_tags_ok(const struct kb_aws_tag *tags, size_t count)
-{
-    if (tags == NULL || count == 0 || count > KB_WIRE_MAX_TAGS)
-        return false;
-    for (size_t i = 0; i < count; i++) {
-        if (!kb_wire_str_ok(tags[i].key, KB_WIRE_MAX_TAG_KEY) || tags[i].value == NULL ||
-            strnlen(tags[i].value, KB_WIRE_MAX_TAG_VALUE + 1) > KB_WIRE_MAX_TAG_VALUE)
-            return false;
-    }
-    return true;
-}
-
 /* -- response parsing ------------------------------------------------------------------------- */
 
 static int s_parse_pab(struct kb_svc_parse *p, const struct kb_aws_response *resp, void *result)
@@ -339,7 +327,7 @@ int kb_s3_create_bucket(struct kb_aws_client *c, const struct kb_s3_create_bucke
 
     if (in == NULL || !s_bucket_ok(in->bucket) ||
         (in->object_ownership != NULL && !kb_wire_str_ok(in->object_ownership, KB_WIRE_MAX_ID)) ||
-        (in->tag_count > 0 && !s_tags_ok(in->tags, in->tag_count)))
+        !kb_wire_tags_ok(in->tags, in->tag_count, false))
         return KB_EINVAL;
     region = in->region != NULL ? in->region : (c != NULL ? kb_aws_client_region(c) : NULL);
     if (!kb_wire_str_ok(region, 64))
@@ -513,7 +501,7 @@ int kb_s3_put_bucket_tagging(struct kb_aws_client *c,
                       .content_md5 = true,
                       .content_type = "application/xml"};
 
-    if (in == NULL || !s_bucket_ok(in->bucket) || !s_tags_ok(in->tags, in->tag_count))
+    if (in == NULL || !s_bucket_ok(in->bucket) || !kb_wire_tags_ok(in->tags, in->tag_count, true))
         return KB_EINVAL;
     r.bucket = in->bucket;
     r.body = &b;

@@ -326,20 +326,6 @@ KB_SVC_DONE_OP(s_op_tag, "TagResource");
 #define S_ID_OK(s)       kb_wire_str_ok((s), KB_WIRE_MAX_ARN)
 #define S_OPT_OK(s, max) ((s) == NULL || kb_wire_str_ok((s), (max)))
 
-static bool s_tags_ok(const struct kb_aws_tag *tags, size_t count, bool required)
-{
-    if (count == 0)
-        return !required;
-    if (tags == NULL || count > KB_WIRE_MAX_TAGS)
-        return false;
-    for (size_t i = 0; i < count; i++) {
-        if (!kb_wire_str_ok(tags[i].key, KB_WIRE_MAX_TAG_KEY) || tags[i].value == NULL ||
-            strnlen(tags[i].value, KB_WIRE_MAX_TAG_VALUE + 1) > KB_WIRE_MAX_TAG_VALUE)
-            return false;
-    }
-    return true;
-}
-
 static bool s_stages_ok(const char *const *stages, size_t count)
 {
     if (count > S_MAX_STAGES || (count > 0 && stages == NULL))
@@ -376,7 +362,7 @@ int kb_sm_create_secret(struct kb_aws_client *c, const struct kb_sm_create_secre
 
     if (in == NULL || !kb_wire_str_ok(in->name, 512) || !S_OPT_OK(in->client_request_token, 64) ||
         !S_OPT_OK(in->description, 2048) || !S_OPT_OK(in->kms_key_id, KB_WIRE_MAX_ARN) ||
-        !s_tags_ok(in->tags, in->tag_count, false) ||
+        !kb_wire_tags_ok(in->tags, in->tag_count, false) ||
         (in->secret_string != NULL && !s_secret_ok(in->secret_string)))
         return KB_EINVAL;
     obj = json_object_new_object();
@@ -540,7 +526,7 @@ int kb_sm_tag_resource(struct kb_aws_client *c, const struct kb_sm_tag_resource_
     struct json_object *obj;
     int rc;
 
-    if (in == NULL || !S_ID_OK(in->secret_id) || !s_tags_ok(in->tags, in->tag_count, true))
+    if (in == NULL || !S_ID_OK(in->secret_id) || !kb_wire_tags_ok(in->tags, in->tag_count, true))
         return KB_EINVAL;
     obj = json_object_new_object();
     if (obj == NULL)

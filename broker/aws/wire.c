@@ -267,6 +267,20 @@ bool kb_wire_str_ok(const char *s, size_t max)
     return s != NULL && s[0] != '\0' && strnlen(s, max + 1) <= max;
 }
 
+bool kb_wire_tags_ok(const struct kb_aws_tag *tags, size_t count, bool required)
+{
+    if (count == 0)
+        return !required;
+    if (tags == NULL || count > KB_WIRE_MAX_TAGS)
+        return false;
+    for (size_t i = 0; i < count; i++) {
+        if (!kb_wire_str_ok(tags[i].key, KB_WIRE_MAX_TAG_KEY) || tags[i].value == NULL ||
+            strnlen(tags[i].value, KB_WIRE_MAX_TAG_VALUE + 1) > KB_WIRE_MAX_TAG_VALUE)
+            return false;
+    }
+    return true;
+}
+
 /* -- XML fields ------------------------------------------------------------------------------- */
 
 int kb_wire_xml_str(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,

@@ -71,6 +71,11 @@ char *kb_wire_url_decode(struct kb_svc_arena *a, const char *s, size_t len, size
 /* True when s is a non-empty string of at most max bytes. */
 bool kb_wire_str_ok(const char *s, size_t max);
 
+/* True when tags[0..count) fit every service's tag rules: 1..KB_WIRE_MAX_TAGS tags (or none when
+ * not required), each with a non-empty key of at most KB_WIRE_MAX_TAG_KEY bytes and a value
+ * (possibly empty) of at most KB_WIRE_MAX_TAG_VALUE bytes. */
+bool kb_wire_tags_ok(const struct kb_aws_tag *tags, size_t count, bool required);
+
 /*
  * Field extraction from parsed XML. path is relative to n ("CreateUserResult/User/UserName") and
  * names the field in the failure message. Each returns 0 or a negative code after kb_svc_fail():

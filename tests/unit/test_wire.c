@@ -1,0 +1,56 @@
+/*
+ * test_wire.c - the request checks the typed AWS calls share (broker/aws/wire.c): string bounds
+ * and the tag rules every service applies before a request is built.
+ */
+#include "kb_test.h"
+
+#include <string.h>
+
+#include "wire.h"
+
+static void test_str_ok(void **state)
+{
+    (void)state;
+    assert_true(kb_wire_str_ok("a", 1));
+    assert_false(kb_wire_str_ok("ab", 1));
+    assert_false(kb_wire_str_ok("", 1));
+    assert_false(kb_wire_str_ok(NULL, 1));
+}
+
+static void test_tags_ok(void **state)
+{
+    static struct kb_aws_tag many[KB_WIRE_MAX_TAGS + 1];
+    static char key[KB_WIRE_MAX_TAG_KEY + 2], value[KB_WIRE_MAX_TAG_VALUE + 2];
+
+    (void)state;
+    for (size_t i = 0; i < KB_WIRE_MAX_TAGS + 1; i++)
+        many[i] = (struct kb_aws_tag){"k", "v"};
+    /* none: fine unless the call needs some */
+    assert_true(kb_wire_tags_ok(NULL, 0, false));
+    assert_false(kb_wire_tags_ok(NULL, 0, true));
+    assert_false(kb_wire_tags_ok(NULL, 1, false));
+    assert_true(kb_wire_tags_ok(many, KB_WIRE_MAX_TAGS, true));
+    assert_false(kb_wire_tags_ok(many, KB_WIRE_MAX_TAGS + 1, false));
+    /* a value may be empty, a key may not; both have a length bound */
+    assert_true(kb_wire_tags_ok(&(struct kb_aws_tag){"k", ""}, 1, true));
+    assert_false(kb_wire_tags_ok(&(struct kb_aws_tag){"", "v"}, 1, true));
+    assert_false(kb_wire_tags_ok(&(struct kb_aws_tag){NULL, "v"}, 1, true));
+    assert_false(kb_wire_tags_ok(&(struct kb_aws_tag){"k", NULL}, 1, true));
+    memset(key, 'k', KB_WIRE_MAX_TAG_KEY);
+    assert_true(kb_wire_tags_ok(&(struct kb_aws_tag){key, "v"}, 1, true));
+    key[KB_WIRE_MAX_TAG_KEY] = 'k';
+    assert_false(kb_wire_tags_ok(&(struct kb_aws_tag){key, "v"}, 1, true));
+    memset(value, 'v', KB_WIRE_MAX_TAG_VALUE);
+    assert_true(kb_wire_tags_ok(&(struct kb_aws_tag){"k", value}, 1, true));
+    value[KB_WIRE_MAX_TAG_VALUE] = 'v';
+    assert_false(kb_wire_tags_ok(&(struct kb_aws_tag){"k", value}, 1, true));
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_str_ok),
+        cmocka_unit_test(test_tags_ok),
+    };
+    return KB_TEST_RUN(argc, argv, tests, NULL, NULL);
+}
