@@ -49,14 +49,24 @@ static int s_use(void *arg, const char *body, size_t len)
     return kb_svc_send(s->c, s->op, &req, s->cb, s->ctx);
 }
 
-/* Sends obj (released here, whatever happens); slot/secret as in kb_jsonw_serialize. */
-static int s_send(struct kb_aws_client *c, const struct kb_svc_op *op, struct json_object *obj,
-                  struct json_object *slot, struct kb_secret *secret, bool sensitive, kb_svc_fn cb,
-                  void *ctx)
+/* A request object whose first member is key: value ("SecretId" or "Name"). Returns 0 or
+ * KB_ENOMEM; *obj (possibly NULL) goes to s_send either way. */
+static int s_new(const char *key, const char *value, struct json_object **obj)
+{
+    *obj = json_object_new_object();
+    return *obj != NULL ? kb_jsonw_add_str(*obj, key, value) : KB_ENOMEM;
+}
+
+/* Sends obj when rc (what building it returned) is 0, and releases obj whatever happens;
+ * slot/secret as in kb_jsonw_serialize. */
+static int s_send(struct kb_aws_client *c, const struct kb_svc_op *op, int rc,
+                  struct json_object *obj, struct json_object *slot, struct kb_secret *secret,
+                  bool sensitive, kb_svc_fn cb, void *ctx)
 {
     struct s_send_ctx s = {c, op, sensitive || secret != NULL, cb, ctx};
-    int rc = kb_jsonw_serialize(obj, slot, secret, s_use, &s);
 
+    if (rc == 0)
+        rc = kb_jsonw_serialize(obj, slot, secret, s_use, &s);
     json_object_put(obj);
     return rc;
 }
@@ -365,10 +375,7 @@ int kb_sm_create_secret(struct kb_aws_client *c, const struct kb_sm_create_secre
         !kb_wire_tags_ok(in->tags, in->tag_count, false) ||
         (in->secret_string != NULL && !s_secret_ok(in->secret_string)))
         return KB_EINVAL;
-    obj = json_object_new_object();
-    if (obj == NULL)
-        return KB_ENOMEM;
-    rc = kb_jsonw_add_str(obj, "Name", in->name);
+    rc = s_new("Name", in->name, &obj);
     if (rc == 0 && in->client_request_token != NULL)
         rc = kb_jsonw_add_str(obj, "ClientRequestToken", in->client_request_token);
     if (rc == 0 && in->description != NULL)
@@ -379,11 +386,7 @@ int kb_sm_create_secret(struct kb_aws_client *c, const struct kb_sm_create_secre
         rc = KB_ENOMEM;
     if (rc == 0 && in->tag_count > 0)
         rc = kb_jsonw_add_tags(obj, "Tags", in->tags, in->tag_count);
-    if (rc != 0) {
-        json_object_put(obj);
-        return rc;
-    }
-    return s_send(c, &s_op_create, obj, slot, in->secret_string, false, (kb_svc_fn)cb, ctx);
+    return s_send(c, &s_op_create, rc, obj, slot, in->secret_string, false, (kb_svc_fn)cb, ctx);
 }
 
 int kb_sm_put_secret_value(struct kb_aws_client *c, const struct kb_sm_put_secret_value_input *in,
@@ -396,21 +399,14 @@ int kb_sm_put_secret_value(struct kb_aws_client *c, const struct kb_sm_put_secre
         in->secret_string == NULL || !s_secret_ok(in->secret_string) ||
         !s_stages_ok(in->stages, in->stage_count))
         return KB_EINVAL;
-    obj = json_object_new_object();
-    if (obj == NULL)
-        return KB_ENOMEM;
-    rc = kb_jsonw_add_str(obj, "SecretId", in->secret_id);
+    rc = s_new("SecretId", in->secret_id, &obj);
     if (rc == 0 && in->client_request_token != NULL)
         rc = kb_jsonw_add_str(obj, "ClientRequestToken", in->client_request_token);
     if (rc == 0 && (slot = s_add_slot(obj, "SecretString")) == NULL)
         rc = KB_ENOMEM;
     if (rc == 0 && in->stage_count > 0)
         rc = kb_jsonw_add_strings(obj, "VersionStages", in->stages, in->stage_count);
-    if (rc != 0) {
-        json_object_put(obj);
-        return rc;
-    }
-    return s_send(c, &s_op_put, obj, slot, in->secret_string, false, (kb_svc_fn)cb, ctx);
+    return s_send(c, &s_op_put, rc, obj, slot, in->secret_string, false, (kb_svc_fn)cb, ctx);
 }
 
 int kb_sm_update_secret_version_stage(struct kb_aws_client *c,
@@ -424,21 +420,14 @@ int kb_sm_update_secret_version_stage(struct kb_aws_client *c,
         !S_OPT_OK(in->move_to_version_id, 64) || !S_OPT_OK(in->remove_from_version_id, 64) ||
         (in->move_to_version_id == NULL && in->remove_from_version_id == NULL))
         return KB_EINVAL;
-    obj = json_object_new_object();
-    if (obj == NULL)
-        return KB_ENOMEM;
-    rc = kb_jsonw_add_str(obj, "SecretId", in->secret_id);
+    rc = s_new("SecretId", in->secret_id, &obj);
     if (rc == 0)
         rc = kb_jsonw_add_str(obj, "VersionStage", in->version_stage);
     if (rc == 0 && in->move_to_version_id != NULL)
         rc = kb_jsonw_add_str(obj, "MoveToVersionId", in->move_to_version_id);
     if (rc == 0 && in->remove_from_version_id != NULL)
         rc = kb_jsonw_add_str(obj, "RemoveFromVersionId", in->remove_from_version_id);
-    if (rc != 0) {
-        json_object_put(obj);
-        return rc;
-    }
-    return s_send(c, &s_op_stage, obj, NULL, NULL, false, (kb_svc_fn)cb, ctx);
+    return s_send(c, &s_op_stage, rc, obj, NULL, NULL, false, (kb_svc_fn)cb, ctx);
 }
 
 /* {"SecretId": id} for the calls that need nothing else. */
@@ -446,17 +435,12 @@ static int s_id_only(struct kb_aws_client *c, const struct kb_svc_op *op, const 
                      bool sensitive, kb_svc_fn cb, void *ctx)
 {
     struct json_object *obj;
+    int rc;
 
     if (!S_ID_OK(id))
         return KB_EINVAL;
-    obj = json_object_new_object();
-    if (obj == NULL)
-        return KB_ENOMEM;
-    if (kb_jsonw_add_str(obj, "SecretId", id) != 0) {
-        json_object_put(obj);
-        return KB_ENOMEM;
-    }
-    return s_send(c, op, obj, NULL, NULL, sensitive, cb, ctx);
+    rc = s_new("SecretId", id, &obj);
+    return s_send(c, op, rc, obj, NULL, NULL, sensitive, cb, ctx);
 }
 
 int kb_sm_describe_secret(struct kb_aws_client *c, const struct kb_sm_secret_input *in,
@@ -476,21 +460,14 @@ int kb_sm_list_secret_version_ids(struct kb_aws_client *c,
     if (in == NULL || !S_ID_OK(in->secret_id) || in->max_results > 100 ||
         !S_OPT_OK(in->next_token, 4096))
         return KB_EINVAL;
-    obj = json_object_new_object();
-    if (obj == NULL)
-        return KB_ENOMEM;
-    rc = kb_jsonw_add_str(obj, "SecretId", in->secret_id);
+    rc = s_new("SecretId", in->secret_id, &obj);
     if (rc == 0 && in->max_results > 0)
         rc = kb_jsonw_add(obj, "MaxResults", json_object_new_int((int)in->max_results));
     if (rc == 0 && in->next_token != NULL)
         rc = kb_jsonw_add_str(obj, "NextToken", in->next_token);
     if (rc == 0 && in->include_deprecated)
         rc = kb_jsonw_add(obj, "IncludeDeprecated", json_object_new_boolean(1));
-    if (rc != 0) {
-        json_object_put(obj);
-        return rc;
-    }
-    return s_send(c, &s_op_versions, obj, NULL, NULL, false, (kb_svc_fn)cb, ctx);
+    return s_send(c, &s_op_versions, rc, obj, NULL, NULL, false, (kb_svc_fn)cb, ctx);
 }
 
 int kb_sm_delete_secret(struct kb_aws_client *c, const struct kb_sm_delete_secret_input *in,
@@ -504,20 +481,13 @@ int kb_sm_delete_secret(struct kb_aws_client *c, const struct kb_sm_delete_secre
          (in->force_delete_without_recovery || in->recovery_window_days < 7 ||
           in->recovery_window_days > 30)))
         return KB_EINVAL;
-    obj = json_object_new_object();
-    if (obj == NULL)
-        return KB_ENOMEM;
-    rc = kb_jsonw_add_str(obj, "SecretId", in->secret_id);
+    rc = s_new("SecretId", in->secret_id, &obj);
     if (rc == 0 && in->recovery_window_days > 0)
         rc = kb_jsonw_add(obj, "RecoveryWindowInDays",
                           json_object_new_int64((int64_t)in->recovery_window_days));
     if (rc == 0 && in->force_delete_without_recovery)
         rc = kb_jsonw_add(obj, "ForceDeleteWithoutRecovery", json_object_new_boolean(1));
-    if (rc != 0) {
-        json_object_put(obj);
-        return rc;
-    }
-    return s_send(c, &s_op_delete, obj, NULL, NULL, false, (kb_svc_fn)cb, ctx);
+    return s_send(c, &s_op_delete, rc, obj, NULL, NULL, false, (kb_svc_fn)cb, ctx);
 }
 
 int kb_sm_tag_resource(struct kb_aws_client *c, const struct kb_sm_tag_resource_input *in,
@@ -528,17 +498,10 @@ int kb_sm_tag_resource(struct kb_aws_client *c, const struct kb_sm_tag_resource_
 
     if (in == NULL || !S_ID_OK(in->secret_id) || !kb_wire_tags_ok(in->tags, in->tag_count, true))
         return KB_EINVAL;
-    obj = json_object_new_object();
-    if (obj == NULL)
-        return KB_ENOMEM;
-    rc = kb_jsonw_add_str(obj, "SecretId", in->secret_id);
+    rc = s_new("SecretId", in->secret_id, &obj);
     if (rc == 0)
         rc = kb_jsonw_add_tags(obj, "Tags", in->tags, in->tag_count);
-    if (rc != 0) {
-        json_object_put(obj);
-        return rc;
-    }
-    return s_send(c, &s_op_tag, obj, NULL, NULL, false, (kb_svc_fn)cb, ctx);
+    return s_send(c, &s_op_tag, rc, obj, NULL, NULL, false, (kb_svc_fn)cb, ctx);
 }
 
 int kb_sm_get_secret_value(struct kb_aws_client *c, const struct kb_sm_get_secret_value_input *in,
@@ -550,20 +513,13 @@ int kb_sm_get_secret_value(struct kb_aws_client *c, const struct kb_sm_get_secre
     if (in == NULL || !S_ID_OK(in->secret_id) || !S_OPT_OK(in->version_id, 64) ||
         !S_OPT_OK(in->version_stage, 256))
         return KB_EINVAL;
-    obj = json_object_new_object();
-    if (obj == NULL)
-        return KB_ENOMEM;
-    rc = kb_jsonw_add_str(obj, "SecretId", in->secret_id);
+    rc = s_new("SecretId", in->secret_id, &obj);
     if (rc == 0 && in->version_id != NULL)
         rc = kb_jsonw_add_str(obj, "VersionId", in->version_id);
     if (rc == 0 && in->version_stage != NULL)
         rc = kb_jsonw_add_str(obj, "VersionStage", in->version_stage);
-    if (rc != 0) {
-        json_object_put(obj);
-        return rc;
-    }
     /* The request holds no secret; the response does, and sensitive has the transport wipe it. */
-    return s_send(c, &s_op_value, obj, NULL, NULL, true, (kb_svc_fn)cb, ctx);
+    return s_send(c, &s_op_value, rc, obj, NULL, NULL, true, (kb_svc_fn)cb, ctx);
 }
 
 /* -- the key secret (DESIGN.md section 5) ------------------------------------------------------ */
