@@ -108,11 +108,9 @@ static double s_now(const struct kb_aws_client *c)
 
 /* -- call lifetime -------------------------------------------------------------------------- */
 
-static void s_on_call_closed(uv_handle_t *handle)
+/* Frees k and what it owns, wiping the buffers that may hold a secret (body, headers). */
+static void s_call_free(struct s_call *k)
 {
-    struct s_call *k = (struct s_call *)handle->data;
-    struct kb_aws_client *c = k->c;
-
     if (k->body != NULL) {
         sodium_memzero(k->body, k->body_len);
         free(k->body);
@@ -127,6 +125,14 @@ static void s_on_call_closed(uv_handle_t *handle)
     if (k->has_creds)
         kb_credentials_cleanup(&k->creds);
     free(k);
+}
+
+static void s_on_call_closed(uv_handle_t *handle)
+{
+    struct s_call *k = (struct s_call *)handle->data;
+    struct kb_aws_client *c = k->c;
+
+    s_call_free(k);
     s_client_unref(c);
 }
 
@@ -539,18 +545,7 @@ int kb_aws_client_send(struct kb_aws_client *c, const struct kb_aws_request *req
     s_arm(k, 0); /* the first attempt starts on the loop: callbacks are never synchronous */
     return 0;
 cleanup:
-    if (k->body != NULL) {
-        sodium_memzero(k->body, k->body_len);
-        free(k->body);
-    }
-    if (k->header_text != NULL) {
-        sodium_memzero(k->header_text, k->header_text_len);
-        free(k->header_text);
-    }
-    free(k->target);
-    free(k->sig_headers);
-    free(k->http_headers);
-    free(k);
+    s_call_free(k);
     return rc;
 }
 
