@@ -9,19 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-#include "err.h"
+#include "kb_codec_test.h"
 
 /* -- helpers ---------------------------------------------------------------------------------- */
-
-static struct kb_proto_request s_req;
-static struct kb_proto_error s_err;
-
-static int s_parse_len(const char *line, size_t len)
-{
-    kb_proto_request_cleanup(&s_req);
-    return kb_proto_parse_request(line, len, &s_req, &s_err);
-}
 
 static int s_parse(const char *line)
 {
@@ -37,31 +27,6 @@ static void s_ok(const char *line)
                       s_err.message);
     assert_int_equal(rc, 0);
 }
-
-static void s_refused_len(const char *line, size_t len, enum kb_proto_err code, int lineno)
-{
-    int rc = s_parse_len(line, len);
-
-    if (rc != KB_EPARSE || s_err.code != code)
-        print_message("line %d: expected %s, got rc %d %s (%s)\n", lineno, kb_proto_err_name(code),
-                      rc, kb_proto_err_name(s_err.code), s_err.message);
-    assert_int_equal(rc, KB_EPARSE);
-    assert_int_equal(s_err.code, code);
-    assert_true(s_err.message[0] != '\0');
-    /* nothing to release after a refusal */
-    assert_null(s_req.owned_);
-    assert_int_equal(s_req.op, KB_PROTO_OP_NONE);
-}
-
-#define REFUSED(lit, code) s_refused_len(lit, sizeof(lit) - 1, code, __LINE__)
-
-static int s_teardown(void **state)
-{
-    kb_proto_request_cleanup(&s_req);
-    return 0;
-}
-
-/* Parses a formatted line with plain json-c (not the codec) and checks it is one line. */
 
 /* -- every op parses ----------------------------------------------------------------------------
  */
