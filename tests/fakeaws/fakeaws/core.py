@@ -183,3 +183,16 @@ def xml_escape(s):
     s = str(s)
     return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;").replace("'", "&apos;"))
+
+
+def query_operation(req, operations, version):
+    """operation() of a Query-protocol service (IAM, STS): the Action parameter, which must be
+    one of operations, with Version (when given) equal to version."""
+    action = req.params.get("Action")
+    if not action:
+        raise AwsError("MissingAction", "Missing Action")
+    given = req.params.get("Version")
+    if action not in operations or (given is not None and given != version):
+        raise AwsError("InvalidAction", f"Could not find operation {action} for version "
+                       f"{given if given is not None else version}")
+    return action

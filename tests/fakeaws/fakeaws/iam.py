@@ -19,7 +19,7 @@ import unicodedata
 from urllib.parse import quote
 
 from . import policy as _policy
-from .core import AccessKey, AwsError, Response, iso8601, xml_escape, Authz
+from .core import AccessKey, AwsError, Response, iso8601, query_operation, xml_escape, Authz
 
 SERVICE = "iam"
 PROTOCOL = "query"
@@ -390,14 +390,7 @@ def validate(req, op):
 
 
 def operation(req):
-    action = req.params.get("Action")
-    if not action:
-        raise AwsError("MissingAction", "Missing Action")
-    version = req.params.get("Version")
-    if action not in OPERATIONS or (version is not None and version != VERSION):
-        raise AwsError("InvalidAction", f"Could not find operation {action} for version "
-                       f"{version if version is not None else VERSION}")
-    return action
+    return query_operation(req, OPERATIONS, VERSION)
 
 
 def resource_name(req, op):

@@ -5,7 +5,7 @@ asks for nothing. The root answers with the account id as UserId and the account
 user with its unique id (AIDA...) and user ARN.
 """
 
-from .core import AwsError, Response, xml_escape
+from .core import Response, query_operation, xml_escape
 
 SERVICE = "sts"
 PROTOCOL = "query"
@@ -21,14 +21,7 @@ def new_state(store):
 
 
 def operation(req):
-    action = req.params.get("Action")
-    if not action:
-        raise AwsError("MissingAction", "Missing Action")
-    version = req.params.get("Version")
-    if action not in OPERATIONS or (version is not None and version != VERSION):
-        raise AwsError("InvalidAction", f"Could not find operation {action} for version "
-                       f"{version if version is not None else VERSION}")
-    return action
+    return query_operation(req, OPERATIONS, VERSION)
 
 
 def authorize(store, req, op):
