@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "err.h"
 
 #if defined(__GNUC__)
 #define KB_CONFIG__PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -127,7 +128,8 @@ void kb_config__tenants(struct kb_config__ctx *c, struct json_object *v, struct 
 bool kb_config__scan_duplicates(struct kb_config__ctx *c, const char *text, size_t len);
 
 /* Rules shared by the sections (config_rules.c). */
-int kb_config__why(char *why, size_t whylen, const char *fmt, ...) KB_CONFIG__PRINTF(3, 4);
+/* Formats why and returns KB_ECONFIG. */
+#define kb_config__why(why, whylen, ...) kb_err_msg((why), (whylen), KB_ECONFIG, __VA_ARGS__)
 bool kb_config__utf8_chars(const char *s, size_t len, size_t *chars);
 bool kb_config__check_partition(const char *s, size_t len);
 bool kb_config__check_region(const char *s, size_t len);

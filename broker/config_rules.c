@@ -7,7 +7,6 @@
  * Manager names, tag syntax). This file must never allocate, do I/O or depend on the loader's
  * state: it is called with untrusted input from several places.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,18 +17,6 @@
 #define S_IAM_NAME_CHARS    "+=,.@_-"
 #define S_SECRET_NAME_CHARS "/_+=.@-"
 #define S_TAG_CHARS         " _.:/=+-@"
-
-int kb_config__why(char *why, size_t whylen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (why != NULL && whylen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-    }
-    return KB_ECONFIG;
-}
 
 static bool s_is_lower(char c)
 {

@@ -3,6 +3,8 @@
  */
 #include "err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <uv.h>
 
@@ -38,4 +40,16 @@ const char *kb_err_name(int err)
     if (err < 0 && err > -4096)
         return uv_err_name(err);
     return "KB_EUNKNOWN";
+}
+
+int kb_err_msg(char *msg, size_t msglen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (msg != NULL && msglen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(msg, msglen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }

@@ -9,6 +9,8 @@
 #ifndef KB_ERR_H
 #define KB_ERR_H
 
+#include <stddef.h>
+
 /* X(name, value, message) */
 #define KB_ERR_MAP(X)                                                                              \
     X(KB_EINVAL, -10001, "invalid argument")                                                       \
@@ -38,5 +40,10 @@ const char *kb_strerror(int err);
 
 /* The symbolic name of err ("KB_EAWS", "ENOENT", ...). Static string; caller does not free. */
 const char *kb_err_name(int err);
+
+/* Formats a message into msg (msglen bytes; nothing when msg is NULL or msglen 0) and returns rc:
+ * `return kb_err_msg(why, whylen, KB_EINVAL, "...", ...);` in the pure checkers. */
+int kb_err_msg(char *msg, size_t msglen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

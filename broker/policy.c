@@ -45,21 +45,6 @@ const char *kb_policy_partition(const char *region)
     return "aws";
 }
 
-static int s_msg(char *msg, size_t msglen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int s_msg(char *msg, size_t msglen, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (msg != NULL && msglen > 0) {
-        va_start(ap, fmt);
-        vsnprintf(msg, msglen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static bool s_partition_ok(const char *p)
 {
     size_t len = p != NULL ? strlen(p) : 0;
@@ -275,20 +260,20 @@ static int s_check_tenant(const struct kb_tenant *t, const char *partition, char
                           size_t msglen)
 {
     if (t == NULL || t->bucket == NULL || t->bucket[0] == '\0') {
-        return s_msg(msg, msglen, KB_EINVAL, "the tenant has no bucket");
+        return kb_err_msg(msg, msglen, KB_EINVAL, "the tenant has no bucket");
     }
     if (!s_partition_ok(partition)) {
-        return s_msg(msg, msglen, KB_EINVAL, "the partition is not valid");
+        return kb_err_msg(msg, msglen, KB_EINVAL, "the partition is not valid");
     }
     if (!s_arn_text_ok(t->bucket) || (t->prefix != NULL && !s_arn_text_ok(t->prefix))) {
-        return s_msg(msg, msglen, KB_EINVAL,
-                     "the bucket or prefix holds '*', '?', '$' or a control character");
+        return kb_err_msg(msg, msglen, KB_EINVAL,
+                          "the bucket or prefix holds '*', '?', '$' or a control character");
     }
     if (t->access == KB_ACCESS_CUSTOM && (t->actions == NULL || t->nactions == 0)) {
-        return s_msg(msg, msglen, KB_EINVAL, "a custom access lists no action");
+        return kb_err_msg(msg, msglen, KB_EINVAL, "a custom access lists no action");
     }
     if ((unsigned)t->access > KB_ACCESS_CUSTOM) {
-        return s_msg(msg, msglen, KB_EINVAL, "unknown access level");
+        return kb_err_msg(msg, msglen, KB_EINVAL, "unknown access level");
     }
     return 0;
 }
@@ -304,7 +289,7 @@ int kb_policy_tenant(const struct kb_tenant *t, const char *partition, char **js
     int rc;
 
     if (json_out == NULL) {
-        return s_msg(msg, msglen, KB_EINVAL, "no output pointer");
+        return kb_err_msg(msg, msglen, KB_EINVAL, "no output pointer");
     }
     *json_out = NULL;
     rc = s_check_tenant(t, partition, msg, msglen);
@@ -317,7 +302,7 @@ int kb_policy_tenant(const struct kb_tenant *t, const char *partition, char **js
     r.prefix_any = s_fmt("%s*", r.prefix);
     all_objects = s_fmt("arn:%s:s3:::%s/*", partition, t->bucket);
     list = json_object_new_array();
-    rc = s_msg(msg, msglen, KB_ENOMEM, "out of memory");
+    rc = kb_err_msg(msg, msglen, KB_ENOMEM, "out of memory");
     if (r.bucket == NULL || r.objects == NULL || r.prefix_any == NULL || all_objects == NULL ||
         list == NULL || !s_tenant_statements(list, t, &r, all_objects)) {
         goto out;
@@ -329,10 +314,10 @@ int kb_policy_tenant(const struct kb_tenant *t, const char *partition, char **js
     }
     size = kb_policy_size(json);
     if (size > KB_POLICY_MAX_USER_INLINE) {
-        rc = s_msg(msg, msglen, KB_ETOOBIG,
-                   "the generated IAM policy is %zu characters long (whitespace not counted): "
-                   "IAM allows at most %d in a user's inline policies",
-                   size, KB_POLICY_MAX_USER_INLINE);
+        rc = kb_err_msg(msg, msglen, KB_ETOOBIG,
+                        "the generated IAM policy is %zu characters long (whitespace not counted): "
+                        "IAM allows at most %d in a user's inline policies",
+                        size, KB_POLICY_MAX_USER_INLINE);
         goto out;
     }
     *json_out = json;
