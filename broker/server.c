@@ -24,16 +24,6 @@
 #define S_BACKLOG   4096
 #define S_LISTEN_FD 3 /* SD_LISTEN_FDS_START */
 
-static char *s_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-
-    if (d != NULL)
-        memcpy(d, s, n);
-    return d;
-}
-
 int kb_server_new(uv_loop_t *loop, const struct kb_server_options *opt, struct kb_server **out)
 {
     const char *path;
@@ -56,9 +46,9 @@ int kb_server_new(uv_loop_t *loop, const struct kb_server_options *opt, struct k
     s->max_queued = opt->max_queued != 0 ? opt->max_queued : KB_SERVER_MAX_QUEUED;
     s->write_stall_ms = opt->write_stall_ms != 0 ? opt->write_stall_ms : KB_SERVER_WRITE_STALL;
     s->use_listen_fds = opt->use_listen_fds;
-    s->path = s_strdup(path);
-    s->version = s_strdup(opt->version != NULL ? opt->version : "0");
-    s->region = s_strdup(opt->region != NULL ? opt->region : "");
+    s->path = strdup(path);
+    s->version = strdup(opt->version != NULL ? opt->version : "0");
+    s->region = strdup(opt->region != NULL ? opt->region : "");
     s->get_cache = calloc(opt->cfg->ntenants + 1, sizeof(*s->get_cache));
     if (s->path == NULL || s->version == NULL || s->region == NULL || s->get_cache == NULL)
         goto cleanup;
@@ -233,7 +223,7 @@ static int s_adopt(struct kb_server *s, char *errbuf, size_t errlen)
     }
     s->inherited = true;
     if (uv_pipe_getsockname(&s->listener, name, &namelen) == 0 && namelen > 0) {
-        char *copy = s_strdup(name);
+        char *copy = strdup(name);
 
         if (copy != NULL) {
             free(s->path);
