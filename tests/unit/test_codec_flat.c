@@ -77,8 +77,8 @@ static const char *const s_common[] = {
     "{\"v\":1,\"id\":\"\",\"op\":\"provision\"}",
     "{\"v\":1,\"id\":\"a/b c'd\",\"op\":\"provision\",\"tenant\":\"t-1\"}",
     "{\"v\":1,\"op\":\"rotate\",\"tenant\":\"t\"}",
-    "{\"v\":1,\"op\":\"revoke\",\"tenant\":\"t\",\"delete_bucket\":true,"
-    "\"force_delete_secret\":false}",
+    ("{\"v\":1,\"op\":\"revoke\",\"tenant\":\"t\",\"delete_bucket\":true,"
+     "\"force_delete_secret\":false}"),
     "{\"v\":1,\"op\":\"revoke\",\"tenant\":\"t\",\"delete_bucket\":null}",
     "{\"v\":1,\"id\":3,\"op\":\"watch\"}",
     "{\"v\":1,\"id\":3,\"op\":\"watch\",\"tenants\":null}",
