@@ -16,8 +16,8 @@
 #include <time.h>
 #include <uv.h>
 
-#include "client.h"
-#include "err.h"
+#include "aws/client.h"
+#include "common/err.h"
 
 struct b_run {
     uv_loop_t loop;

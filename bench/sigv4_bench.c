@@ -19,9 +19,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "err.h"
-#include "secret.h"
-#include "sigv4.h"
+#include "common/err.h"
+#include "common/secret.h"
+#include "aws/sigv4.h"
 
 #define B_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 #define B_TOKEN                                                                                    \

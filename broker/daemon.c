@@ -18,11 +18,11 @@
 #include <sys/resource.h>
 #include <uv.h>
 
-#include "config.h"
-#include "engine.h"
-#include "err.h"
-#include "log.h"
-#include "server.h"
+#include "config/config.h"
+#include "engine/engine.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "server/server.h"
 
 struct s_daemon {
     uv_loop_t loop;

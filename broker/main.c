@@ -22,12 +22,12 @@
 #include <string.h>
 #include <uv.h>
 
-#include "client.h"
-#include "config.h"
+#include "aws/client.h"
+#include "config/config.h"
 #include "daemon.h"
-#include "engine.h"
-#include "err.h"
-#include "log.h"
+#include "engine/engine.h"
+#include "common/err.h"
+#include "common/log.h"
 
 #define S_EXIT_OK     0
 #define S_EXIT_FAILED 1

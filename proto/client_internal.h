@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "codec.h"
-#include "err.h"
+#include "common/err.h"
 #include "keybroker/client.h"
 
 struct kb_client {

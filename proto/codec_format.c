@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "codec_internal.h"
-#include "err.h"
+#include "common/err.h"
 
 /* -- building blocks -------------------------------------------------------------------------- */
 

@@ -19,10 +19,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "client.h"
-#include "err.h"
-#include "jsonwire.h"
-#include "secretsmanager.h"
+#include "aws/client.h"
+#include "common/err.h"
+#include "aws/jsonwire.h"
+#include "aws/secretsmanager.h"
 
 /* The AWS profile kbctl reads the secret with, when it is not the default chain's. */
 #define S_PROFILE_ENV "KEYBROKER_AWS_PROFILE"

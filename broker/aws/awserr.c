@@ -12,7 +12,7 @@
  *
  * Pure and stateless: never logs, never keeps a pointer into its input after returning.
  */
-#include "awserr_parse.h"
+#include "aws/awserr_parse.h"
 
 #include <expat.h>
 #include <json-c/json.h>
@@ -21,7 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define S_MAX_DEPTH 32
 

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "awserr.h"
+#include "aws/awserr.h"
 
 /* What the parser looks at. Everything is borrowed for the duration of the call; NULL is unset. */
 struct kb_awserr_input {

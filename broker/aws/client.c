@@ -16,7 +16,7 @@
  * This module never logs. Bodies marked sensitive are wiped before they are freed; credentials
  * given with a request are deep-copied into guarded memory and wiped with the call.
  */
-#include "client.h"
+#include "aws/client.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -25,10 +25,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include "awserr_parse.h"
-#include "err.h"
-#include "retry.h"
-#include "sigv4.h"
+#include "aws/awserr_parse.h"
+#include "common/err.h"
+#include "aws/retry.h"
+#include "aws/sigv4.h"
 
 #define S_MAX_ATTEMPTS_LIMIT 20u
 #define S_HEADER_LIMIT       64u

@@ -19,10 +19,10 @@
 #include <stddef.h>
 #include <uv.h>
 
-#include "awserr.h"
-#include "credentials.h"
-#include "endpoints.h"
-#include "http.h"
+#include "aws/awserr.h"
+#include "aws/credentials.h"
+#include "aws/endpoints.h"
+#include "aws/http.h"
 
 struct kb_aws_client;
 

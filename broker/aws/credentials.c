@@ -12,7 +12,7 @@
  * This module must never log, and never put a secret, a token or a process's output into a
  * failure message: the message only says, provider by provider, why each yielded nothing.
  */
-#include "credentials.h"
+#include "aws/credentials.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,8 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "creds_internal.h"
-#include "err.h"
+#include "aws/creds_internal.h"
+#include "common/err.h"
 
 #define S_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 #define S_CONTAINER_HOST                  "http://169.254.170.2"

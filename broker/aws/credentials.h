@@ -29,8 +29,8 @@
 #include <time.h>
 #include <uv.h>
 
-#include "http.h"
-#include "secret.h"
+#include "aws/http.h"
+#include "common/secret.h"
 
 struct kb_credentials {
     char access_key_id[128];

@@ -15,9 +15,9 @@
 #include <time.h>
 #include <uv.h>
 
-#include "credentials.h"
-#include "http.h"
-#include "secret.h"
+#include "aws/credentials.h"
+#include "aws/http.h"
+#include "common/secret.h"
 
 /* Credentials are fetched again when fewer than this many seconds remain before they expire. */
 #define KB_CREDS_REFRESH_AHEAD 300

@@ -6,7 +6,7 @@
  * every copy json-c makes of the document (the string values and the tokenizer's buffer) before
  * json-c frees it.
  */
-#include "creds_internal.h"
+#include "aws/creds_internal.h"
 
 #include <json-c/json.h>
 #include <limits.h>
@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "err.h"
+#include "common/err.h"
 
 static void s_why(char *why, size_t whylen, const char *text)
 {

@@ -10,7 +10,7 @@
  * This module must never log, and never put a byte of the command's standard output (which
  * holds the secret) into a reason: a failure reports the exit code, the signal or the parse error.
  */
-#include "creds_internal.h"
+#include "aws/creds_internal.h"
 
 #include <signal.h>
 #include <sodium.h>
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define S_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 

@@ -13,7 +13,7 @@
  * This module must never log, and it leaves no copy of a secret in unguarded memory: the file's
  * bytes and inih's line buffer are wiped, and secret values go straight into kb_secrets.
  */
-#include "creds_internal.h"
+#include "aws/creds_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define S_MAX_FILE (1024 * 1024)
 #define S_MAX_LINE (16 * 1024)

@@ -11,7 +11,7 @@
  * This module must never log, and never put a response body, a token or a URL path (the
  * container's relative URI identifies the task) into a reason.
  */
-#include "creds_internal.h"
+#include "aws/creds_internal.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -24,7 +24,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define S_IMDS_TOKEN_TTL 21600 /* seconds: six hours, the most IMDS grants */
 #define S_MAX_AUTH_TOKEN 16384

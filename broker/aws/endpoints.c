@@ -20,14 +20,14 @@
  * This module must never read the environment outside kb_endpoints_config_from_env and never
  * resolve or contact a host.
  */
-#include "endpoints.h"
+#include "aws/endpoints.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "err.h"
+#include "common/err.h"
 
 struct s_partition {
     const char *id;

@@ -25,8 +25,8 @@
  * Request body copies, response buffers (also the ones left behind when a buffer grows) and the
  * header list (which carries the session token and the signature) are wiped before being freed.
  */
-#include "http.h"
-#include "wipealloc.h"
+#include "aws/http.h"
+#include "common/wipealloc.h"
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -36,7 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define S_DEFAULT_CONNECT_MS      3000L
 #define S_DEFAULT_TOTAL_MS        30000L

@@ -5,13 +5,13 @@
  * operation's parameters, each URL-encoded by libcurl), and kb_svc_send() with the operation's
  * parser. The parsers read fields by path from the root and name that path when one is missing.
  */
-#include "iam.h"
+#include "aws/iam.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "err.h"
-#include "wire.h"
+#include "common/err.h"
+#include "aws/wire.h"
 
 #define S_VERSION  "2010-05-08"
 #define S_PATH_MAX 128

@@ -19,9 +19,9 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "client.h"
-#include "secret.h"
-#include "svc.h"
+#include "aws/client.h"
+#include "common/secret.h"
+#include "aws/svc.h"
 
 /* An IAM user as GetUser and CreateUser describe it. */
 struct kb_iam_user {

@@ -8,7 +8,7 @@
  * they are read here, and only here, because json-c offers no other way to size or wipe that
  * buffer, or to reach the values a malformed body leaves behind before json-c frees them.
  */
-#include "jsonwire.h"
+#include "aws/jsonwire.h"
 
 #include <limits.h>
 #include <math.h>
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "common/err.h"
 
 #define S_FLAGS     (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 #define S_MAX_DEPTH 16

@@ -17,8 +17,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "secret.h"
-#include "svc.h"
+#include "common/secret.h"
+#include "aws/svc.h"
 
 /* Called with the serialized body, valid only during the call (it is wiped right after). */
 typedef int (*kb_jsonw_use_fn)(void *arg, const char *body, size_t len);

@@ -5,12 +5,12 @@
  *
  * Pure: no clock, no randomness, no I/O (see retry.h). Must never sleep or allocate.
  */
-#include "retry.h"
+#include "aws/retry.h"
 
 #include <stddef.h>
 #include <string.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* CubicCalculator and ClientRateLimiter constants. */
 #define S_CUBIC_SCALE    0.4

@@ -5,14 +5,14 @@
  * the bucket in kb_aws_request.bucket and the sub-resource as the query ("?tagging"). Content-MD5
  * comes from wire.c for the operations S3 requires a checksum on.
  */
-#include "s3.h"
+#include "aws/s3.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "wire.h"
+#include "common/err.h"
+#include "aws/wire.h"
 
 #define S_NS          "http://s3.amazonaws.com/doc/2006-03-01/"
 #define S_MAX_HEADERS 3

@@ -17,8 +17,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "client.h"
-#include "svc.h"
+#include "aws/client.h"
+#include "aws/svc.h"
 
 /* Calls that only name the bucket. */
 struct kb_s3_bucket_input {

@@ -7,14 +7,14 @@
  * it when it held a secret. The key-secret helpers at the end build and read the value format of
  * DESIGN.md section 5 with the same secret-safe json-c paths.
  */
-#include "secretsmanager.h"
+#include "aws/secretsmanager.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "err.h"
-#include "jsonwire.h"
-#include "wire.h"
+#include "common/err.h"
+#include "aws/jsonwire.h"
+#include "aws/wire.h"
 
 #define S_MAX_STAGES 20
 

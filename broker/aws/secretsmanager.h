@@ -18,9 +18,9 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "client.h"
-#include "secret.h"
-#include "svc.h"
+#include "aws/client.h"
+#include "common/secret.h"
+#include "aws/svc.h"
 
 #define KB_SM_MAX_SECRET 65536 /* bytes of SecretString, AWS's limit */
 

@@ -22,7 +22,7 @@
  * key into unguarded memory: it never opens the secret access key itself, and the session token
  * it copies for a call lives only in the signer's own buffers, which are wiped when freed.
  */
-#include "sigv4.h"
+#include "aws/sigv4.h"
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -32,8 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "sigv4_internal.h"
+#include "common/err.h"
+#include "aws/sigv4_internal.h"
 
 #define S_ALGORITHM        "AWS4-HMAC-SHA256"
 #define S_UNSIGNED_PAYLOAD "UNSIGNED-PAYLOAD"

@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "secret.h"
+#include "common/secret.h"
 
 /* X-Amz-Expires may not exceed seven days. */
 #define KB_SIGV4_MAX_EXPIRES 604800u

@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "sigv4.h"
+#include "aws/sigv4.h"
 
 #define KB__SIGV4_KEY_LEN     32 /* a SHA-256 digest, an HMAC-SHA256 result, a signing key */
 #define KB__SIGV4_HEX_LEN     (2 * KB__SIGV4_KEY_LEN)

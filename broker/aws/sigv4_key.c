@@ -11,13 +11,13 @@
  * lives in the guarded area and is wiped after use, and the HMAC context is re-keyed with zeros
  * after each signature.
  */
-#include "sigv4_internal.h"
+#include "aws/sigv4_internal.h"
 
 #include <openssl/evp.h>
 #include <sodium.h>
 #include <string.h>
 
-#include "err.h"
+#include "common/err.h"
 
 static const unsigned char s_zero_key[KB__SIGV4_KEY_LEN];
 

@@ -9,7 +9,7 @@
  * that is RFC 3986's escape format, not a digest's hex form, which always comes from
  * sodium_bin2hex().
  */
-#include "sigv4_internal.h"
+#include "aws/sigv4_internal.h"
 
 #include <sodium.h>
 #include <stdint.h>

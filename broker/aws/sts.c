@@ -1,10 +1,10 @@
 /*
  * sts.c - GetCallerIdentity over the Query API (version 2011-06-15).
  */
-#include "sts.h"
+#include "aws/sts.h"
 
-#include "err.h"
-#include "wire.h"
+#include "common/err.h"
+#include "aws/wire.h"
 
 static const struct kb_http_header s_form_headers[] = {
     {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},

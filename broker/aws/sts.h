@@ -11,8 +11,8 @@
 #ifndef KB_STS_H
 #define KB_STS_H
 
-#include "client.h"
-#include "svc.h"
+#include "aws/client.h"
+#include "aws/svc.h"
 
 struct kb_sts_identity {
     const char *account; /* "123456789012" */

@@ -5,7 +5,7 @@
  * guarantees the response callback runs later and exactly once, so a typed call is always
  * asynchronous without deferring anything itself.
  */
-#include "svc.h"
+#include "aws/svc.h"
 
 #include <stdalign.h>
 #include <stdarg.h>
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "common/err.h"
 
 struct s_block {
     struct s_block *next;

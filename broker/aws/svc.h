@@ -18,8 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "awserr.h"
-#include "client.h"
+#include "aws/awserr.h"
+#include "aws/client.h"
 
 /* A resource tag. In inputs both strings are borrowed for the call; in results they point into
  * the call's arena (borrowed until the callback returns). */

@@ -5,7 +5,7 @@
  * ignored since 7.82.0), MD5 is OpenSSL's and base64 is libsodium's; what is written here is
  * only the glue and the checks.
  */
-#include "wire.h"
+#include "aws/wire.h"
 
 #include <curl/curl.h>
 #include <limits.h>
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "common/err.h"
 
 /* -- body buffer ------------------------------------------------------------------------------ */
 

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "svc.h"
-#include "xml.h"
+#include "aws/svc.h"
+#include "aws/xml.h"
 
 /* Lengths the parsers accept (bytes), a little above AWS's own limits. */
 #define KB_WIRE_MAX_ID        256  /* access key ids, version ids, request tokens, statuses */

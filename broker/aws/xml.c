@@ -12,7 +12,7 @@
  * freeing it: expat copies the document into its own buffer and decoded text into its pools, and
  * those copies may hold a secret.
  */
-#include "xml.h"
+#include "aws/xml.h"
 
 #include <expat.h>
 #include <limits.h>
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
+#include "common/err.h"
 
 struct kb_xml_node {
     struct kb_xml_node *parent;

@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "secret.h"
+#include "common/secret.h"
 
 #define KB_XML_MAX_DEPTH        32         /* element nesting */
 #define KB_XML_MAX_NODES        100000     /* elements in one document */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "awserr_parse.h"
+#include "aws/awserr_parse.h"
 
 static void s_check_terminated(const char *field, size_t size)
 {

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-#include "codec_internal.h"
-#include "err.h"
+#include "proto/codec.h"
+#include "proto/codec_internal.h"
+#include "common/err.h"
 
 #define S_CHECK(cond)                                                                              \
     do {                                                                                           \

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "err.h"
-#include "policy.h"
+#include "config/config.h"
+#include "common/err.h"
+#include "config/policy.h"
 
 /* Name resolution without /etc: only "root" exists. */
 static int s_resolve(void *ctx, const char *name, uint32_t *id)

@@ -21,11 +21,11 @@
 #include <string.h>
 #include <uv.h>
 
-#include "client.h"
-#include "credentials.h"
-#include "err.h"
-#include "http.h"
-#include "sts.h"
+#include "aws/client.h"
+#include "aws/credentials.h"
+#include "common/err.h"
+#include "aws/http.h"
+#include "aws/sts.h"
 
 struct driver {
     uv_loop_t loop;

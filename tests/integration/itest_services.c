@@ -22,8 +22,8 @@
 #include <string.h>
 
 #include "itest_services_out.h"
-#include "uuid.h"
-#include "wipealloc.h"
+#include "common/uuid.h"
+#include "common/wipealloc.h"
 
 /* -- helpers of the steps ---------------------------------------------------------------------- */
 

@@ -17,13 +17,13 @@
 #include <string.h>
 #include <uv.h>
 
-#include "client.h"
-#include "err.h"
-#include "iam.h"
-#include "s3.h"
-#include "secret.h"
-#include "secretsmanager.h"
-#include "sts.h"
+#include "aws/client.h"
+#include "common/err.h"
+#include "aws/iam.h"
+#include "aws/s3.h"
+#include "common/secret.h"
+#include "aws/secretsmanager.h"
+#include "aws/sts.h"
 
 #define MAX_KEYS 4
 

@@ -24,10 +24,10 @@
 #include <string.h>
 #include <uv.h>
 
-#include "client.h"
-#include "err.h"
-#include "http.h"
-#include "secret.h"
+#include "aws/client.h"
+#include "common/err.h"
+#include "aws/http.h"
+#include "common/secret.h"
 
 struct t_run {
     uv_loop_t loop;

@@ -6,8 +6,8 @@
 #ifndef KB_CODEC_TEST_H
 #define KB_CODEC_TEST_H
 
-#include "codec.h"
-#include "err.h"
+#include "proto/codec.h"
+#include "common/err.h"
 
 static struct kb_proto_request s_req;
 static struct kb_proto_error s_err;

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "svc.h"
+#include "common/err.h"
+#include "aws/svc.h"
 
 struct cap {
     int sends;   /* requests handed to the fake transport */

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "awserr_parse.h"
-#include "err.h"
+#include "aws/awserr_parse.h"
+#include "common/err.h"
 
 /* As IAM sends it (the documented example of the Query API error form). */
 static const char IAM_BODY[] =

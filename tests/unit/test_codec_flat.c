@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec_internal.h"
-#include "err.h"
+#include "proto/codec_internal.h"
+#include "common/err.h"
 
 /* Both paths on one line; returns whether the fast path accepted it (then both agree). */
 static bool s_compare(const char *line, size_t len)

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec_internal.h"
+#include "proto/codec_internal.h"
 #include "kb_codec_test.h"
 
 /* -- helpers ---------------------------------------------------------------------------------- */

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "err.h"
-#include "policy.h"
+#include "config/config.h"
+#include "common/err.h"
+#include "config/policy.h"
 
 #define S_CONFIGS KB_TEST_DATA "/configs"
 

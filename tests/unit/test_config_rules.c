@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
-#include "err.h"
+#include "config/config.h"
+#include "common/err.h"
 
 typedef int (*s_check_fn)(const char *, char *, size_t);
 

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "credentials.h"
-#include "creds_internal.h"
-#include "err.h"
+#include "aws/credentials.h"
+#include "aws/creds_internal.h"
+#include "common/err.h"
 
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "endpoints.h"
-#include "err.h"
+#include "aws/endpoints.h"
+#include "common/err.h"
 
 static struct kb_endpoints_config cfg_for(const char *region)
 {

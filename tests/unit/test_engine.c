@@ -11,12 +11,12 @@
 #include <string.h>
 #include <uv.h>
 
-#include "config.h"
-#include "engine.h"
-#include "err.h"
-#include "log.h"
-#include "svc.h"
-#include "uuid.h"
+#include "config/config.h"
+#include "engine/engine.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "aws/svc.h"
+#include "common/uuid.h"
 
 #define MAX_CALLS 256
 

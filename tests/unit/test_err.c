@@ -4,7 +4,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "err.h"
+#include "common/err.h"
 
 static void test_own_codes_have_names_and_messages(void **state)
 {

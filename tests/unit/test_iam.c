@@ -6,8 +6,8 @@
 
 #include "kb_svc_test.h"
 
-#include "iam.h"
-#include "sts.h"
+#include "aws/iam.h"
+#include "aws/sts.h"
 
 #define FORM_CT "Content-Type: application/x-www-form-urlencoded; charset=utf-8\n"
 

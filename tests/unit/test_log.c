@@ -5,8 +5,8 @@
 #include <json-c/json.h>
 #include <string.h>
 
-#include "err.h"
-#include "log.h"
+#include "common/err.h"
+#include "common/log.h"
 
 struct lines {
     int count;

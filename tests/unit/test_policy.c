@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "policy.h"
+#include "common/err.h"
+#include "config/policy.h"
 
 #define S_VERSION      "{\"Version\":\"2012-10-17\",\"Statement\":["
 #define S_READ_ACTIONS "\"s3:GetObject\",\"s3:GetObjectVersion\",\"s3:GetObjectAttributes\""

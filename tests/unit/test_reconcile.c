@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "reconcile.h"
-#include "uuid.h"
+#include "common/err.h"
+#include "engine/reconcile.h"
+#include "common/uuid.h"
 
 #define NOW  1800000000
 #define HOUR 3600

@@ -4,8 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "err.h"
-#include "retry.h"
+#include "common/err.h"
+#include "aws/retry.h"
 
 struct case_row {
     int err;

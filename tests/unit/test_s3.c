@@ -5,7 +5,7 @@
 
 #include "kb_svc_test.h"
 
-#include "s3.h"
+#include "aws/s3.h"
 
 #define NS     "http://s3.amazonaws.com/doc/2006-03-01/"
 #define XML_CT "Content-Type: application/xml\n"

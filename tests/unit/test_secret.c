@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "secret.h"
+#include "common/secret.h"
 
 static void test_roundtrip(void **state)
 {

@@ -5,7 +5,7 @@
 
 #include "kb_svc_test.h"
 
-#include "secretsmanager.h"
+#include "aws/secretsmanager.h"
 
 #define SM_HEADERS(op)                                                                             \
     "Content-Type: application/x-amz-json-1.1\nX-Amz-Target: secretsmanager." op "\n"

@@ -5,9 +5,9 @@
 
 #include <string.h>
 
-#include "config.h"
-#include "err.h"
-#include "server_authz.h"
+#include "config/config.h"
+#include "common/err.h"
+#include "server/server_authz.h"
 
 /* users: alice=1000, bob=1001; groups: billing=2000, ops=3000 */
 static int s_user(void *ctx, const char *name, uint32_t *uid)

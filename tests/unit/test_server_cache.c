@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "err.h"
-#include "server_internal.h"
+#include "engine/engine.h"
+#include "common/err.h"
+#include "server/server_internal.h"
 
 static const struct kb_proto_tenant_info s_info = {
     .tenant = "billing",

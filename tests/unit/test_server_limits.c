@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "server_limits.h"
+#include "common/err.h"
+#include "server/server_limits.h"
 
 #define MAX_LINES 64
 

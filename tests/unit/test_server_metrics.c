@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "server_metrics.h"
+#include "server/server_metrics.h"
 
 static const char *const s_states[KB_SRV_TENANT_STATES] = {
     "pending", "provisioning", "ready", "error", "revoking", "revoked",

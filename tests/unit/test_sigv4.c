@@ -17,9 +17,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "err.h"
-#include "secret.h"
-#include "sigv4.h"
+#include "common/err.h"
+#include "common/secret.h"
+#include "aws/sigv4.h"
 
 #define T_DATA        KB_TEST_DATA "/sigv4-testsuite"
 #define T_AKID        "AKIDEXAMPLE"

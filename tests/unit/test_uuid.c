@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "err.h"
-#include "uuid.h"
+#include "common/err.h"
+#include "common/uuid.h"
 
 static void test_rfc4122_dns_vector(void **state)
 {

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "wire.h"
+#include "aws/wire.h"
 
 static void test_str_ok(void **state)
 {

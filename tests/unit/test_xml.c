@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "err.h"
-#include "xml.h"
+#include "common/err.h"
+#include "aws/xml.h"
 
 #define SECRET_PATH "CreateAccessKeyResponse/CreateAccessKeyResult/AccessKey/SecretAccessKey"
 

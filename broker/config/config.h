@@ -1,0 +1,295 @@
+/*
+ * config.h - keybrokerd's JSON configuration, loaded and validated into a plain struct.
+ *
+ * kb_config_load_file() / kb_config_load_string() parse the document with json-c, walk it against
+ * the schema below and report EVERY problem, one printable line each ("<json path>: <what is
+ * wrong>"), so an operator fixes a file in one pass. Apart from reading the file and resolving
+ * user and group names (both replaceable for tests), this module is pure: it never opens a
+ * socket, never talks to AWS, never logs (the caller prints the error lines) and never aborts on
+ * its input, whatever bytes it is given (the loader is fuzzed).
+ *
+ * Schema. Every key is optional unless marked required; unknown keys are errors at every level;
+ * null is accepted only where the default is null (or where null has a stated meaning).
+ * Durations are an integer number of seconds or a string "<n>s", "<n>m", "<n>h" or "<n>d".
+ *
+ * {
+ *   "broker": {
+ *     "socket": {
+ *       "path":  "/run/keybroker/keybroker.sock"  absolute, shorter than sun_path (108 bytes)
+ *       "mode":  "0660"      octal STRING "000".."0777" (a JSON number is refused: 660 != 0660)
+ *       "group": null        group name or gid (integer or digits) owning the socket; null = ours
+ *     },
+ *     "admin": {             who may provision/rotate/revoke/metrics. Absent: {"uids": [0]};
+ *                            present: taken as written (absent members are empty)
+ *       "uids": [0], "gids": [], "users": [], "groups": []
+ *                            ids 0..4294967294; names resolved to ids at load (unknown = error)
+ *     },
+ *     "audit": {
+ *       "path": null            absolute path of the audit log; null = no audit log
+ *       "fail_closed": false    deny requests whose audit record cannot be written
+ *       "hmac_key_file": null   absolute path of the key that turns the chain into HMAC-SHA-256
+ *     },
+ *     "plugins": [              [] by default; loaded in this order
+ *       {"name": "exec"         required, [a-z0-9_-], 1..64 (several entries may share a name)
+ *        "path": "/usr/lib/keybroker/plugins/exec.so"  required, absolute
+ *        "config": {...}}       any JSON object, handed to the plugin as compact JSON text ("{}")
+ *     ],
+ *     "concurrency": 8          tenants provisioned/rotated at once, 1..256
+ *     "log_level": "info"       "debug" | "info" | "warn" | "error"
+ *     "limits": {
+ *       "max_connections": 1024              1..65536
+ *       "idle_timeout": "60s"                1s..1d
+ *       "max_inflight_per_connection": 16    1..1024
+ *       "requests_per_second_per_uid": 200   1..100000
+ *     }
+ *   },
+ *   "aws": {
+ *     "region": null         [a-z0-9-], 1..63; null = AWS_REGION / AWS_DEFAULT_REGION / profile
+ *     "profile": null        printable ASCII without [ ], 1..128; null = AWS_PROFILE / default
+ *     "endpoint_url": null   http:// or https:// URL (tests, VPC endpoints); null = AWS's
+ *     "endpoints": {"iam": null, "s3": null, "secretsmanager": null, "sts": null}
+ *                            per-service URL overrides, same syntax
+ *     "s3_force_path_style": false
+ *     "ca_bundle": null      absolute path of a PEM bundle; null = AWS_CA_BUNDLE / the system's
+ *     "max_attempts": 3      1..10, AWS "standard" retry attempts per call
+ *     "name_prefix": "kb-"   IAM user = name_prefix + tenant name; IAM user-name charset, 0..63
+ *     "iam_path": "/keybroker/"  IAM path of the users: "/" ... "/", 1..512, chars 0x21..0x7E
+ *     "permissions_boundary": null  arn:<partition>:iam::<12 digits|aws>:policy/[<path>/]<name>
+ *     "secret_prefix": "keybroker/"  secret name = secret_prefix + tenant name
+ *     "kms_key_id": null     key id (UUID or mrk-...), "alias/<name>", or a KMS key/alias ARN
+ *                            (same region as aws.region when both are set); null =
+ * aws/secretsmanager "tags": {}             extra tags on every resource, string values
+ *     "probe_timeout": "60s"        1s..1h, readiness probe of a new key
+ *     "orphan_key_min_age": "10m"   1m..30d, an unreferenced key younger than this is left alone
+ *     "recovery_window_days": 30    7..30, when a tenant's secret is deleted
+ *     "overlap": "1h"               0s..30d, how long AWSPREVIOUS keys stay active after rotation
+ *   },
+ *   "tenants": [             [] by default (zero tenants is a valid, idle broker)
+ *     {"name": "billing"     required, [A-Za-z0-9+=,.@_-], 1..64, unique ignoring case (as IAM);
+ *                            name_prefix + name <= 64 characters; secret_prefix + name a valid
+ *                            Secrets Manager name (1..512, [A-Za-z0-9/_+=.@-])
+ *      "bucket": "acme-billing-data"  required, S3 general purpose bucket naming rules, unique
+ *      "prefix": ""          object key prefix the tenant is confined to; "" = whole bucket.
+ *                            No leading "/", no ".." segment, <= 512 bytes, no control
+ *                            characters, no '*', '?' or '$' (IAM wildcards and variables).
+ *                            "reports" also matches "reports-old/x": end it with "/" to mean a
+ *                            folder. Must be "" with access "admin".
+ *      "access": "read-only" required: "read-only" | "read-write" | "admin" |
+ *                            {"actions": ["s3:GetObject", ...]} (s3:<letters and *>, no duplicates)
+ *      "clients": {"uids": [], "gids": [], "users": [], "groups": []}  who may learn the ARN
+ *      "rotate_every": "30d" 1h..365d and longer than aws.overlap; null = never
+ *      "rotate": true        this host is the tenant's rotator
+ *      "tags": {}            the tenant's own tags, on top of aws.tags (the tenant's value wins)
+ *     }
+ *   ]
+ * }
+ * Tags: keys 1..128 characters, values 0..256, letters, digits, spaces and _.:/=+-@ (non-ASCII
+ * UTF-8 is accepted as letters; lengths count characters), no "aws:" prefix (any case, keys and
+ * values), the "keybroker:" prefix is reserved for the broker's own tags, keys unique ignoring
+ * case (IAM ignores it), and at most 48 user tags per resource (AWS's 50 minus keybroker:tenant
+ * and keybroker:managed).
+ *
+ * Documents: at most KB_CONFIG_MAX_SIZE bytes, strict JSON (no comments, no trailing commas),
+ * valid UTF-8, no NUL byte, nesting at most KB_CONFIG_MAX_DEPTH. json-c keeps only the last of
+ * duplicate keys, so a separate scan of the text reports every duplicate key as an error; the
+ * same scan refuses the single-quoted keys json-c 0.16 lets through even in strict mode.
+ */
+#ifndef KB_CONFIG_H
+#define KB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aws/endpoints.h"
+#include "common/log.h"
+
+#define KB_CONFIG_MAX_SIZE  (1024 * 1024)
+#define KB_CONFIG_MAX_DEPTH 32
+/* Error lines past this many are summarised in one last line. */
+#define KB_CONFIG_MAX_ERRORS 200
+/* AWS allows 50 tags per resource; keybroker:tenant and keybroker:managed take two. */
+#define KB_CONFIG_MAX_USER_TAGS 48
+
+enum kb_access { KB_ACCESS_READ_ONLY, KB_ACCESS_READ_WRITE, KB_ACCESS_ADMIN, KB_ACCESS_CUSTOM };
+
+/* Who may do something: a peer matches when its uid is in uids, or its primary group or one of
+ * its supplementary groups is in gids. Names in the file were resolved at load; both arrays are
+ * sorted and hold no duplicates. */
+struct kb_acl {
+    uint32_t *uids;
+    size_t nuids;
+    uint32_t *gids;
+    size_t ngids;
+};
+
+struct kb_tag {
+    char *key;
+    char *value;
+};
+
+/* Ordered as in the file; keys are unique. */
+struct kb_tags {
+    struct kb_tag *items;
+    size_t count;
+};
+
+struct kb_plugin_config {
+    char *name;
+    char *path;
+    char *config_json; /* compact JSON object text, "{}" when absent */
+};
+
+struct kb_tenant {
+    char *name;
+    char *bucket;
+    char *prefix; /* "" = the whole bucket */
+    enum kb_access access;
+    char **actions; /* KB_ACCESS_CUSTOM: the listed actions as written; NULL otherwise */
+    size_t nactions;
+    struct kb_acl clients;
+    uint64_t rotate_every; /* seconds; 0 = never */
+    bool rotate;
+    /* The effective user tags of the tenant's resources: aws.tags overlaid with the tenant's own
+     * (a tenant value wins), in file order. keybroker's two managed tags are not included. */
+    struct kb_tags tags;
+    /* Derived at load, so every module uses the same names (DESIGN.md section 5). */
+    char *user_name;   /* aws.name_prefix + name */
+    char *secret_name; /* aws.secret_prefix + name */
+};
+
+struct kb_config_socket {
+    char *path;
+    uint32_t mode;  /* permission bits, <= 0777 */
+    bool has_group; /* false: leave the socket's group alone */
+    uint32_t gid;
+};
+
+struct kb_config_audit {
+    char *path; /* NULL: no audit log */
+    bool fail_closed;
+    char *hmac_key_file; /* NULL: plain SHA-256 chain */
+};
+
+struct kb_config_limits {
+    uint32_t max_connections;
+    uint64_t idle_timeout; /* seconds */
+    uint32_t max_inflight_per_connection;
+    uint32_t requests_per_second_per_uid;
+};
+
+struct kb_config_broker {
+    struct kb_config_socket socket;
+    struct kb_acl admin;
+    struct kb_config_audit audit;
+    struct kb_plugin_config *plugins;
+    size_t nplugins;
+    uint32_t concurrency;
+    enum kb_log_level log_level;
+    struct kb_config_limits limits;
+};
+
+/* NULL strings mean "not set" (the AWS client then falls back to the environment). */
+struct kb_config_aws {
+    char *region;
+    char *profile;
+    char *endpoint_url;
+    char *service_url[KB_AWS_SERVICE_COUNT]; /* aws.endpoints, indexed by enum kb_aws_service */
+    bool s3_force_path_style;
+    char *ca_bundle;
+    uint32_t max_attempts;
+    char *name_prefix; /* never NULL, may be "" */
+    char *iam_path;
+    char *permissions_boundary;
+    char *secret_prefix; /* never NULL, may be "" */
+    char *kms_key_id;
+    struct kb_tags tags;
+    uint64_t probe_timeout;      /* seconds */
+    uint64_t orphan_key_min_age; /* seconds */
+    uint32_t recovery_window_days;
+    uint64_t overlap; /* seconds */
+};
+
+struct kb_config {
+    struct kb_config_broker broker;
+    struct kb_config_aws aws;
+    struct kb_tenant *tenants;
+    size_t ntenants;
+    /* tenants sorted by name (strcmp), for kb_config_tenant; NULL in a config built by hand */
+    const struct kb_tenant **by_name;
+};
+
+/* The problems found in a document, one printable line each (ASCII; values from the file are
+ * quoted with their non-printable and non-ASCII bytes escaped). */
+struct kb_config_errors {
+    char **lines;
+    size_t count;
+    size_t cap;
+    size_t dropped; /* problems past KB_CONFIG_MAX_ERRORS (already summarised in the last line) */
+};
+
+/* Name resolution for the ACLs and the socket group. Each callback returns 0 and sets *id, or
+ * KB_ENOTFOUND when the name does not exist, or another negative code when the lookup itself
+ * failed. ctx is passed through. */
+struct kb_config_resolver {
+    int (*user)(void *ctx, const char *name, uint32_t *uid);
+    int (*group)(void *ctx, const char *name, uint32_t *gid);
+    void *ctx;
+};
+
+/*
+ * Parses and validates the len bytes of text (need not be NUL-terminated). resolver: NULL uses
+ * getpwnam_r/getgrnam_r. On success returns 0, *cfg_out is the config (caller frees with
+ * kb_config_destroy) and *errors_out is NULL. On an invalid document returns KB_ECONFIG,
+ * *cfg_out is NULL and *errors_out holds at least one line (caller frees with
+ * kb_config_errors_destroy). Returns KB_EINVAL for NULL arguments and KB_ENOMEM when memory runs
+ * out (then both outputs are NULL).
+ */
+int kb_config_load_string(const char *text, size_t len, const struct kb_config_resolver *resolver,
+                          struct kb_config **cfg_out, struct kb_config_errors **errors_out);
+
+/* Reads the file at path (at most KB_CONFIG_MAX_SIZE bytes) and loads it as above. A file that
+ * cannot be read returns its negative errno (UV_E* compatible) with both outputs NULL; a file
+ * that is too large returns KB_ECONFIG with one error line. */
+int kb_config_load_file(const char *path, const struct kb_config_resolver *resolver,
+                        struct kb_config **cfg_out, struct kb_config_errors **errors_out);
+
+/* Frees cfg and everything it owns. NULL is allowed. */
+void kb_config_destroy(struct kb_config *cfg);
+
+/* Frees the error list. NULL is allowed. */
+void kb_config_errors_destroy(struct kb_config_errors *errors);
+
+/* The tenant called name (exact match), or NULL. Borrowed from cfg. O(log n) in a loaded config:
+ * every request on the socket names its tenant. */
+const struct kb_tenant *kb_config_tenant(const struct kb_config *cfg, const char *name);
+
+/* Whether a peer with this uid, primary gid and ngroups supplementary groups matches acl. */
+bool kb_config_acl_match(const struct kb_acl *acl, uint32_t uid, uint32_t gid,
+                         const uint32_t *groups, size_t ngroups);
+
+/*
+ * The pure rules, also used on their own (the protocol, kbctl, tests). Each returns 0 when value
+ * is valid, or KB_ECONFIG and writes into why (NUL-terminated, truncated to whylen; why may be
+ * NULL) the reason, worded to follow "<value> is not a valid <thing>: ".
+ */
+int kb_config_check_bucket(const char *name, char *why, size_t whylen);
+int kb_config_check_tenant_name(const char *name, char *why, size_t whylen);
+int kb_config_check_iam_user_name(const char *name, char *why, size_t whylen);
+int kb_config_check_secret_name(const char *name, char *why, size_t whylen);
+int kb_config_check_iam_path(const char *path, char *why, size_t whylen);
+int kb_config_check_prefix(const char *prefix, char *why, size_t whylen);
+int kb_config_check_s3_action(const char *action, char *why, size_t whylen);
+/* partition_out/region_out (may be NULL) receive the ARN's partition/region; sizes >= 64. */
+int kb_config_check_policy_arn(const char *arn, char *partition_out, char *why, size_t whylen);
+int kb_config_check_kms_key(const char *key, char *partition_out, char *region_out, char *why,
+                            size_t whylen);
+/* is_key: a tag key (1..128) or a tag value (0..256). */
+int kb_config_check_tag(const char *text, bool is_key, char *why, size_t whylen);
+
+/* "90", "90s", "15m", "12h", "30d" -> seconds. Returns 0 or KB_EINVAL (syntax or overflow). */
+int kb_config_parse_duration(const char *text, uint64_t *seconds);
+/* "660", "0660" -> 0660 (at most 0777). Returns 0 or KB_EINVAL. */
+int kb_config_parse_mode(const char *text, uint32_t *mode);
+
+#endif

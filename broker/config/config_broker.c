@@ -1,0 +1,242 @@
+/*
+ * config_broker.c - the "broker" section: socket, admin ACL, audit, plugins, limits.
+ *
+ * Everything the daemon itself needs to start serving; nothing here concerns AWS. Values are
+ * checked for what the daemon will do with them (a socket path must fit sun_path, a mode is an
+ * octal string because a JSON 660 is not 0660). This file must never touch the filesystem: paths
+ * are checked for shape only, existence is the daemon's business at start-up.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "config/config.h"
+#include "config/config_internal.h"
+
+#define S_DEFAULT_SOCKET "/run/keybroker/keybroker.sock"
+#define S_PATH_MAX       4096
+
+static void s_mode(struct kb_config__ctx *c, const char *parent, struct json_object *sock,
+                   uint32_t *mode)
+{
+    char path[KB_CONFIG__PATH_MAX];
+    char q[KB_CONFIG__QUOTE_SIZE];
+    bool present;
+    struct json_object *v = kb_config__member(sock, "mode", &present);
+
+    *mode = 0660;
+    if (!present) {
+        return;
+    }
+    kb_config__path_key(path, sizeof path, parent, "mode");
+    if (!json_object_is_type(v, json_type_string)) {
+        kb_config__error(c, path, "must be an octal string like \"0660\", not %s",
+                         kb_config__type_name(v));
+    } else if (kb_config_parse_mode(json_object_get_string(v), mode) != 0 ||
+               strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v)) {
+        kb_config__error(
+            c, path, "%s is not a valid mode: use an octal string from \"0000\" to \"0777\"",
+            kb_config__quote(q, json_object_get_string(v), (size_t)json_object_get_string_len(v)));
+        *mode = 0660;
+    }
+}
+
+static void s_socket(struct kb_config__ctx *c, struct json_object *broker,
+                     struct kb_config_socket *sock)
+{
+    static const char *const keys[] = {"path", "mode", "group", NULL};
+    const char *base = "broker.socket";
+    char path[KB_CONFIG__PATH_MAX];
+    struct json_object *v = kb_config__object(c, "broker", broker, "socket");
+    struct json_object *group;
+    bool present;
+
+    if (v != NULL) {
+        kb_config__check_keys(c, base, v, keys);
+    }
+    if (kb_config__string(c, base, v, "path", 0, S_DEFAULT_SOCKET, &sock->path) &&
+        sock->path != NULL) {
+        kb_config__path_key(path, sizeof path, base, "path");
+        kb_config__check_abs_path(c, path, sock->path, sizeof((struct sockaddr_un *)0)->sun_path);
+    }
+    s_mode(c, base, v, &sock->mode);
+    group = kb_config__member(v, "group", &present);
+    if (group != NULL) {
+        kb_config__path_key(path, sizeof path, base, "group");
+        sock->has_group = kb_config__group_id(c, path, group, &sock->gid);
+    }
+}
+
+static void s_admin(struct kb_config__ctx *c, struct json_object *broker, struct kb_acl *acl)
+{
+    struct json_object *v;
+    bool present;
+
+    (void)kb_config__member(broker, "admin", &present);
+    v = kb_config__object(c, "broker", broker, "admin");
+    if (!present) {
+        /* Without an admin section, root alone administers the broker. */
+        acl->uids = kb_config__calloc(c, 1, sizeof *acl->uids);
+        acl->nuids = acl->uids != NULL ? 1 : 0;
+        return;
+    }
+    kb_config__acl(c, "broker.admin", v, acl);
+}
+
+static void s_optional_path(struct kb_config__ctx *c, const char *parent, struct json_object *obj,
+                            const char *key, char **out)
+{
+    char path[KB_CONFIG__PATH_MAX];
+
+    if (kb_config__string(c, parent, obj, key, KB_CONFIG__NULLABLE, NULL, out) && *out != NULL) {
+        kb_config__path_key(path, sizeof path, parent, key);
+        kb_config__check_abs_path(c, path, *out, S_PATH_MAX);
+    }
+}
+
+static void s_audit(struct kb_config__ctx *c, struct json_object *broker,
+                    struct kb_config_audit *audit)
+{
+    static const char *const keys[] = {"path", "fail_closed", "hmac_key_file", NULL};
+    struct json_object *v = kb_config__object(c, "broker", broker, "audit");
+
+    if (v != NULL) {
+        kb_config__check_keys(c, "broker.audit", v, keys);
+    }
+    s_optional_path(c, "broker.audit", v, "path", &audit->path);
+    kb_config__bool(c, "broker.audit", v, "fail_closed", false, &audit->fail_closed);
+    s_optional_path(c, "broker.audit", v, "hmac_key_file", &audit->hmac_key_file);
+}
+
+static bool s_plugin_name_ok(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len < 1 || len > 64) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+              s[i] == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void s_plugin(struct kb_config__ctx *c, const char *base, struct json_object *v,
+                     struct kb_plugin_config *pl)
+{
+    static const char *const keys[] = {"name", "path", "config", NULL};
+    char path[KB_CONFIG__PATH_MAX];
+    char q[KB_CONFIG__QUOTE_SIZE];
+    struct json_object *conf;
+
+    if (!json_object_is_type(v, json_type_object)) {
+        kb_config__error(c, base, "must be an object, not %s", kb_config__type_name(v));
+        return;
+    }
+    kb_config__check_keys(c, base, v, keys);
+    kb_config__path_key(path, sizeof path, base, "name");
+    if (kb_config__string(c, base, v, "name", KB_CONFIG__REQUIRED, NULL, &pl->name) &&
+        pl->name != NULL && !s_plugin_name_ok(pl->name)) {
+        kb_config__error(c, path,
+                         "%s is not a valid plugin name: use 1 to 64 lowercase letters, digits, "
+                         "'_' or '-'",
+                         kb_config__quote(q, pl->name, strlen(pl->name)));
+    }
+    kb_config__path_key(path, sizeof path, base, "path");
+    if (kb_config__string(c, base, v, "path", KB_CONFIG__REQUIRED, NULL, &pl->path) &&
+        pl->path != NULL) {
+        kb_config__check_abs_path(c, path, pl->path, S_PATH_MAX);
+    }
+    conf = kb_config__object(c, base, v, "config");
+    pl->config_json = kb_config__strdup(
+        c, conf == NULL ? "{}"
+                        : json_object_to_json_string_ext(conf, JSON_C_TO_STRING_PLAIN |
+                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static void s_plugins(struct kb_config__ctx *c, struct json_object *broker,
+                      struct kb_config_broker *b)
+{
+    char path[KB_CONFIG__PATH_MAX];
+    struct json_object *v = kb_config__array(c, "broker", broker, "plugins");
+    size_t n = v != NULL ? json_object_array_length(v) : 0;
+
+    if (n == 0) {
+        return;
+    }
+    b->plugins = kb_config__calloc(c, n, sizeof *b->plugins);
+    if (b->plugins == NULL) {
+        return;
+    }
+    b->nplugins = n;
+    for (size_t i = 0; i < n && !c->oom; i++) {
+        kb_config__path_index(path, sizeof path, "broker.plugins", i);
+        s_plugin(c, path, json_object_array_get_idx(v, i), &b->plugins[i]);
+    }
+}
+
+static void s_log_level(struct kb_config__ctx *c, struct json_object *broker,
+                        enum kb_log_level *level)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    char q[KB_CONFIG__QUOTE_SIZE];
+    char *s = NULL;
+
+    *level = KB_LOG_INFO;
+    if (!kb_config__string(c, "broker", broker, "log_level", 0, "info", &s) || s == NULL) {
+        free(s);
+        return;
+    }
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *level = (enum kb_log_level)i;
+            free(s);
+            return;
+        }
+    }
+    kb_config__error(c, "broker.log_level",
+                     "%s is not a valid log level: use \"debug\", \"info\", \"warn\" or \"error\"",
+                     kb_config__quote(q, s, strlen(s)));
+    free(s);
+}
+
+static void s_limits(struct kb_config__ctx *c, struct json_object *broker,
+                     struct kb_config_limits *l)
+{
+    static const char *const keys[] = {"max_connections", "idle_timeout",
+                                       "max_inflight_per_connection", "requests_per_second_per_uid",
+                                       NULL};
+    const char *base = "broker.limits";
+    struct json_object *v = kb_config__object(c, "broker", broker, "limits");
+
+    if (v != NULL) {
+        kb_config__check_keys(c, base, v, keys);
+    }
+    kb_config__uint(c, base, v, "max_connections", 1, 65536, 1024, &l->max_connections);
+    kb_config__duration(c, base, v, "idle_timeout", 0, 1, 86400, 60, &l->idle_timeout);
+    kb_config__uint(c, base, v, "max_inflight_per_connection", 1, 1024, 16,
+                    &l->max_inflight_per_connection);
+    kb_config__uint(c, base, v, "requests_per_second_per_uid", 1, 100000, 200,
+                    &l->requests_per_second_per_uid);
+}
+
+void kb_config__broker(struct kb_config__ctx *c, struct json_object *v, struct kb_config *cfg)
+{
+    static const char *const keys[] = {"socket",      "admin",     "audit",  "plugins",
+                                       "concurrency", "log_level", "limits", NULL};
+    struct kb_config_broker *b = &cfg->broker;
+
+    if (v != NULL) {
+        kb_config__check_keys(c, "broker", v, keys);
+    }
+    s_socket(c, v, &b->socket);
+    s_admin(c, v, &b->admin);
+    s_audit(c, v, &b->audit);
+    s_plugins(c, v, b);
+    kb_config__uint(c, "broker", v, "concurrency", 1, 256, 8, &b->concurrency);
+    s_log_level(c, v, &b->log_level);
+    s_limits(c, v, &b->limits);
+}

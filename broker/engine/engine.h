@@ -1,0 +1,146 @@
+/*
+ * engine.h - the provisioning engine: brings every tenant of the config to the state of
+ * DESIGN.md section 7 on AWS, repairs drift, and revokes tenants, on the broker's loop.
+ *
+ * Provision is reconcile: every step reads AWS first and writes only what differs, so a second run
+ * makes no mutating call and a run after any crash finishes the half-done work (AWS is the system
+ * of record; the engine keeps no state on disk). Per tenant, the bucket chain and the user chain
+ * run concurrently, then the key step (DescribeSecret, ListAccessKeys, orphan clean-up,
+ * CreateAccessKey, CreateSecret/PutSecretValue with the version id derived from the key, the
+ * readiness probe); tenants run concurrently up to broker.concurrency, one job per tenant at a
+ * time. Resources that exist without keybroker's tags are refused, untouched.
+ *
+ * Callers see progress events (one per step start/done/skip/error) and one completion per
+ * operation, always later on the loop, never from inside the initiating call. The engine logs
+ * every step and AWS call (log.h) and never a secret: the new key's secret lives in a kb_secret
+ * from CreateAccessKey until the readiness probe is over, and the stored value only until the
+ * store request has been handed to the client.
+ */
+#ifndef KB_ENGINE_H
+#define KB_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+#include <uv.h>
+
+#include "aws/client.h"
+#include "config/config.h"
+
+struct kb_engine;
+
+enum kb_tenant_state {
+    KB_TENANT_PENDING,      /* not provisioned by this process yet (or queued) */
+    KB_TENANT_PROVISIONING, /* a provision job runs */
+    KB_TENANT_READY,        /* AWSCURRENT holds an active key; bucket and user as configured */
+    KB_TENANT_ERROR,        /* the last job failed: see message */
+    KB_TENANT_REVOKING,     /* a revoke job runs */
+    KB_TENANT_REVOKED,      /* keys, policy and user deleted, secret scheduled for deletion */
+};
+
+/* "pending", "provisioning", "ready", "error", "revoking", "revoked". Static string. */
+const char *kb_tenant_state_name(enum kb_tenant_state state);
+
+/* A copy of what the engine knows about a tenant (plain data, no pointers). */
+struct kb_tenant_status {
+    enum kb_tenant_state state;
+    char message[1024];    /* the error, or a short note ("created", "unchanged") */
+    char step[32];         /* the step running now, or the one that failed */
+    char secret_arn[1024]; /* "" until known */
+    char version_id[64];   /* the version labelled AWSCURRENT, "" until known */
+    time_t last_rotation;  /* when the AWSCURRENT key was stored (0 unknown; for a key stored
+                              by an earlier run: the secret's LastChangedDate) */
+    char probe[32];        /* "probed-ok", "timed-out", "not-probed" (a key stored earlier is
+                              not probed again: that would need its secret), "" before */
+};
+
+enum kb_engine_result { KB_ENGINE_START, KB_ENGINE_DONE, KB_ENGINE_SKIP, KB_ENGINE_ERROR };
+
+/* "start", "done", "skip", "error". Static string. */
+const char *kb_engine_result_name(enum kb_engine_result result);
+
+/* One progress event. Every string is borrowed until the callback returns. */
+struct kb_engine_event {
+    const char *tenant;
+    const char *step; /* "bucket", "public-access-block", "encryption", "ownership",
+                         "bucket-policy", "bucket-tags", "user", "user-tags", "user-policy",
+                         "secret", "access-keys", "create-key", "store-key", "probe"; revoke:
+                         "check", "delete-keys", "delete-user-policy", "delete-user",
+                         "delete-secret", "delete-bucket" */
+    enum kb_engine_result result;
+    const char *message;    /* "" when none */
+    const char *request_id; /* of the AWS call that decided the step, "" when none */
+};
+typedef void (*kb_engine_progress_cb)(void *ctx, const struct kb_engine_event *ev);
+
+/* The outcome of one tenant in an operation. Strings borrowed until the callback returns. */
+struct kb_engine_outcome {
+    const char *tenant;
+    enum kb_tenant_state state; /* READY / REVOKED on success, ERROR otherwise */
+    const char *message;
+};
+/* err: 0 when every tenant reached its goal, KB_EAWS when at least one failed, KB_ECANCELED
+ * when the engine was canceled. outcomes (count entries, in config order) borrowed until the
+ * callback returns. */
+typedef void (*kb_engine_done_cb)(void *ctx, int err, const struct kb_engine_outcome *outcomes,
+                                  size_t count);
+
+/* What the AWS client needs from the config (aws.region, profile, endpoint_url, endpoints,
+ * s3_force_path_style, ca_bundle, max_attempts). Strings borrowed from cfg. */
+void kb_engine_client_config(const struct kb_config *cfg, struct kb_aws_client_config *out);
+
+/* Creates the engine. loop, cfg and client are borrowed and must outlive it. Returns 0, KB_EINVAL
+ * or KB_ENOMEM. Free with kb_engine_destroy. */
+int kb_engine_new(uv_loop_t *loop, const struct kb_config *cfg, struct kb_aws_client *client,
+                  struct kb_engine **out);
+
+/*
+ * Provisions (reconciles) the tenant called tenant, or every tenant when tenant is NULL. progress
+ * (may be NULL) gets each step event; done gets the outcome once every tenant's job has ended.
+ * Returns 0 (done will run, later) or KB_ENOTFOUND (no such tenant) / KB_ENOMEM / KB_ECANCELED
+ * (then no callback runs). ctx is passed through.
+ */
+int kb_engine_provision(struct kb_engine *e, const char *tenant, kb_engine_progress_cb progress,
+                        kb_engine_done_cb done, void *ctx);
+
+struct kb_engine_revoke_opts {
+    bool delete_bucket;       /* delete the bucket when it is empty (kept otherwise, reported) */
+    bool force_delete_secret; /* ForceDeleteWithoutRecovery instead of aws.recovery_window_days */
+};
+
+/*
+ * Revokes tenant (required): refuses foreign resources, then deletes its access keys, inline
+ * policy and user, schedules the secret's deletion, and deletes the bucket only when asked and
+ * empty. Idempotent: what is already gone counts as done. Same callbacks and returns as
+ * kb_engine_provision.
+ */
+int kb_engine_revoke(struct kb_engine *e, const char *tenant,
+                     const struct kb_engine_revoke_opts *opts, kb_engine_progress_cb progress,
+                     kb_engine_done_cb done, void *ctx);
+
+/* Copies the status of tenant name into *out. Returns 0 or KB_ENOTFOUND. */
+int kb_engine_tenant_status(const struct kb_engine *e, const char *name,
+                            struct kb_tenant_status *out);
+
+/* The status of t, which must be one of the tenants of the engine's config (a kb_config_tenant()
+ * result). Borrowed: valid until control returns to the loop. */
+const struct kb_tenant_status *kb_engine_status_of(const struct kb_engine *e,
+                                                   const struct kb_tenant *t);
+
+/* Whether any operation is queued or running. */
+bool kb_engine_busy(const struct kb_engine *e);
+
+/* Fails every queued job with KB_ECANCELED (their operations complete, later) and stops readiness
+ * probes at their next wait; jobs waiting for an AWS call end when the call does (close the
+ * client, after this call, to end them at once). New operations are refused with KB_ECANCELED. */
+void kb_engine_cancel(struct kb_engine *e);
+
+/* Frees the engine: no progress or done callback runs after this call (not even for the
+ * operation whose done callback is calling it); queued jobs are dropped, readiness probes stop at
+ * their next wait, and other running jobs end when their AWS calls do (close the AWS client after
+ * this call: every call then fails with KB_ECANCELED at once). The memory
+ * goes when the last job and its handles have closed: keep running the loop until then. cfg and
+ * the client must stay valid until then too (the client may be closing). NULL is allowed. */
+void kb_engine_destroy(struct kb_engine *e);
+
+#endif

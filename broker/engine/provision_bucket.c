@@ -1,0 +1,488 @@
+/*
+ * provision_bucket.c - the bucket chain of a tenant (DESIGN.md section 7), as reads that compare
+ * and writes only where AWS differs.
+ *
+ *   HeadBucket -> 404: CreateBucket with keybroker's tags in CreateBucketConfiguration, so a crash
+ *                      can never leave an untagged bucket of ours
+ *              -> 200: GetBucketTagging -> keybroker:managed=true and keybroker:tenant=<tenant>,
+ *                      else refused untouched; configured tags missing -> PutBucketTagging
+ *   then each setting: read -> compare -> put when different (drift is logged and repaired):
+ *     public-access-block (all four on), encryption (SSE-S3, or SSE-KMS with aws.kms_key_id),
+ *     ownership (BucketOwnerEnforced), bucket-policy (deny non-TLS, compared semantically).
+ *
+ * On a bucket this run created, the reads are skipped: S3 gives every new bucket Block Public
+ * Access on, SSE-S3 and BucketOwnerEnforced (its defaults since January/April 2023, in every
+ * region), so the fresh path writes only what differs from those defaults - the bucket policy,
+ * and the encryption when a KMS key is configured. An account whose defaults differ anyway (it
+ * cannot change them: S3 applies them to every CreateBucket) would be repaired by the next
+ * reconcile, which reads every setting.
+ *
+ * This file never writes to a bucket that does not carry keybroker's tags for its tenant.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "common/err.h"
+#include "common/log.h"
+#include "config/policy.h"
+#include "aws/s3.h"
+
+#define S_STEP "bucket"
+
+struct s_setting {
+    const char *step;
+    void (*fresh)(struct kb_job *j); /* the bucket was just created */
+    void (*read)(struct kb_job *j);  /* an existing bucket: read, compare, maybe write */
+};
+
+static void s_next(struct kb_job *j);
+
+static void s_end(struct kb_job *j)
+{
+    j->bucket_running = false;
+    kb_prov_chain_end(j);
+}
+
+static struct kb_aws_client *s_client(struct kb_job *j)
+{
+    return j->e->client;
+}
+
+static const struct kb_s3_bucket_input *s_in(struct kb_job *j, struct kb_s3_bucket_input *in)
+{
+    in->bucket = j->t->bucket;
+    return in;
+}
+
+/* -- writes ------------------------------------------------------------------------------------ */
+
+static const char *s_step(struct kb_job *j);
+
+static void on_write(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+    const char *step = s_step(j);
+
+    kb_job_log_call(j, step, ok != NULL ? ok->operation : "", err);
+    if (err != NULL) {
+        kb_job_fail_aws(j, step, err);
+        s_end(j);
+    } else {
+        kb_job_event(j, step, KB_ENGINE_DONE, j->bucket_fresh ? "set" : "repaired", ok->request_id);
+        j->setting++;
+        s_next(j);
+    }
+    kb_job_unref(j);
+}
+
+static void s_put_pab(struct kb_job *j)
+{
+    struct kb_s3_put_public_access_block_input in = {j->t->bucket, {true, true, true, true}};
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_s3_put_public_access_block(s_client(j), &in, on_write, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, s_step(j), "PutPublicAccessBlock", rc);
+        s_end(j);
+    }
+}
+
+static void s_put_encryption(struct kb_job *j)
+{
+    const char *kms = j->e->cfg->aws.kms_key_id;
+    struct kb_s3_put_bucket_encryption_input in = {
+        j->t->bucket, kms != NULL ? KB_S3_SSE_KMS : KB_S3_SSE_S3, kms, kms != NULL};
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_s3_put_bucket_encryption(s_client(j), &in, on_write, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, s_step(j), "PutBucketEncryption", rc);
+        s_end(j);
+    }
+}
+
+static void s_put_ownership(struct kb_job *j)
+{
+    struct kb_s3_put_bucket_ownership_controls_input in = {j->t->bucket, "BucketOwnerEnforced"};
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_s3_put_bucket_ownership_controls(s_client(j), &in, on_write, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, s_step(j), "PutBucketOwnershipControls", rc);
+        s_end(j);
+    }
+}
+
+static void s_put_policy(struct kb_job *j)
+{
+    struct kb_s3_put_bucket_policy_input in = {j->t->bucket, j->bucket_policy};
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_s3_put_bucket_policy(s_client(j), &in, on_write, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, s_step(j), "PutBucketPolicy", rc);
+        s_end(j);
+    }
+}
+
+/* -- reads ------------------------------------------------------------------------------------- */
+
+/* After a read: the setting is as configured (next one), or drift to repair with put. A read that
+ * failed for another reason than "not set" (missing_code) fails the chain. */
+static void s_judge(struct kb_job *j, const struct kb_aws_error *err, const char *missing_code,
+                    bool ok, const char *drift, void (*put)(struct kb_job *))
+{
+    const char *step = s_step(j);
+
+    if (err != NULL && !kb_rc_is_code(err, missing_code)) {
+        kb_job_fail_aws(j, step, err);
+        s_end(j);
+        return;
+    }
+    if (err == NULL && ok) {
+        kb_job_event(j, step, KB_ENGINE_DONE, "unchanged", kb_svc_current_request_id());
+        j->setting++;
+        s_next(j);
+        return;
+    }
+    kb_job_drift(j, step, err != NULL ? err->code : drift);
+    put(j);
+}
+
+static void on_pab(void *ctx, const struct kb_aws_error *err,
+                   const struct kb_s3_public_access_block *pab)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, s_step(j), "GetPublicAccessBlock", err);
+    s_judge(j, err, "NoSuchPublicAccessBlockConfiguration", kb_rc_pab_ok(pab),
+            "Block Public Access is not fully on", s_put_pab);
+    kb_job_unref(j);
+}
+
+static void s_read_pab(struct kb_job *j)
+{
+    struct kb_s3_bucket_input in;
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_s3_get_public_access_block(s_client(j), s_in(j, &in), on_pab, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, s_step(j), "GetPublicAccessBlock", rc);
+        s_end(j);
+    }
+}
+
+static void on_encryption(void *ctx, const struct kb_aws_error *err,
+                          const struct kb_s3_bucket_encryption *enc)
+{
+    struct kb_job *j = ctx;
+    char drift[256] = "";
+
+    kb_job_log_call(j, s_step(j), "GetBucketEncryption", err);
+    if (enc != NULL)
+        snprintf(drift, sizeof(drift), "default encryption is %s%s%s, configured %s",
+                 enc->sse_algorithm, enc->kms_key_id != NULL ? " with key " : "",
+                 enc->kms_key_id != NULL ? enc->kms_key_id : "",
+                 j->e->cfg->aws.kms_key_id != NULL ? "aws:kms with aws.kms_key_id" : "AES256");
+    s_judge(j, err, "ServerSideEncryptionConfigurationNotFoundError",
+            kb_rc_encryption_ok(enc, j->e->cfg->aws.kms_key_id), drift, s_put_encryption);
+    kb_job_unref(j);
+}
+
+static void s_read_encryption(struct kb_job *j)
+{
+    struct kb_s3_bucket_input in;
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_s3_get_bucket_encryption(s_client(j), s_in(j, &in), on_encryption, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, s_step(j), "GetBucketEncryption", rc);
+        s_end(j);
+    }
+}
+
+static void on_ownership(void *ctx, const struct kb_aws_error *err,
+                         const struct kb_s3_ownership_controls *oc)
+{
+    struct kb_job *j = ctx;
+    char drift[160] = "";
+
+    kb_job_log_call(j, s_step(j), "GetBucketOwnershipControls", err);
+    if (oc != NULL)
+        snprintf(drift, sizeof(drift), "object ownership is %s, configured BucketOwnerEnforced",
+                 oc->object_ownership);
+    s_judge(j, err, "OwnershipControlsNotFoundError",
+            oc != NULL && kb_rc_ownership_ok(oc->object_ownership), drift, s_put_ownership);
+    kb_job_unref(j);
+}
+
+static void s_read_ownership(struct kb_job *j)
+{
+    struct kb_s3_bucket_input in;
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_s3_get_bucket_ownership_controls(s_client(j), s_in(j, &in), on_ownership, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, s_step(j), "GetBucketOwnershipControls", rc);
+        s_end(j);
+    }
+}
+
+static void on_policy(void *ctx, const struct kb_aws_error *err,
+                      const struct kb_s3_bucket_policy *pol)
+{
+    struct kb_job *j = ctx;
+    bool equal = false;
+
+    kb_job_log_call(j, s_step(j), "GetBucketPolicy", err);
+    /* A document that does not even parse is drift like any other difference. */
+    if (pol != NULL && kb_policy_equal(pol->policy, j->bucket_policy, &equal) != 0)
+        equal = false;
+    s_judge(j, err, "NoSuchBucketPolicy", equal,
+            "the bucket policy differs from keybroker's (edited out of band)", s_put_policy);
+    kb_job_unref(j);
+}
+
+static void s_read_policy(struct kb_job *j)
+{
+    struct kb_s3_bucket_input in;
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_s3_get_bucket_policy(s_client(j), s_in(j, &in), on_policy, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, s_step(j), "GetBucketPolicy", rc);
+        s_end(j);
+    }
+}
+
+/* -- the fresh path ---------------------------------------------------------------------------- */
+
+static void s_default(struct kb_job *j, const char *what)
+{
+    kb_job_event(j, s_step(j), KB_ENGINE_SKIP, what, NULL);
+    j->setting++;
+    s_next(j);
+}
+
+static void s_fresh_pab(struct kb_job *j)
+{
+    s_default(j, "new bucket: S3's default (all four Block Public Access settings on)");
+}
+
+static void s_fresh_encryption(struct kb_job *j)
+{
+    if (j->e->cfg->aws.kms_key_id != NULL)
+        s_put_encryption(j);
+    else
+        s_default(j, "new bucket: S3's default (SSE-S3, AES256)");
+}
+
+static void s_fresh_ownership(struct kb_job *j)
+{
+    s_default(j, "new bucket: S3's default (BucketOwnerEnforced)");
+}
+
+static const struct s_setting s_settings[] = {
+    {"public-access-block", s_fresh_pab, s_read_pab},
+    {"encryption", s_fresh_encryption, s_read_encryption},
+    {"ownership", s_fresh_ownership, s_read_ownership},
+    {"bucket-policy", s_put_policy, s_read_policy},
+};
+#define S_NSETTINGS (sizeof(s_settings) / sizeof(s_settings[0]))
+
+static const char *s_step(struct kb_job *j)
+{
+    return j->setting < S_NSETTINGS ? s_settings[j->setting].step : "bucket-tags";
+}
+
+static void s_next(struct kb_job *j)
+{
+    const struct s_setting *s;
+
+    if (j->setting >= S_NSETTINGS) {
+        s_end(j);
+        return;
+    }
+    s = &s_settings[j->setting];
+    kb_job_event(j, s->step, KB_ENGINE_START, NULL, NULL);
+    if (j->bucket_fresh)
+        s->fresh(j);
+    else
+        s->read(j);
+}
+
+/* -- the bucket itself ------------------------------------------------------------------------- */
+
+static void on_tags_put(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, "bucket-tags", "PutBucketTagging", err);
+    if (err != NULL) {
+        kb_job_fail_aws(j, "bucket-tags", err);
+        s_end(j);
+    } else {
+        kb_job_event(j, "bucket-tags", KB_ENGINE_DONE, "repaired", ok->request_id);
+        s_next(j);
+    }
+    kb_job_unref(j);
+}
+
+/* The bucket's tags with ours (and the configured ones) set over them, in one PutBucketTagging
+ * (it replaces the whole set). */
+static void s_repair_tags(struct kb_job *j, const struct kb_s3_tags *have)
+{
+    struct kb_aws_tag *all = calloc(have->tag_count + j->ntags, sizeof(*all));
+    size_t n = 0;
+    int rc;
+
+    kb_job_event(j, "bucket-tags", KB_ENGINE_START, NULL, NULL);
+    kb_job_drift(j, "bucket-tags", "configured tags missing or changed on the bucket");
+    if (all == NULL) {
+        kb_job_fail(j, "bucket-tags", NULL, "out of memory");
+        s_end(j);
+        return;
+    }
+    for (size_t i = 0; i < have->tag_count; i++) {
+        size_t w;
+
+        for (w = 0; w < j->ntags && strcmp(j->tags[w].key, have->tags[i].key) != 0; w++)
+            ;
+        if (w == j->ntags)
+            all[n++] = have->tags[i];
+    }
+    memcpy(all + n, j->tags, j->ntags * sizeof(*all));
+    kb_job_ref(j);
+    rc = kb_s3_put_bucket_tagging(
+        s_client(j), &(struct kb_s3_put_bucket_tagging_input){j->t->bucket, all, n + j->ntags},
+        on_tags_put, j);
+    free(all);
+    if (rc != 0) {
+        kb_job_fail_send(j, "bucket-tags", "PutBucketTagging", rc);
+        s_end(j);
+    }
+}
+
+static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s3_tags *tags)
+{
+    struct kb_job *j = ctx;
+    size_t missing[KB_CONFIG_MAX_USER_TAGS + 2];
+
+    kb_job_log_call(j, S_STEP, "GetBucketTagging", err);
+    if (err != NULL) {
+        kb_job_fail_aws(j, S_STEP, err);
+        s_end(j);
+    } else if (!kb_rc_tags_ours(tags->tags, tags->tag_count, j->t->name)) {
+        kb_job_fail(j, S_STEP, kb_svc_current_request_id(),
+                    "bucket %s exists and is not managed by keybroker for tenant %s; refusing to "
+                    "adopt it",
+                    j->t->bucket, j->t->name);
+        s_end(j);
+    } else {
+        kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists, managed by keybroker",
+                     kb_svc_current_request_id());
+        if (kb_rc_tags_missing(tags->tags, tags->tag_count, j->tags, j->ntags, missing) > 0)
+            s_repair_tags(j, tags);
+        else
+            s_next(j);
+    }
+    kb_job_unref(j);
+}
+
+static void s_read_tags(struct kb_job *j)
+{
+    struct kb_s3_bucket_input in;
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_s3_get_bucket_tagging(s_client(j), s_in(j, &in), on_tags, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, S_STEP, "GetBucketTagging", rc);
+        s_end(j);
+    }
+}
+
+static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, S_STEP, "CreateBucket", err);
+    if (err == NULL) {
+        j->bucket_fresh = true;
+        kb_job_event(j, S_STEP, KB_ENGINE_DONE, "created (tagged at creation)", ok->request_id);
+        s_next(j);
+    } else if (kb_rc_is_code(err, "BucketAlreadyOwnedByYou")) {
+        /* Created meanwhile by us (a lost response, another broker): judge it by its tags. */
+        s_read_tags(j);
+    } else if (kb_rc_is_code(err, "BucketAlreadyExists")) {
+        kb_job_fail(j, S_STEP, err->request_id,
+                    "bucket %s belongs to another AWS account; refusing to adopt it (choose "
+                    "another bucket name)",
+                    j->t->bucket);
+        s_end(j);
+    } else {
+        kb_job_fail_aws(j, S_STEP, err);
+        s_end(j);
+    }
+    kb_job_unref(j);
+}
+
+static void s_create(struct kb_job *j)
+{
+    struct kb_s3_create_bucket_input in = {
+        .bucket = j->t->bucket, .region = j->e->region, .tags = j->tags, .tag_count = j->ntags};
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_s3_create_bucket(s_client(j), &in, on_create, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, S_STEP, "CreateBucket", rc);
+        s_end(j);
+    }
+}
+
+static void on_head(void *ctx, const struct kb_aws_error *err, const struct kb_s3_bucket_head *h)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, S_STEP, "HeadBucket", err);
+    if (err != NULL && err->err == KB_EAWS && err->status == 403) {
+        kb_job_fail(j, S_STEP, err->request_id,
+                    "bucket %s exists but this account may not see it (HeadBucket: 403); it is "
+                    "not managed by keybroker for tenant %s; refusing to adopt it",
+                    j->t->bucket, j->t->name);
+        s_end(j);
+    } else if (err != NULL) {
+        kb_job_fail_aws(j, S_STEP, err);
+        s_end(j);
+    } else if (!h->exists) {
+        s_create(j);
+    } else {
+        s_read_tags(j);
+    }
+    kb_job_unref(j);
+}
+
+void kb_prov_bucket_start(struct kb_job *j)
+{
+    struct kb_s3_head_bucket_input in = {.bucket = j->t->bucket};
+    int rc;
+
+    kb_job_event(j, S_STEP, KB_ENGINE_START, NULL, NULL);
+    kb_job_ref(j);
+    rc = kb_s3_head_bucket(s_client(j), &in, on_head, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, S_STEP, "HeadBucket", rc);
+        s_end(j);
+    }
+}

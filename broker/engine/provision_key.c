@@ -1,0 +1,543 @@
+/*
+ * provision_key.c - the key step of a tenant, once both chains have succeeded (DESIGN.md sections
+ * 5-7):
+ *
+ *   DescribeSecret (never GetSecretValue) -> the secret's tags must be ours; scheduled for
+ *   deletion -> error; the versions labelled AWSCURRENT/AWSPENDING/AWSPREVIOUS
+ *   ListAccessKeys (skipped for a user this run created: it has none)
+ *   plan (reconcile.h): delete orphans older than aws.orphan_key_min_age; AWSCURRENT holds an
+ *   active key -> ready, no write; else CreateAccessKey -> the value of section 5 in guarded
+ *   memory -> CreateSecret (name, tags, KMS key) or PutSecretValue (stage AWSCURRENT) with
+ *   ClientRequestToken = kb_uuid_key_version(tenant, key) -> readiness probe -> ready.
+ *
+ * A store that fails for sure (a 4xx) deletes the new key before the error is reported
+ * (compensation). A store whose outcome is unknown (5xx, network, timeout after the client's
+ * retries) first reads the secret: the version is there -> stored after all; it is not -> the key
+ * is deleted; the read fails too -> the key is kept and reported, and a later reconcile deletes
+ * it once it is older than aws.orphan_key_min_age (its version id says whether it was stored).
+ *
+ * This file never reads a secret value (no GetSecretValue: the version id names the key), never
+ * formats the new key's secret (it goes from CreateAccessKey's kb_secret into the guarded value,
+ * whose request body the client wipes), and never deletes a key a labelled version references.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/engine_internal.h"
+#include "common/err.h"
+#include "aws/iam.h"
+#include "common/log.h"
+#include "aws/secretsmanager.h"
+
+#define S_SECRET  "secret"
+#define S_STAGS   "secret-tags"
+#define S_KEYS    "access-keys"
+#define S_ORPHANS "orphan-keys"
+#define S_CREATE  "create-key"
+#define S_STORE   "store-key"
+
+static void s_keys(struct kb_job *j);
+static void s_act(struct kb_job *j);
+
+void kb_prov_chain_end(struct kb_job *j)
+{
+    if (j->bucket_running || j->user_running)
+        return;
+    if (j->failed)
+        kb_job_end(j);
+    else
+        kb_prov_key_start(j);
+}
+
+static void s_fail_end(struct kb_job *j, const char *step, const struct kb_aws_error *err)
+{
+    kb_job_fail_aws(j, step, err);
+    kb_job_end(j);
+}
+
+static void s_send_failed(struct kb_job *j, const char *step, const char *op, int rc)
+{
+    kb_job_fail_send(j, step, op, rc);
+    kb_job_end(j);
+}
+
+/* -- the secret -------------------------------------------------------------------------------- */
+
+static void s_labels(struct kb_job *j, const struct kb_sm_description *d)
+{
+    static const struct {
+        const char *label;
+        size_t off;
+    } map[] = {{"AWSCURRENT", offsetof(struct kb_rc_snapshot, current)},
+               {"AWSPENDING", offsetof(struct kb_rc_snapshot, pending)},
+               {"AWSPREVIOUS", offsetof(struct kb_rc_snapshot, previous)}};
+
+    for (size_t v = 0; v < d->version_count; v++) {
+        for (size_t s = 0; s < d->versions[v].stage_count; s++) {
+            for (size_t m = 0; m < sizeof(map) / sizeof(map[0]); m++) {
+                if (strcmp(d->versions[v].stages[s], map[m].label) == 0)
+                    snprintf((char *)&j->snap + map[m].off, sizeof(j->snap.current), "%s",
+                             d->versions[v].version_id);
+            }
+        }
+    }
+}
+
+static void on_tag_secret(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, S_STAGS, "TagResource", err);
+    if (err != NULL) {
+        s_fail_end(j, S_STAGS, err);
+    } else {
+        kb_job_event(j, S_STAGS, KB_ENGINE_DONE, "repaired", ok->request_id);
+        s_keys(j);
+    }
+    kb_job_unref(j);
+}
+
+static void s_tag_secret(struct kb_job *j, const size_t *missing, size_t n)
+{
+    struct kb_aws_tag tags[KB_CONFIG_MAX_USER_TAGS + 2];
+    int rc;
+
+    kb_job_event(j, S_STAGS, KB_ENGINE_START, NULL, NULL);
+    kb_job_drift(j, S_STAGS, "configured tags missing or changed on the secret");
+    for (size_t i = 0; i < n; i++)
+        tags[i] = j->tags[missing[i]];
+    kb_job_ref(j);
+    rc = kb_sm_tag_resource(j->e->client,
+                            &(struct kb_sm_tag_resource_input){j->t->secret_name, tags, n},
+                            on_tag_secret, j);
+    if (rc != 0)
+        s_send_failed(j, S_STAGS, "TagResource", rc);
+}
+
+/* The secret exists: ours, live, labels noted; then its tags and the keys. */
+static void s_adopt_secret(struct kb_job *j, const struct kb_sm_description *d)
+{
+    const char *kms = j->e->cfg->aws.kms_key_id;
+    size_t missing[KB_CONFIG_MAX_USER_TAGS + 2], n;
+
+    if (!kb_rc_tags_ours(d->tags, d->tag_count, j->t->name)) {
+        kb_job_fail(j, S_SECRET, kb_svc_current_request_id(),
+                    "secret %s exists and is not managed by keybroker for tenant %s; refusing to "
+                    "adopt it",
+                    j->t->secret_name, j->t->name);
+        kb_job_end(j);
+        return;
+    }
+    if (d->deleted_date != 0) {
+        kb_job_fail(j, S_SECRET, kb_svc_current_request_id(),
+                    "secret %s is scheduled for deletion; restore it or choose another "
+                    "secret_prefix",
+                    j->t->secret_name);
+        kb_job_end(j);
+        return;
+    }
+    j->secret_exists = true;
+    snprintf(j->secret_arn, sizeof(j->secret_arn), "%s", d->arn);
+    j->secret_changed = d->last_changed_date;
+    s_labels(j, d);
+    if ((kms == NULL) != (d->kms_key_id == NULL) ||
+        (kms != NULL && strcmp(kms, d->kms_key_id) != 0))
+        kb_job_drift(j, S_SECRET, "the secret's KMS key differs from aws.kms_key_id (not changed)");
+    kb_job_event(j, S_SECRET, KB_ENGINE_DONE, "exists, managed by keybroker",
+                 kb_svc_current_request_id());
+    n = kb_rc_tags_missing(d->tags, d->tag_count, j->tags, j->ntags, missing);
+    if (n > 0)
+        s_tag_secret(j, missing, n);
+    else
+        s_keys(j);
+}
+
+static void on_describe(void *ctx, const struct kb_aws_error *err,
+                        const struct kb_sm_description *d)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, S_SECRET, "DescribeSecret", err);
+    if (err == NULL) {
+        s_adopt_secret(j, d);
+    } else if (kb_rc_is_code(err, "ResourceNotFoundException")) {
+        kb_job_event(j, S_SECRET, KB_ENGINE_DONE, "does not exist yet", err->request_id);
+        s_keys(j);
+    } else {
+        s_fail_end(j, S_SECRET, err);
+    }
+    kb_job_unref(j);
+}
+
+void kb_prov_key_start(struct kb_job *j)
+{
+    int rc;
+
+    j->snap.tenant = j->t->name;
+    kb_job_event(j, S_SECRET, KB_ENGINE_START, NULL, NULL);
+    kb_job_ref(j);
+    rc = kb_sm_describe_secret(j->e->client, &(struct kb_sm_secret_input){j->t->secret_name},
+                               on_describe, j);
+    if (rc != 0)
+        s_send_failed(j, S_SECRET, "DescribeSecret", rc);
+}
+
+/* -- the user's keys --------------------------------------------------------------------------- */
+
+static void s_delete_next(struct kb_job *j);
+
+static void on_delete_orphan(void *ctx, const struct kb_aws_error *err,
+                             const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+    const struct kb_rc_key *k = &j->snap.keys[j->plan.del[j->del_next]];
+    char msg[256];
+
+    kb_job_log_call(j, S_ORPHANS, "DeleteAccessKey", err);
+    if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
+        s_fail_end(j, S_ORPHANS, err);
+    } else {
+        snprintf(msg, sizeof(msg), "deleted %s, referenced by no secret version", k->id);
+        kb_job_event(j, S_ORPHANS, KB_ENGINE_DONE, msg,
+                     err != NULL ? err->request_id : ok->request_id);
+        j->del_next++;
+        s_delete_next(j);
+    }
+    kb_job_unref(j);
+}
+
+static void s_delete_next(struct kb_job *j)
+{
+    int rc;
+
+    if (j->del_next >= j->plan.ndel) {
+        s_act(j);
+        return;
+    }
+    kb_job_event(j, S_ORPHANS, KB_ENGINE_START, NULL, NULL);
+    kb_job_ref(j);
+    rc = kb_iam_delete_access_key(j->e->client,
+                                  &(struct kb_iam_access_key_input){
+                                      j->t->user_name, j->snap.keys[j->plan.del[j->del_next]].id},
+                                  on_delete_orphan, j);
+    if (rc != 0)
+        s_send_failed(j, S_ORPHANS, "DeleteAccessKey", rc);
+}
+
+static void s_plan(struct kb_job *j)
+{
+    const struct kb_config_aws *aws = &j->e->cfg->aws;
+    int rc = kb_rc_plan_keys(&j->snap, time(NULL), aws->orphan_key_min_age, &j->plan);
+
+    if (rc != 0) {
+        kb_job_fail(j, S_KEYS, NULL, "cannot plan the keys: %s", kb_strerror(rc));
+        kb_job_end(j);
+        return;
+    }
+    for (size_t i = 0; i < j->snap.nkeys; i++) {
+        if (!(j->plan.referenced & (1u << i)))
+            kb_log(KB_LOG_WARN, "orphan-key", "tenant", j->t->name, "step", S_KEYS, "access_key_id",
+                   j->snap.keys[i].id, "message", "referenced by no secret version", NULL);
+    }
+    j->del_next = 0;
+    s_delete_next(j);
+}
+
+static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_iam_access_keys *ks)
+{
+    struct kb_job *j = ctx;
+    char msg[64];
+
+    kb_job_log_call(j, S_KEYS, "ListAccessKeys", err);
+    if (err != NULL) {
+        s_fail_end(j, S_KEYS, err);
+    } else {
+        for (size_t i = 0; i < ks->count && j->snap.nkeys < KB_RC_MAX_KEYS; i++) {
+            struct kb_rc_key *k = &j->snap.keys[j->snap.nkeys++];
+
+            snprintf(k->id, sizeof(k->id), "%s", ks->keys[i].access_key_id);
+            k->status = ks->keys[i].status;
+            k->created = ks->keys[i].create_date;
+        }
+        snprintf(msg, sizeof(msg), "%zu key%s", j->snap.nkeys, j->snap.nkeys == 1 ? "" : "s");
+        kb_job_event(j, S_KEYS, KB_ENGINE_DONE, msg, kb_svc_current_request_id());
+        s_plan(j);
+    }
+    kb_job_unref(j);
+}
+
+static void s_keys(struct kb_job *j)
+{
+    int rc;
+
+    kb_job_event(j, S_KEYS, KB_ENGINE_START, NULL, NULL);
+    if (j->user_fresh) {
+        /* A user this run created has no key: a ListAccessKeys would only say so. */
+        kb_job_event(j, S_KEYS, KB_ENGINE_SKIP, "new user: no keys", NULL);
+        s_plan(j);
+        return;
+    }
+    kb_job_ref(j);
+    rc = kb_iam_list_access_keys(
+        j->e->client, &(struct kb_iam_list_access_keys_input){j->t->user_name, NULL}, on_keys, j);
+    if (rc != 0)
+        s_send_failed(j, S_KEYS, "ListAccessKeys", rc);
+}
+
+/* -- ready, or a new key ----------------------------------------------------------------------- */
+
+static void s_ready_unchanged(struct kb_job *j)
+{
+    struct kb_tenant_status *st = kb_job_status(j);
+    const struct kb_rc_key *k = &j->snap.keys[j->plan.current];
+    char msg[256];
+
+    /* A probe result of this process stays valid while the same version is current. */
+    if (strcmp(st->version_id, j->snap.current) != 0 || st->probe[0] == '\0')
+        snprintf(st->probe, sizeof(st->probe), "not-probed");
+    snprintf(st->secret_arn, sizeof(st->secret_arn), "%s", j->secret_arn);
+    if (strcmp(st->version_id, j->snap.current) != 0 || st->last_rotation == 0)
+        st->last_rotation = j->secret_changed;
+    snprintf(st->version_id, sizeof(st->version_id), "%s", j->snap.current);
+    snprintf(msg, sizeof(msg), "AWSCURRENT holds the active key %s", k->id);
+    kb_job_event(j, S_CREATE, KB_ENGINE_SKIP, msg, NULL);
+    snprintf(j->message, sizeof(j->message), "ready: version %s (key %s), unchanged",
+             j->snap.current, k->id);
+    kb_job_end(j);
+}
+
+static void s_create_key(struct kb_job *j);
+
+static void s_act(struct kb_job *j)
+{
+    const struct kb_rc_plan *p = &j->plan;
+    char when[32] = "?";
+    struct tm tm;
+
+    switch (p->action) {
+    case KB_RC_READY:
+        s_ready_unchanged(j);
+        return;
+    case KB_RC_CREATE:
+        s_create_key(j);
+        return;
+    case KB_RC_WAIT:
+        if (gmtime_r(&j->snap.keys[p->waiting].created, &tm) != NULL)
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        kb_job_fail(j, S_CREATE, NULL,
+                    "waiting for unreferenced key %s to age (created %s; deleted once older than "
+                    "aws.orphan_key_min_age, %" PRIu64 "s): no free key slot, retry later",
+                    j->snap.keys[p->waiting].id, when, j->e->cfg->aws.orphan_key_min_age);
+        break;
+    case KB_RC_NO_SLOT:
+        kb_job_fail(j, S_CREATE, NULL,
+                    "no free access key slot: the user's keys are referenced by the secret's "
+                    "versions and AWSCURRENT holds no active key; rotation must free a slot");
+        break;
+    }
+    kb_job_end(j);
+}
+
+static void s_store(struct kb_job *j);
+
+static void on_create_key(void *ctx, const struct kb_aws_error *err, struct kb_iam_access_key *k)
+{
+    struct kb_job *j = ctx;
+    char msg[192];
+
+    kb_job_log_call(j, S_CREATE, "CreateAccessKey", err);
+    if (err != NULL) {
+        s_fail_end(j, S_CREATE, err);
+    } else {
+        /* Take the secret: from here it lives only in guarded memory, until the probe ends. */
+        j->new_secret = k->secret_access_key;
+        k->secret_access_key = NULL;
+        snprintf(j->new_key, sizeof(j->new_key), "%s", k->access_key_id);
+        kb_log(KB_LOG_INFO, "key-created", "tenant", j->t->name, "step", S_CREATE, "access_key_id",
+               j->new_key, "request_id", kb_svc_current_request_id(), NULL);
+        snprintf(msg, sizeof(msg), "created %s", j->new_key);
+        kb_job_event(j, S_CREATE, KB_ENGINE_DONE, msg, kb_svc_current_request_id());
+        s_store(j);
+    }
+    kb_job_unref(j);
+}
+
+static void s_create_key(struct kb_job *j)
+{
+    int rc;
+
+    kb_job_event(j, S_CREATE, KB_ENGINE_START, NULL, NULL);
+    kb_job_ref(j);
+    rc = kb_iam_create_access_key(j->e->client, &(struct kb_iam_user_input){j->t->user_name},
+                                  on_create_key, j);
+    if (rc != 0)
+        s_send_failed(j, S_CREATE, "CreateAccessKey", rc);
+}
+
+/* -- storing it, and compensation -------------------------------------------------------------- */
+
+static void on_compensated(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, S_STORE, "DeleteAccessKey", err);
+    kb_log(KB_LOG_INFO, "compensate", "tenant", j->t->name, "step", S_STORE, "access_key_id",
+           j->new_key, "result",
+           err == NULL || kb_rc_is_code(err, "NoSuchEntity") ? "deleted" : "failed", "request_id",
+           err != NULL ? err->request_id : ok->request_id, NULL);
+    if (err == NULL || kb_rc_is_code(err, "NoSuchEntity"))
+        kb_job_fail(j, S_STORE, j->store_request_id,
+                    "%s; the new key %s was deleted (compensation)", j->store_error, j->new_key);
+    else
+        kb_job_fail(j, S_STORE, j->store_request_id,
+                    "%s; deleting the new key %s failed too (%s: %s): a later reconcile deletes "
+                    "it once it is older than aws.orphan_key_min_age",
+                    j->store_error, j->new_key,
+                    err->code[0] != '\0' ? err->code : kb_err_name(err->err), err->message);
+    kb_job_end(j);
+    kb_job_unref(j);
+}
+
+/* The store certainly did not happen: delete the key before reporting (DESIGN.md section 7). */
+static void s_compensate(struct kb_job *j)
+{
+    int rc;
+
+    kb_log(KB_LOG_WARN, "compensate", "tenant", j->t->name, "step", S_STORE, "access_key_id",
+           j->new_key, "message", "deleting the key that could not be stored", NULL);
+    kb_job_ref(j);
+    rc = kb_iam_delete_access_key(j->e->client,
+                                  &(struct kb_iam_access_key_input){j->t->user_name, j->new_key},
+                                  on_compensated, j);
+    if (rc != 0) {
+        kb_job_unref(j);
+        kb_job_fail(j, S_STORE, j->store_request_id,
+                    "%s; the new key %s could not be deleted (%s): a later reconcile deletes it "
+                    "once it is older than aws.orphan_key_min_age",
+                    j->store_error, j->new_key, kb_strerror(rc));
+        kb_job_end(j);
+    }
+}
+
+static void s_stored(struct kb_job *j, const char *arn, const char *how, const char *request_id)
+{
+    struct kb_tenant_status *st = kb_job_status(j);
+    char msg[256];
+
+    if (arn != NULL)
+        snprintf(j->secret_arn, sizeof(j->secret_arn), "%s", arn);
+    snprintf(st->secret_arn, sizeof(st->secret_arn), "%s", j->secret_arn);
+    snprintf(st->version_id, sizeof(st->version_id), "%s", j->new_version);
+    st->last_rotation = time(NULL);
+    st->probe[0] = '\0';
+    snprintf(msg, sizeof(msg), "%s as AWSCURRENT version %s (key %s)", how, j->new_version,
+             j->new_key);
+    kb_job_event(j, S_STORE, KB_ENGINE_DONE, msg, request_id);
+    kb_probe_start(j);
+}
+
+static void on_verify(void *ctx, const struct kb_aws_error *err, const struct kb_sm_description *d)
+{
+    struct kb_job *j = ctx;
+    bool found = false;
+
+    kb_job_log_call(j, S_STORE, "DescribeSecret", err);
+    for (size_t v = 0; d != NULL && v < d->version_count; v++)
+        found = found || strcmp(d->versions[v].version_id, j->new_version) == 0;
+    if (err != NULL && !kb_rc_is_code(err, "ResourceNotFoundException")) {
+        kb_job_fail(j, S_STORE, j->store_request_id,
+                    "%s; whether it was stored is unknown (DescribeSecret failed too: %s), so the "
+                    "new key %s is kept: a later reconcile finds its version or deletes it",
+                    j->store_error, err->code[0] != '\0' ? err->code : kb_err_name(err->err),
+                    j->new_key);
+        kb_job_end(j);
+    } else if (found) {
+        s_stored(j, d->arn, "stored (confirmed by DescribeSecret after an unclear answer)",
+                 kb_svc_current_request_id());
+    } else {
+        s_compensate(j);
+    }
+    kb_job_unref(j);
+}
+
+static void on_store(void *ctx, const struct kb_aws_error *err, const struct kb_sm_secret_ref *ref)
+{
+    struct kb_job *j = ctx;
+    const char *op = j->secret_exists ? "PutSecretValue" : "CreateSecret";
+    int rc;
+
+    kb_job_log_call(j, S_STORE, op, err);
+    if (err != NULL)
+        snprintf(j->store_request_id, sizeof(j->store_request_id), "%s", err->request_id);
+    if (err == NULL) {
+        s_stored(j, ref->arn, "stored", kb_svc_current_request_id());
+    } else {
+        snprintf(j->store_error, sizeof(j->store_error), "%s failed: %s%s%s (HTTP %ld%s%s)", op,
+                 err->code, err->code[0] != '\0' ? ": " : "", err->message, err->status,
+                 err->request_id[0] != '\0' ? ", request id " : "", err->request_id);
+        if (kb_rc_store_surely_failed(err)) {
+            s_compensate(j);
+        } else {
+            kb_job_ref(j);
+            rc = kb_sm_describe_secret(
+                j->e->client, &(struct kb_sm_secret_input){j->t->secret_name}, on_verify, j);
+            if (rc != 0) {
+                kb_job_unref(j);
+                s_compensate(j);
+            }
+        }
+    }
+    kb_job_unref(j);
+}
+
+static int s_send_store(struct kb_job *j, struct kb_secret *value)
+{
+    static const char *const current[] = {"AWSCURRENT"};
+    char description[160];
+
+    if (j->secret_exists)
+        return kb_sm_put_secret_value(j->e->client,
+                                      &(struct kb_sm_put_secret_value_input){
+                                          j->t->secret_name, j->new_version, value, current, 1},
+                                      on_store, j);
+    snprintf(description, sizeof(description), "keybroker: S3 access key of tenant %s", j->t->name);
+    return kb_sm_create_secret(
+        j->e->client,
+        &(struct kb_sm_create_secret_input){j->t->secret_name, j->new_version, description,
+                                            j->e->cfg->aws.kms_key_id, value, j->tags, j->ntags},
+        on_store, j);
+}
+
+static void s_store(struct kb_job *j)
+{
+    struct kb_secret *value = NULL;
+    int rc;
+
+    kb_job_event(j, S_STORE, KB_ENGINE_START, NULL, NULL);
+    rc = kb_uuid_key_version(j->t->name, j->new_key, j->new_version);
+    if (rc == 0)
+        rc = kb_sm_key_secret_new(j->new_key, j->new_secret, j->t->bucket, j->e->region, &value);
+    if (rc == 0) {
+        kb_job_ref(j);
+        rc = s_send_store(j, value);
+        if (rc != 0)
+            kb_job_unref(j);
+    }
+    /* The client copied the body (and wipes it): the value is not needed any more. */
+    kb_secret_destroy(value);
+    if (rc != 0) {
+        snprintf(j->store_error, sizeof(j->store_error), "could not send the store request: %s",
+                 kb_strerror(rc));
+        s_compensate(j);
+    }
+}
+
+void kb_prov_key_probed(struct kb_job *j)
+{
+    if (!j->failed)
+        snprintf(j->message, sizeof(j->message), "ready: key %s stored as version %s, %s",
+                 j->new_key, j->new_version, kb_job_status(j)->probe);
+    kb_job_end(j);
+}

@@ -1,0 +1,256 @@
+/*
+ * provision_user.c - the user chain of a tenant (DESIGN.md section 7): reads that compare, writes
+ * only where IAM differs.
+ *
+ *   GetUser -> NoSuchEntity: CreateUser (iam_path, permissions boundary, keybroker's tags at
+ *                            creation) -> PutUserPolicy "keybroker-s3"
+ *           -> exists: its tags must carry keybroker:managed=true and keybroker:tenant=<tenant>,
+ *                      else refused untouched; configured tags missing -> TagUser;
+ *                      GetUserPolicy -> compared with kb_policy_tenant -> PutUserPolicy when
+ *                      missing or different (drift, logged and repaired).
+ * A path or permissions boundary that differs from the config is reported as drift but not
+ * changed: moving a user or replacing its boundary is an operator's decision.
+ *
+ * This file never writes to an IAM user that does not carry keybroker's tags for its tenant.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/engine_internal.h"
+#include "common/err.h"
+#include "aws/iam.h"
+#include "common/log.h"
+#include "config/policy.h"
+
+#define S_USER        "user"
+#define S_TAGS        "user-tags"
+#define S_POLICY      "user-policy"
+#define S_POLICY_NAME "keybroker-s3"
+
+static void s_end(struct kb_job *j)
+{
+    j->user_running = false;
+    kb_prov_chain_end(j);
+}
+
+static void on_put_policy(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, S_POLICY, "PutUserPolicy", err);
+    if (err != NULL)
+        kb_job_fail_aws(j, S_POLICY, err);
+    else
+        kb_job_event(j, S_POLICY, KB_ENGINE_DONE, j->user_fresh ? "set" : "repaired",
+                     ok->request_id);
+    s_end(j);
+    kb_job_unref(j);
+}
+
+static void s_put_policy(struct kb_job *j)
+{
+    struct kb_iam_put_user_policy_input in = {j->t->user_name, S_POLICY_NAME, j->user_policy};
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_iam_put_user_policy(j->e->client, &in, on_put_policy, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, S_POLICY, "PutUserPolicy", rc);
+        s_end(j);
+    }
+}
+
+static void on_get_policy(void *ctx, const struct kb_aws_error *err,
+                          const struct kb_iam_user_policy *pol)
+{
+    struct kb_job *j = ctx;
+    bool equal = false;
+
+    kb_job_log_call(j, S_POLICY, "GetUserPolicy", err);
+    if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
+        kb_job_fail_aws(j, S_POLICY, err);
+        s_end(j);
+    } else {
+        if (pol != NULL && kb_policy_equal(pol->policy_document, j->user_policy, &equal) != 0)
+            equal = false;
+        if (equal) {
+            kb_job_event(j, S_POLICY, KB_ENGINE_DONE, "unchanged", kb_svc_current_request_id());
+            s_end(j);
+        } else {
+            kb_job_drift(j, S_POLICY,
+                         err != NULL ? "the inline policy keybroker-s3 is missing"
+                                     : "the inline policy keybroker-s3 differs from the "
+                                       "configured access (edited out of band)");
+            s_put_policy(j);
+        }
+    }
+    kb_job_unref(j);
+}
+
+static void s_policy(struct kb_job *j)
+{
+    struct kb_iam_user_policy_input in = {j->t->user_name, S_POLICY_NAME};
+    int rc;
+
+    kb_job_event(j, S_POLICY, KB_ENGINE_START, NULL, NULL);
+    if (j->user_fresh) {
+        s_put_policy(j);
+        return;
+    }
+    kb_job_ref(j);
+    rc = kb_iam_get_user_policy(j->e->client, &in, on_get_policy, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, S_POLICY, "GetUserPolicy", rc);
+        s_end(j);
+    }
+}
+
+static void on_tag_user(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, S_TAGS, "TagUser", err);
+    if (err != NULL) {
+        kb_job_fail_aws(j, S_TAGS, err);
+        s_end(j);
+    } else {
+        kb_job_event(j, S_TAGS, KB_ENGINE_DONE, "repaired", ok->request_id);
+        s_policy(j);
+    }
+    kb_job_unref(j);
+}
+
+/* TagUser adds or overwrites only the tags it is given: the missing ones. */
+static void s_tag_user(struct kb_job *j, const size_t *missing, size_t n)
+{
+    struct kb_aws_tag tags[KB_CONFIG_MAX_USER_TAGS + 2];
+    int rc;
+
+    kb_job_event(j, S_TAGS, KB_ENGINE_START, NULL, NULL);
+    kb_job_drift(j, S_TAGS, "configured tags missing or changed on the IAM user");
+    for (size_t i = 0; i < n; i++)
+        tags[i] = j->tags[missing[i]];
+    kb_job_ref(j);
+    rc = kb_iam_tag_user(j->e->client, &(struct kb_iam_tag_user_input){j->t->user_name, tags, n},
+                         on_tag_user, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, S_TAGS, "TagUser", rc);
+        s_end(j);
+    }
+}
+
+static void s_check_user(struct kb_job *j, const struct kb_iam_user *u)
+{
+    const struct kb_config_aws *aws = &j->e->cfg->aws;
+    size_t missing[KB_CONFIG_MAX_USER_TAGS + 2], n;
+    char what[1200];
+
+    if (!kb_rc_tags_ours(u->tags, u->tag_count, j->t->name)) {
+        kb_job_fail(j, S_USER, kb_svc_current_request_id(),
+                    "IAM user %s exists and is not managed by keybroker for tenant %s; refusing "
+                    "to adopt it",
+                    j->t->user_name, j->t->name);
+        s_end(j);
+        return;
+    }
+    if (u->path != NULL && strcmp(u->path, aws->iam_path) != 0) {
+        snprintf(what, sizeof(what), "user path is %s, configured %s (not changed)", u->path,
+                 aws->iam_path);
+        kb_job_drift(j, S_USER, what);
+    }
+    if ((u->permissions_boundary_arn == NULL) != (aws->permissions_boundary == NULL) ||
+        (u->permissions_boundary_arn != NULL &&
+         strcmp(u->permissions_boundary_arn, aws->permissions_boundary) != 0)) {
+        snprintf(what, sizeof(what), "permissions boundary is %s, configured %s (not changed)",
+                 u->permissions_boundary_arn != NULL ? u->permissions_boundary_arn : "none",
+                 aws->permissions_boundary != NULL ? aws->permissions_boundary : "none");
+        kb_job_drift(j, S_USER, what);
+    }
+    kb_job_event(j, S_USER, KB_ENGINE_DONE, "exists, managed by keybroker",
+                 kb_svc_current_request_id());
+    n = kb_rc_tags_missing(u->tags, u->tag_count, j->tags, j->ntags, missing);
+    if (n > 0)
+        s_tag_user(j, missing, n);
+    else
+        s_policy(j);
+}
+
+static void s_get_user(struct kb_job *j);
+
+static void on_create_user(void *ctx, const struct kb_aws_error *err, const struct kb_iam_user *u)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, S_USER, "CreateUser", err);
+    if (err == NULL) {
+        j->user_fresh = true;
+        kb_job_event(j, S_USER, KB_ENGINE_DONE, "created (tagged at creation)",
+                     kb_svc_current_request_id());
+        s_policy(j);
+    } else if (kb_rc_is_code(err, "EntityAlreadyExists")) {
+        /* Created meanwhile (a lost response, another broker): judge it by its tags. */
+        s_get_user(j);
+    } else {
+        kb_job_fail_aws(j, S_USER, err);
+        s_end(j);
+    }
+    kb_job_unref(j);
+}
+
+static void s_create_user(struct kb_job *j)
+{
+    const struct kb_config_aws *aws = &j->e->cfg->aws;
+    struct kb_iam_create_user_input in = {j->t->user_name, aws->iam_path, aws->permissions_boundary,
+                                          j->tags, j->ntags};
+    int rc;
+
+    kb_job_ref(j);
+    rc = kb_iam_create_user(j->e->client, &in, on_create_user, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, S_USER, "CreateUser", rc);
+        s_end(j);
+    }
+}
+
+static void on_get_user(void *ctx, const struct kb_aws_error *err, const struct kb_iam_user *u)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, S_USER, "GetUser", err);
+    if (err == NULL) {
+        s_check_user(j, u);
+    } else if (kb_rc_is_code(err, "NoSuchEntity")) {
+        s_create_user(j);
+    } else {
+        kb_job_fail_aws(j, S_USER, err);
+        s_end(j);
+    }
+    kb_job_unref(j);
+}
+
+static void s_get_user(struct kb_job *j)
+{
+    struct kb_iam_get_user_input in = {j->t->user_name};
+    int rc;
+
+    if (++j->user_tries > 3) {
+        kb_job_fail(j, S_USER, NULL,
+                    "IAM user %s keeps appearing and disappearing (CreateUser says it exists, "
+                    "GetUser says it does not); retry later",
+                    j->t->user_name);
+        s_end(j);
+        return;
+    }
+    kb_job_ref(j);
+    rc = kb_iam_get_user(j->e->client, &in, on_get_user, j);
+    if (rc != 0) {
+        kb_job_fail_send(j, S_USER, "GetUser", rc);
+        s_end(j);
+    }
+}
+
+void kb_prov_user_start(struct kb_job *j)
+{
+    kb_job_event(j, S_USER, KB_ENGINE_START, NULL, NULL);
+    s_get_user(j);
+}

@@ -1,0 +1,115 @@
+/*
+ * reconcile.h - the pure decisions behind provisioning and revoking a tenant (DESIGN.md sections
+ * 5-7): is a resource ours, which of our tags it lacks, whether a bucket setting is as configured,
+ * and - over a snapshot of a user's access keys and the secret's staging labels - which key is
+ * current, which keys are orphans old enough to delete, and whether a new key may be created.
+ * Also the two judgements the key step makes about AWS answers: whether a failed store certainly
+ * did not happen (so its key may be deleted at once), and the probe's backoff.
+ *
+ * Pure code: no I/O, no clock (the caller passes "now"), no logging, never a secret.
+ */
+#ifndef KB_RECONCILE_H
+#define KB_RECONCILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "aws/awserr.h"
+#include "config/config.h"
+#include "aws/iam.h"
+#include "aws/s3.h"
+#include "aws/svc.h"
+
+#define KB_RC_TAG_TENANT  "keybroker:tenant"
+#define KB_RC_TAG_MANAGED "keybroker:managed"
+
+/* IAM allows 2 keys per user; a snapshot keeps a few more so a surprise is still seen. */
+#define KB_RC_MAX_KEYS  8
+#define KB_RC_KEY_SLOTS 2
+
+/* Whether tags carry keybroker:managed=true and keybroker:tenant=tenant (the only resources the
+ * broker adopts or deletes). */
+bool kb_rc_tags_ours(const struct kb_aws_tag *tags, size_t count, const char *tenant);
+
+/* The tags of every resource of tenant t: keybroker:tenant, keybroker:managed, then t->tags.
+ * Returns 0 and *out (caller frees the array with free(); the strings are borrowed from t) with
+ * *count entries, or KB_ENOMEM. */
+int kb_rc_tenant_tags(const struct kb_tenant *t, struct kb_aws_tag **out, size_t *count);
+
+/* Writes into missing[] (room for nwant) the indexes of the wanted tags that have lacks or holds
+ * with another value, and returns how many. Keys compare exactly. */
+size_t kb_rc_tags_missing(const struct kb_aws_tag *have, size_t nhave,
+                          const struct kb_aws_tag *want, size_t nwant, size_t *missing);
+
+/* Bucket settings as configured: all four Block Public Access flags on; SSE-S3 when kms_key_id is
+ * NULL, else aws:kms with exactly that key; BucketOwnerEnforced. */
+bool kb_rc_pab_ok(const struct kb_s3_public_access_block *pab);
+bool kb_rc_encryption_ok(const struct kb_s3_bucket_encryption *enc, const char *kms_key_id);
+bool kb_rc_ownership_ok(const char *object_ownership);
+
+/* Whether the tenant's policy grants s3:ListBucket on its bucket (so the probe must list
+ * successfully; a custom access without it only has to be recognised by S3). */
+bool kb_rc_grants_list(const struct kb_tenant *t);
+
+/* -- access keys ------------------------------------------------------------------------------- */
+
+struct kb_rc_key {
+    char id[128];
+    enum kb_iam_key_status status;
+    time_t created;
+};
+
+/* What the broker knows about a tenant's keys: ListAccessKeys and DescribeSecret's labels. */
+struct kb_rc_snapshot {
+    const char *tenant;
+    struct kb_rc_key keys[KB_RC_MAX_KEYS];
+    size_t nkeys;
+    char current[64];  /* the version id labelled AWSCURRENT, "" when none */
+    char pending[64];  /* AWSPENDING */
+    char previous[64]; /* AWSPREVIOUS */
+};
+
+enum kb_rc_action {
+    KB_RC_READY,   /* AWSCURRENT holds an active key of the user: nothing to write */
+    KB_RC_CREATE,  /* create a key and store it as AWSCURRENT */
+    KB_RC_WAIT,    /* no free slot while a young unreferenced key holds one: retry later */
+    KB_RC_NO_SLOT, /* both slots hold keys the secret references: rotation must free one */
+};
+
+struct kb_rc_plan {
+    enum kb_rc_action action;
+    int current;                /* index of the AWSCURRENT key in the snapshot, -1 */
+    size_t del[KB_RC_MAX_KEYS]; /* unreferenced keys at least min_age old: delete them */
+    size_t ndel;
+    int waiting;         /* the first unreferenced key younger than min_age, -1 */
+    size_t nyoung;       /* unreferenced keys younger than min_age (left alone) */
+    unsigned referenced; /* bit i: key i is the key of a labelled version */
+};
+
+/*
+ * Plans the key step. A key is referenced when kb_uuid_key_version(tenant, key) is the version
+ * labelled AWSCURRENT, AWSPENDING or AWSPREVIOUS (AWSPREVIOUS keys stay referenced here: retiring
+ * them after the overlap is rotation's step 7, not provisioning's). An unreferenced key is an
+ * orphan: deleted once now - created >= min_age, left alone (a concurrent creator may be about
+ * to store it) but counted in the two slots while younger. Returns 0, or KB_EINVAL.
+ */
+int kb_rc_plan_keys(const struct kb_rc_snapshot *s, time_t now, uint64_t min_age,
+                    struct kb_rc_plan *out);
+
+/* -- AWS answers ------------------------------------------------------------------------------- */
+
+/* Whether err is AWS's error code (KB_EAWS with that exact code). */
+bool kb_rc_is_code(const struct kb_aws_error *err, const char *code);
+
+/* Whether a failed CreateSecret/PutSecretValue certainly did not store anything: AWS answered a
+ * 4xx that is neither throttling nor a timeout. A 5xx, a network error or a timeout may hide a
+ * request that was carried out; its key must not be deleted before the secret has been read. */
+bool kb_rc_store_surely_failed(const struct kb_aws_error *err);
+
+/* The probe's wait before attempt n+1 (n >= 0): exponential from 250 ms, capped at 5 s, with
+ * "equal jitter": half the step fixed, the other half scaled by rnd / UINT32_MAX. */
+uint64_t kb_rc_probe_backoff_ms(unsigned n, uint32_t rnd);
+
+#endif

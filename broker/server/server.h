@@ -1,0 +1,86 @@
+/*
+ * server.h - keybrokerd's client socket: a Unix stream socket speaking protocol v1
+ * (proto/PROTOCOL.md) on the broker's libuv loop.
+ *
+ * The server binds the configured path with the configured mode and group (refusing to start
+ * when a live broker already answers there, replacing a stale socket file), or adopts the socket
+ * systemd passes (LISTEN_FDS). For each connection it takes the peer's credentials from the
+ * kernel at accept (SO_PEERCRED, SO_PEERGROUPS), frames request lines, parses them with the
+ * codec, authorizes each one against the config's ACLs (every decision logged and counted), runs
+ * the op on the provisioning engine and writes the answers back in request order. It enforces the
+ * limits of broker.limits (connections, idle timeout, requests in flight per connection, requests
+ * per second per uid) and bounds what a connection may hold: a 64 KiB line, 1 MiB of unsent
+ * answers, a write pending for 10 s.
+ *
+ * It must never write a secret to a connection or a log: every op answers with metadata built by
+ * the codec's response formatters, which have no field that could carry key material.
+ */
+#ifndef KB_SERVER_H
+#define KB_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "proto/codec.h"
+#include "config/config.h"
+
+struct kb_aws_client;
+struct kb_engine;
+struct kb_engine_outcome;
+struct kb_server;
+
+/* Limits that are not in the config (tests shorten them). Zero means the default. */
+#define KB_SERVER_MAX_QUEUED   (1024u * 1024u) /* bytes of unsent answers per connection */
+#define KB_SERVER_WRITE_STALL  10000u          /* ms a write may stay pending */
+#define KB_SERVER_MAX_REJECTED 64 /* "too many connections" answers being written at once */
+
+struct kb_server_options {
+    const struct kb_config *cfg; /* borrowed for the server's lifetime */
+    struct kb_engine *engine;    /* borrowed for the server's lifetime; NULL answers not_ready */
+    struct kb_aws_client *aws;   /* borrowed; for the AWS call count in metrics; may be NULL */
+    const char *region;          /* the tenants' region for get; copied; NULL: "" */
+    const char *socket_path;     /* NULL: cfg->broker.socket.path; copied */
+    const char *version;         /* keybrokerd's version for status; copied; NULL: "0" */
+    bool use_listen_fds;         /* adopt fd 3 when LISTEN_FDS/LISTEN_PID name this process */
+    size_t max_queued;           /* 0: KB_SERVER_MAX_QUEUED */
+    unsigned write_stall_ms;     /* 0: KB_SERVER_WRITE_STALL */
+};
+
+/* Creates a server on loop (nothing is bound yet). Returns 0 and *out (close it with
+ * kb_server_close), KB_EINVAL, KB_ENOMEM. */
+int kb_server_new(uv_loop_t *loop, const struct kb_server_options *opt, struct kb_server **out);
+
+/*
+ * Binds (or adopts) the socket and starts accepting. Returns 0; KB_EINVAL when another
+ * keybrokerd answers on the path or the path exists and is not a socket; a UV_E* code from
+ * socket/bind/listen/chown/chmod. On failure errbuf (errlen bytes) says what happened in one
+ * sentence, and the server can only be closed.
+ */
+int kb_server_listen(struct kb_server *s, char *errbuf, size_t errlen);
+
+/* The path the server listens on. Borrowed for the server's lifetime. */
+const char *kb_server_path(const struct kb_server *s);
+
+/* Pushes ev to every connection watching ev->tenant that may see it. ev is borrowed for the
+ * call. */
+void kb_server_publish(struct kb_server *s, const struct kb_proto_event *ev);
+
+/* Announces the tenants of an engine operation's outcome: "provisioned" for each that reached
+ * READY, "revoked" for each REVOKED (the server does this for the operations its clients start;
+ * the daemon calls it for the provisioning it starts itself). outcomes borrowed for the call. */
+void kb_server_announce(struct kb_server *s, const struct kb_engine_outcome *outcomes,
+                        size_t count);
+
+typedef void (*kb_server_closed_cb)(void *ctx);
+
+/*
+ * Stops accepting, removes the socket file it created (not an inherited one), closes every
+ * connection (answers not yet written are dropped), abandons the provisions and revokes it asked
+ * the engine for, and frees s once every handle is closed; then calls closed(ctx) (may be NULL).
+ * Destroy the engine first (kb_engine_destroy: no engine callback runs after it), since the
+ * contexts of those operations are freed here.
+ */
+void kb_server_close(struct kb_server *s, kb_server_closed_cb closed, void *ctx);
+
+#endif

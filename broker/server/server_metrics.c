@@ -1,0 +1,117 @@
+/*
+ * server_metrics.c - the metrics op's answer: the server's counters, the tenants' states and the
+ * AWS call count in the Prometheus text exposition format (version 0.0.4).
+ *
+ * Pure: the values are gathered by server_ops.c (kb_srv_metrics_text) and the unit tests call
+ * kb_srv_metrics_format() directly. Labels carry op names, error codes and tenant states only -
+ * never a tenant's secret, and never a value a peer sent.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server_metrics.h"
+
+struct s_text {
+    char *data;
+    size_t len;
+    size_t cap;
+    bool failed;
+};
+
+__attribute__((format(printf, 2, 3))) static void s_printf(struct s_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (t->failed)
+        return;
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+            return;
+        }
+        if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap * 2 + (size_t)n + 1;
+        char *grown = realloc(t->data, cap);
+
+        if (grown == NULL) {
+            t->failed = true;
+            return;
+        }
+        t->data = grown;
+        t->cap = cap;
+    }
+}
+
+static void s_head(struct s_text *t, const char *name, const char *type, const char *help)
+{
+    s_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void s_requests(struct s_text *t, const struct kb_srv_metrics *m)
+{
+    s_head(t, "keybroker_requests_total", "counter",
+           "Requests answered, by op and result (ok or the error code).");
+    for (int op = 0; op < KB_PROTO_OP_COUNT; op++) {
+        for (int r = 0; r <= KB_PROTO_EUNKNOWN; r++) {
+            const char *name = kb_proto_op_name((enum kb_proto_op)op);
+
+            if (m->requests[op][r] == 0)
+                continue;
+            s_printf(t, "keybroker_requests_total{op=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+                     name != NULL ? name : "invalid", kb_proto_err_name((enum kb_proto_err)r),
+                     m->requests[op][r]);
+        }
+    }
+}
+
+char *kb_srv_metrics_format(const struct kb_srv_metrics *m, const struct kb_srv_gauges *g)
+{
+    struct s_text t = {.data = malloc(4096), .cap = 4096};
+
+    if (t.data == NULL)
+        return NULL;
+    s_head(&t, "keybroker_up", "gauge", "1 while keybrokerd serves its socket.");
+    s_printf(&t, "keybroker_up 1\n");
+    s_head(&t, "keybroker_uptime_seconds", "gauge", "Seconds since keybrokerd started.");
+    s_printf(&t, "keybroker_uptime_seconds %" PRIu64 "\n", g->uptime_seconds);
+    s_head(&t, "keybroker_connections", "gauge", "Client connections open now.");
+    s_printf(&t, "keybroker_connections %zu\n", g->connections);
+    s_head(&t, "keybroker_connections_total", "counter", "Client connections accepted.");
+    s_printf(&t, "keybroker_connections_total %" PRIu64 "\n", m->accepted);
+    s_head(&t, "keybroker_connections_rejected_total", "counter",
+           "Connections refused over broker.limits.max_connections.");
+    s_printf(&t, "keybroker_connections_rejected_total %" PRIu64 "\n", m->rejected);
+    s_head(&t, "keybroker_disconnects_total", "counter",
+           "Connections closed by the broker, by reason.");
+    s_printf(&t, "keybroker_disconnects_total{reason=\"slow_reader\"} %" PRIu64 "\n", m->cut_slow);
+    s_printf(&t, "keybroker_disconnects_total{reason=\"idle\"} %" PRIu64 "\n", m->cut_idle);
+    s_requests(&t, m);
+    s_head(&t, "keybroker_authz_total", "counter", "Authorization decisions, by result.");
+    s_printf(&t, "keybroker_authz_total{result=\"allow\"} %" PRIu64 "\n", m->authz_allow);
+    s_printf(&t, "keybroker_authz_total{result=\"deny\"} %" PRIu64 "\n", m->authz_deny);
+    s_head(&t, "keybroker_watch_events_total", "counter", "Events pushed to watchers.");
+    s_printf(&t, "keybroker_watch_events_total %" PRIu64 "\n", m->events);
+    s_head(&t, "keybroker_tenants", "gauge", "Configured tenants, by state.");
+    for (size_t i = 0; i < KB_SRV_TENANT_STATES; i++)
+        s_printf(&t, "keybroker_tenants{state=\"%s\"} %zu\n", g->state_names[i], g->tenants[i]);
+    if (g->has_aws_calls) {
+        s_head(&t, "keybroker_aws_calls_total", "counter",
+               "HTTP requests to AWS completed (retries count each attempt).");
+        s_printf(&t, "keybroker_aws_calls_total %" PRIu64 "\n", g->aws_calls);
+    }
+    if (t.failed) {
+        free(t.data);
+        return NULL;
+    }
+    return t.data;
+}

@@ -1,0 +1,46 @@
+/*
+ * server_metrics.h - the socket server's counters and their Prometheus text rendering.
+ *
+ * The counters are plain integers bumped on the loop; kb_srv_metrics_format() turns them and a
+ * few gauges into text and is pure (no clock, no I/O), so the unit tests check its output. No
+ * label may ever carry a value a peer sent or anything secret: labels are op names, error codes,
+ * tenant states and fixed reasons.
+ */
+#ifndef KB_SERVER_METRICS_H
+#define KB_SERVER_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/codec.h"
+
+/* Counters. requests[op][result]: result KB_PROTO_OK or an error code; op KB_PROTO_OP_NONE for
+ * a line that was not a request. */
+struct kb_srv_metrics {
+    uint64_t requests[KB_PROTO_OP_COUNT][KB_PROTO_EUNKNOWN + 1];
+    uint64_t authz_allow;
+    uint64_t authz_deny;
+    uint64_t accepted;
+    uint64_t rejected; /* over max_connections */
+    uint64_t cut_slow; /* slow readers disconnected */
+    uint64_t cut_idle; /* idle timeouts */
+    uint64_t events;   /* watch events written */
+};
+
+#define KB_SRV_TENANT_STATES 6 /* enum kb_tenant_state (engine.h) */
+
+/* Values read when the text is built. state_names are borrowed static strings. */
+struct kb_srv_gauges {
+    uint64_t uptime_seconds;
+    size_t connections;
+    const char *state_names[KB_SRV_TENANT_STATES];
+    size_t tenants[KB_SRV_TENANT_STATES];
+    bool has_aws_calls;
+    uint64_t aws_calls;
+};
+
+/* The text (malloc'd, NUL-terminated; caller frees), or NULL when out of memory. */
+char *kb_srv_metrics_format(const struct kb_srv_metrics *m, const struct kb_srv_gauges *g);
+
+#endif
