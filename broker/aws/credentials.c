@@ -21,13 +21,13 @@
 #include <strings.h>
 
 #include "aws/creds_internal.h"
+#include "common/container.h"
 #include "common/err.h"
 
-#define S_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-#define S_CONTAINER_HOST                  "http://169.254.170.2"
-#define S_CONTAINER_TIMEOUT_MS            2000
-#define S_IMDS_ENDPOINT                   "http://169.254.169.254"
-#define S_IMDS_ENDPOINT_V6                "http://[fd00:ec2::254]"
+#define S_CONTAINER_HOST       "http://169.254.170.2"
+#define S_CONTAINER_TIMEOUT_MS 2000
+#define S_IMDS_ENDPOINT        "http://169.254.169.254"
+#define S_IMDS_ENDPOINT_V6     "http://[fd00:ec2::254]"
 
 enum s_provider { S_CONFIG, S_ENV, S_PROFILE, S_CONTAINER, S_IMDS, S_PROVIDER_COUNT };
 enum s_outcome { S_NEXT, S_YIELD, S_PENDING };
@@ -166,7 +166,7 @@ static void s_run_continue(struct kb_creds_chain *c);
  * callback: so what a callback borrows stays valid until it returns, whatever it calls. */
 static void on_wake(uv_timer_t *t)
 {
-    struct kb_creds_chain *c = S_CONTAINER_OF(t, struct kb_creds_chain, wake);
+    struct kb_creds_chain *c = container_of(t, struct kb_creds_chain, wake);
     struct s_waiter *list = c->pending;
 
     if (!c->closing && c->start_run) {

@@ -18,9 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/container.h"
 #include "common/err.h"
-
-#define S_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 struct kb_creds_process {
     uv_process_t proc;
@@ -163,7 +162,7 @@ static void s_abort(struct kb_creds_process *p)
 
 static void on_timer(uv_timer_t *t)
 {
-    struct kb_creds_process *p = S_CONTAINER_OF(t, struct kb_creds_process, timer);
+    struct kb_creds_process *p = container_of(t, struct kb_creds_process, timer);
 
     if (!p->canceled)
         p->timed_out = true;
@@ -172,7 +171,7 @@ static void on_timer(uv_timer_t *t)
 
 static void on_child_exit(uv_process_t *h, int64_t exit_status, int term_signal)
 {
-    struct kb_creds_process *p = S_CONTAINER_OF(h, struct kb_creds_process, proc);
+    struct kb_creds_process *p = container_of(h, struct kb_creds_process, proc);
 
     p->exited = true;
     p->exit_status = exit_status;
@@ -182,7 +181,7 @@ static void on_child_exit(uv_process_t *h, int64_t exit_status, int term_signal)
 
 static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    struct kb_creds_process *p = S_CONTAINER_OF(h, struct kb_creds_process, out);
+    struct kb_creds_process *p = container_of((uv_pipe_t *)h, struct kb_creds_process, out);
 
     /* One byte beyond the cap, so that an oversized output is seen rather than cut. */
     buf->base = p->out_buf + p->out_len;
@@ -191,7 +190,7 @@ static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    struct kb_creds_process *p = S_CONTAINER_OF(s, struct kb_creds_process, out);
+    struct kb_creds_process *p = container_of((uv_pipe_t *)s, struct kb_creds_process, out);
 
     if (nread > 0) {
         p->out_len += (size_t)nread;
@@ -210,7 +209,7 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void on_err_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    struct kb_creds_process *p = S_CONTAINER_OF(h, struct kb_creds_process, err);
+    struct kb_creds_process *p = container_of((uv_pipe_t *)h, struct kb_creds_process, err);
 
     buf->base = p->err_scratch;
     buf->len = sizeof(p->err_scratch);
@@ -218,7 +217,7 @@ static void on_err_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_err_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-    struct kb_creds_process *p = S_CONTAINER_OF(s, struct kb_creds_process, err);
+    struct kb_creds_process *p = container_of((uv_pipe_t *)s, struct kb_creds_process, err);
 
     if (nread > 0) {
         size_t room = sizeof(p->err_text) - p->err_len;

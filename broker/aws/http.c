@@ -36,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/container.h"
 #include "common/err.h"
 
 #define S_DEFAULT_CONNECT_MS      3000L
@@ -45,8 +46,6 @@
 #define S_MAX_RESPONSE_HEADERS    128
 #define S_EASY_POOL               32
 #define S_USER_AGENT              "keybroker/0.1 libcurl"
-
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* A socket curl asked us to watch. Freed in its close callback. */
 struct s_sock {

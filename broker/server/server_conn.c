@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/container.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "server/server_internal.h"
@@ -140,7 +141,7 @@ static bool s_drained(const struct kb_srv_conn *c)
 
 static void on_write(uv_write_t *req, int status)
 {
-    struct s_write *w = (struct s_write *)req;
+    struct s_write *w = container_of(req, struct s_write, req);
     struct kb_srv_conn *c = req->data;
 
     c->writes--;
