@@ -81,20 +81,20 @@ enum kb_proto_err kb_proto_err_from_name(const char *name)
     return KB_PROTO_EUNKNOWN;
 }
 
-int kb_proto_tenant_valid(const char *s, size_t len)
+bool kb_proto_tenant_valid(const char *s, size_t len)
 {
     static const char extra[] = "+=,.@_-";
 
     if (s == NULL || len == 0 || len > KB_PROTO_MAX_TENANT)
-        return 0;
+        return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 
         if (!alnum && (c == '\0' || memchr(extra, c, sizeof(extra) - 1) == NULL))
-            return 0;
+            return false;
     }
-    return 1;
+    return true;
 }
 
 /* -- the scan --------------------------------------------------------------------------------- */

@@ -97,8 +97,9 @@ const char *kb_proto_err_message(enum kb_proto_err code);
 /* The code named name, or KB_PROTO_EUNKNOWN. */
 enum kb_proto_err kb_proto_err_from_name(const char *name);
 
-/* 1 when s[0..len) is a valid tenant name: 1..64 bytes of [A-Za-z0-9+=,.@_-]. */
-int kb_proto_tenant_valid(const char *s, size_t len);
+/* Whether s[0..len) is a valid tenant name: 1..64 bytes of [A-Za-z0-9+=,.@_-]. s may be NULL
+ * (then false); it is only read. */
+bool kb_proto_tenant_valid(const char *s, size_t len);
 
 /* -- requests ---------------------------------------------------------------------------------- */
 
