@@ -335,23 +335,19 @@ KB_SVC_DELIVER(s_deliver_policy, kb_iam_user_policy_cb, const struct kb_iam_user
 KB_SVC_DELIVER(s_deliver_key, kb_iam_access_key_cb, struct kb_iam_access_key)
 KB_SVC_DELIVER(s_deliver_keys, kb_iam_access_keys_cb, const struct kb_iam_access_keys)
 
-static const struct kb_svc_op s_op_create_user = {
-    "CreateUser", sizeof(struct kb_iam_user), s_parse_create_user, NULL, s_deliver_user, NULL};
-static const struct kb_svc_op s_op_get_user = {
-    "GetUser", sizeof(struct kb_iam_user), s_parse_get_user, NULL, s_deliver_user, NULL};
-static const struct kb_svc_op s_op_list_tags = {
-    "ListUserTags", sizeof(struct kb_iam_tags), s_parse_list_tags, NULL, s_deliver_tags, NULL};
-static const struct kb_svc_op s_op_get_policy = {
-    "GetUserPolicy",     sizeof(struct kb_iam_user_policy),
-    s_parse_user_policy, NULL,
-    s_deliver_policy,    NULL};
-static const struct kb_svc_op s_op_create_key = {
-    "CreateAccessKey",   sizeof(struct kb_iam_access_key), s_parse_access_key, NULL, s_deliver_key,
-    s_release_access_key};
-static const struct kb_svc_op s_op_list_keys = {
-    "ListAccessKeys",  sizeof(struct kb_iam_access_keys),
-    s_parse_list_keys, NULL,
-    s_deliver_keys,    NULL};
+static const struct kb_svc_op s_op_create_user =
+    KB_SVC_OP("CreateUser", struct kb_iam_user, s_parse_create_user, NULL, s_deliver_user, NULL);
+static const struct kb_svc_op s_op_get_user =
+    KB_SVC_OP("GetUser", struct kb_iam_user, s_parse_get_user, NULL, s_deliver_user, NULL);
+static const struct kb_svc_op s_op_list_tags =
+    KB_SVC_OP("ListUserTags", struct kb_iam_tags, s_parse_list_tags, NULL, s_deliver_tags, NULL);
+static const struct kb_svc_op s_op_get_policy = KB_SVC_OP(
+    "GetUserPolicy", struct kb_iam_user_policy, s_parse_user_policy, NULL, s_deliver_policy, NULL);
+static const struct kb_svc_op s_op_create_key =
+    KB_SVC_OP("CreateAccessKey", struct kb_iam_access_key, s_parse_access_key, NULL, s_deliver_key,
+              s_release_access_key);
+static const struct kb_svc_op s_op_list_keys = KB_SVC_OP(
+    "ListAccessKeys", struct kb_iam_access_keys, s_parse_list_keys, NULL, s_deliver_keys, NULL);
 KB_SVC_DONE_OP(s_op_tag_user, "TagUser");
 KB_SVC_DONE_OP(s_op_put_policy, "PutUserPolicy");
 KB_SVC_DONE_OP(s_op_delete_policy, "DeleteUserPolicy");

@@ -33,6 +33,7 @@ struct kb_iam_user {
     const char *permissions_boundary_arn; /* NULL when the user has none */
     const struct kb_aws_tag *tags;
     size_t tag_count;
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_iam_user_cb)(void *ctx, const struct kb_aws_error *err,
                                const struct kb_iam_user *user);
@@ -68,7 +69,8 @@ struct kb_iam_tags {
     const struct kb_aws_tag *tags;
     size_t tag_count;
     bool is_truncated;
-    const char *marker; /* NULL unless is_truncated */
+    const char *marker;     /* NULL unless is_truncated */
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_iam_tags_cb)(void *ctx, const struct kb_aws_error *err,
                                const struct kb_iam_tags *tags);
@@ -97,6 +99,7 @@ struct kb_iam_user_policy {
     const char *user_name;
     const char *policy_name;
     const char *policy_document; /* URL-decoded JSON, as it was put */
+    const char *request_id;      /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_iam_user_policy_cb)(void *ctx, const struct kb_aws_error *err,
                                       const struct kb_iam_user_policy *policy);
@@ -131,6 +134,7 @@ struct kb_iam_access_key {
     enum kb_iam_key_status status;
     time_t create_date;
     struct kb_secret *secret_access_key;
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_iam_access_key_cb)(void *ctx, const struct kb_aws_error *err,
                                      struct kb_iam_access_key *key);
@@ -148,7 +152,8 @@ struct kb_iam_access_keys {
     const struct kb_iam_access_key_meta *keys;
     size_t count;
     bool is_truncated;
-    const char *marker; /* NULL unless is_truncated */
+    const char *marker;     /* NULL unless is_truncated */
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_iam_access_keys_cb)(void *ctx, const struct kb_aws_error *err,
                                       const struct kb_iam_access_keys *keys);

@@ -270,34 +270,23 @@ KB_SVC_DELIVER(s_deliver_ownership, kb_s3_ownership_controls_cb,
                const struct kb_s3_ownership_controls)
 KB_SVC_DELIVER(s_deliver_list, kb_s3_object_list_cb, const struct kb_s3_object_list)
 
-static const struct kb_svc_op s_op_get_pab = {"GetPublicAccessBlock",
-                                              sizeof(struct kb_s3_public_access_block),
-                                              s_parse_pab,
-                                              NULL,
-                                              s_deliver_pab,
-                                              NULL};
-static const struct kb_svc_op s_op_get_policy = {
-    "GetBucketPolicy", sizeof(struct kb_s3_bucket_policy),
-    s_parse_policy,    NULL,
-    s_deliver_policy,  NULL};
-static const struct kb_svc_op s_op_get_tags = {"GetBucketTagging", sizeof(struct kb_s3_tags),
-                                               s_parse_tags,       s_absorb_no_tags,
-                                               s_deliver_tags,     NULL};
-static const struct kb_svc_op s_op_head = {"HeadBucket",   sizeof(struct kb_s3_bucket_head),
-                                           s_parse_head,   s_absorb_not_found,
-                                           s_deliver_head, NULL};
-static const struct kb_svc_op s_op_get_encryption = {
-    "GetBucketEncryption", sizeof(struct kb_s3_bucket_encryption),
-    s_parse_encryption,    NULL,
-    s_deliver_encryption,  NULL};
-static const struct kb_svc_op s_op_get_ownership = {"GetBucketOwnershipControls",
-                                                    sizeof(struct kb_s3_ownership_controls),
-                                                    s_parse_ownership,
-                                                    NULL,
-                                                    s_deliver_ownership,
-                                                    NULL};
-static const struct kb_svc_op s_op_list = {
-    "ListObjectsV2", sizeof(struct kb_s3_object_list), s_parse_list, NULL, s_deliver_list, NULL};
+static const struct kb_svc_op s_op_get_pab =
+    KB_SVC_OP("GetPublicAccessBlock", struct kb_s3_public_access_block, s_parse_pab, NULL,
+              s_deliver_pab, NULL);
+static const struct kb_svc_op s_op_get_policy = KB_SVC_OP(
+    "GetBucketPolicy", struct kb_s3_bucket_policy, s_parse_policy, NULL, s_deliver_policy, NULL);
+static const struct kb_svc_op s_op_get_tags = KB_SVC_OP(
+    "GetBucketTagging", struct kb_s3_tags, s_parse_tags, s_absorb_no_tags, s_deliver_tags, NULL);
+static const struct kb_svc_op s_op_head = KB_SVC_OP(
+    "HeadBucket", struct kb_s3_bucket_head, s_parse_head, s_absorb_not_found, s_deliver_head, NULL);
+static const struct kb_svc_op s_op_get_encryption =
+    KB_SVC_OP("GetBucketEncryption", struct kb_s3_bucket_encryption, s_parse_encryption, NULL,
+              s_deliver_encryption, NULL);
+static const struct kb_svc_op s_op_get_ownership =
+    KB_SVC_OP("GetBucketOwnershipControls", struct kb_s3_ownership_controls, s_parse_ownership,
+              NULL, s_deliver_ownership, NULL);
+static const struct kb_svc_op s_op_list =
+    KB_SVC_OP("ListObjectsV2", struct kb_s3_object_list, s_parse_list, NULL, s_deliver_list, NULL);
 KB_SVC_DONE_OP(s_op_create, "CreateBucket");
 KB_SVC_DONE_OP(s_op_put_pab, "PutPublicAccessBlock");
 KB_SVC_DONE_OP(s_op_put_encryption, "PutBucketEncryption");

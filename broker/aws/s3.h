@@ -44,6 +44,8 @@ struct kb_s3_public_access_block {
     bool ignore_public_acls;
     bool block_public_policy;
     bool restrict_public_buckets;
+    const char *request_id; /* in a result: of the response ("" when AWS sent none; set by
+                               svc.c); ignored in the input of kb_s3_put_public_access_block */
 };
 struct kb_s3_put_public_access_block_input {
     const char *bucket;
@@ -79,6 +81,7 @@ struct kb_s3_bucket_encryption {
     const char *sse_algorithm; /* "AES256", "aws:kms", "aws:kms:dsse" */
     const char *kms_key_id;    /* KMSMasterKeyID, NULL when absent */
     bool bucket_key_enabled;
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_s3_bucket_encryption_cb)(void *ctx, const struct kb_aws_error *err,
                                            const struct kb_s3_bucket_encryption *enc);
@@ -98,7 +101,8 @@ int kb_s3_put_bucket_ownership_controls(struct kb_aws_client *c,
 
 struct kb_s3_ownership_controls {
     const char
-        *object_ownership; /* "BucketOwnerEnforced", "BucketOwnerPreferred", "ObjectWriter" */
+        *object_ownership;  /* "BucketOwnerEnforced", "BucketOwnerPreferred", "ObjectWriter" */
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_s3_ownership_controls_cb)(void *ctx, const struct kb_aws_error *err,
                                             const struct kb_s3_ownership_controls *oc);
@@ -115,7 +119,8 @@ struct kb_s3_put_bucket_policy_input {
 int kb_s3_put_bucket_policy(struct kb_aws_client *c, const struct kb_s3_put_bucket_policy_input *in,
                             kb_aws_done_cb cb, void *ctx);
 struct kb_s3_bucket_policy {
-    const char *policy; /* the JSON document as S3 returned it */
+    const char *policy;     /* the JSON document as S3 returned it */
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_s3_bucket_policy_cb)(void *ctx, const struct kb_aws_error *err,
                                        const struct kb_s3_bucket_policy *policy);
@@ -135,6 +140,7 @@ int kb_s3_put_bucket_tagging(struct kb_aws_client *c,
 struct kb_s3_tags {
     const struct kb_aws_tag *tags;
     size_t tag_count;
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_s3_tags_cb)(void *ctx, const struct kb_aws_error *err,
                               const struct kb_s3_tags *tags);
@@ -150,8 +156,9 @@ struct kb_s3_head_bucket_input {
     unsigned max_attempts; /* 0: the client's */
 };
 struct kb_s3_bucket_head {
-    bool exists;        /* false when S3 answered 404 (no error is reported then) */
-    const char *region; /* x-amz-bucket-region, NULL when absent */
+    bool exists;            /* false when S3 answered 404 (no error is reported then) */
+    const char *region;     /* x-amz-bucket-region, NULL when absent */
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_s3_bucket_head_cb)(void *ctx, const struct kb_aws_error *err,
                                      const struct kb_s3_bucket_head *head);
@@ -171,6 +178,7 @@ struct kb_s3_list_objects_input {
 struct kb_s3_object_list {
     unsigned long key_count; /* KeyCount, 0 when absent */
     bool is_truncated;
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_s3_object_list_cb)(void *ctx, const struct kb_aws_error *err,
                                      const struct kb_s3_object_list *list);

@@ -308,29 +308,22 @@ KB_SVC_DELIVER(s_deliver_versions, kb_sm_versions_cb, const struct kb_sm_version
 KB_SVC_DELIVER(s_deliver_deletion, kb_sm_deletion_cb, const struct kb_sm_deletion)
 KB_SVC_DELIVER(s_deliver_value, kb_sm_secret_value_cb, struct kb_sm_secret_value)
 
-static const struct kb_svc_op s_op_create = {
-    "CreateSecret", sizeof(struct kb_sm_secret_ref), s_parse_ref, NULL, s_deliver_ref, NULL};
-static const struct kb_svc_op s_op_put = {
-    "PutSecretValue", sizeof(struct kb_sm_secret_ref), s_parse_put, NULL, s_deliver_ref, NULL};
-static const struct kb_svc_op s_op_stage = {"UpdateSecretVersionStage",
-                                            sizeof(struct kb_sm_secret_ref),
-                                            s_parse_ref,
-                                            NULL,
-                                            s_deliver_ref,
-                                            NULL};
-static const struct kb_svc_op s_op_describe = {"DescribeSecret", sizeof(struct kb_sm_description),
-                                               s_parse_describe, NULL,
-                                               s_deliver_desc,   NULL};
-static const struct kb_svc_op s_op_versions = {
-    "ListSecretVersionIds", sizeof(struct kb_sm_versions),
-    s_parse_versions,       NULL,
-    s_deliver_versions,     NULL};
-static const struct kb_svc_op s_op_delete = {"DeleteSecret",     sizeof(struct kb_sm_deletion),
-                                             s_parse_deletion,   NULL,
-                                             s_deliver_deletion, NULL};
-static const struct kb_svc_op s_op_value = {"GetSecretValue", sizeof(struct kb_sm_secret_value),
-                                            s_parse_value,    NULL,
-                                            s_deliver_value,  s_release_value};
+static const struct kb_svc_op s_op_create =
+    KB_SVC_OP("CreateSecret", struct kb_sm_secret_ref, s_parse_ref, NULL, s_deliver_ref, NULL);
+static const struct kb_svc_op s_op_put =
+    KB_SVC_OP("PutSecretValue", struct kb_sm_secret_ref, s_parse_put, NULL, s_deliver_ref, NULL);
+static const struct kb_svc_op s_op_stage = KB_SVC_OP(
+    "UpdateSecretVersionStage", struct kb_sm_secret_ref, s_parse_ref, NULL, s_deliver_ref, NULL);
+static const struct kb_svc_op s_op_describe = KB_SVC_OP(
+    "DescribeSecret", struct kb_sm_description, s_parse_describe, NULL, s_deliver_desc, NULL);
+static const struct kb_svc_op s_op_versions =
+    KB_SVC_OP("ListSecretVersionIds", struct kb_sm_versions, s_parse_versions, NULL,
+              s_deliver_versions, NULL);
+static const struct kb_svc_op s_op_delete = KB_SVC_OP(
+    "DeleteSecret", struct kb_sm_deletion, s_parse_deletion, NULL, s_deliver_deletion, NULL);
+static const struct kb_svc_op s_op_value =
+    KB_SVC_OP("GetSecretValue", struct kb_sm_secret_value, s_parse_value, NULL, s_deliver_value,
+              s_release_value);
 KB_SVC_DONE_OP(s_op_tag, "TagResource");
 
 #define S_ID_OK(s)       kb_wire_str_ok((s), KB_WIRE_MAX_ARN)

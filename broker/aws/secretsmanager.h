@@ -31,6 +31,7 @@ struct kb_sm_secret_ref {
     const char *version_id;    /* NULL when the call did not create a version */
     const char *const *stages; /* PutSecretValue: the new version's stages */
     size_t stage_count;
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_sm_ref_cb)(void *ctx, const struct kb_aws_error *err,
                              const struct kb_sm_secret_ref *ref);
@@ -92,6 +93,7 @@ struct kb_sm_description {
     time_t created_date;      /* 0 when absent */
     time_t last_changed_date; /* 0 when absent */
     time_t deleted_date;      /* 0 unless scheduled for deletion */
+    const char *request_id;   /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_sm_description_cb)(void *ctx, const struct kb_aws_error *err,
                                      const struct kb_sm_description *desc);
@@ -114,6 +116,7 @@ struct kb_sm_versions {
     const struct kb_sm_version *versions;
     size_t version_count;
     const char *next_token; /* NULL on the last page */
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_sm_versions_cb)(void *ctx, const struct kb_aws_error *err,
                                   const struct kb_sm_versions *versions);
@@ -131,6 +134,7 @@ struct kb_sm_deletion {
     const char *arn;
     const char *name;
     time_t deletion_date;
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_sm_deletion_cb)(void *ctx, const struct kb_aws_error *err,
                                   const struct kb_sm_deletion *deletion);
@@ -165,6 +169,7 @@ struct kb_sm_secret_value {
     size_t stage_count;
     time_t created_date;
     struct kb_secret *secret_string;
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_sm_secret_value_cb)(void *ctx, const struct kb_aws_error *err,
                                       struct kb_sm_secret_value *value);

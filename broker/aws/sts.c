@@ -40,9 +40,8 @@ static int s_parse_identity(struct kb_svc_parse *p, const struct kb_aws_response
 
 KB_SVC_DELIVER(s_deliver_identity, kb_sts_identity_cb, const struct kb_sts_identity)
 
-static const struct kb_svc_op s_op_identity = {"GetCallerIdentity", sizeof(struct kb_sts_identity),
-                                               s_parse_identity,    NULL,
-                                               s_deliver_identity,  NULL};
+static const struct kb_svc_op s_op_identity = KB_SVC_OP(
+    "GetCallerIdentity", struct kb_sts_identity, s_parse_identity, NULL, s_deliver_identity, NULL);
 
 int kb_sts_get_caller_identity(struct kb_aws_client *c,
                                const struct kb_sts_get_caller_identity_input *in,

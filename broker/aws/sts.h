@@ -15,9 +15,10 @@
 #include "aws/svc.h"
 
 struct kb_sts_identity {
-    const char *account; /* "123456789012" */
-    const char *arn;     /* "arn:aws:iam::123456789012:user/kb-tenant" */
-    const char *user_id; /* "AIDA..." */
+    const char *account;    /* "123456789012" */
+    const char *arn;        /* "arn:aws:iam::123456789012:user/kb-tenant" */
+    const char *user_id;    /* "AIDA..." */
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
 };
 typedef void (*kb_sts_identity_cb)(void *ctx, const struct kb_aws_error *err,
                                    const struct kb_sts_identity *id);

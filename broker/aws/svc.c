@@ -29,7 +29,6 @@ struct s_call {
 };
 
 static kb_svc_send_fn s_sender;
-static const char *s_current_request_id = "";
 
 void *kb_svc_alloc(struct kb_svc_arena *a, size_t n)
 {
@@ -127,13 +126,11 @@ static void s_on_response(void *ctx, const struct kb_aws_error *err,
     struct kb_svc_parse p = {.arena = &call->arena, .operation = op->name};
     struct kb_aws_error perr;
     void *result = kb_svc_alloc(&call->arena, op->result_size);
+    /* Taken before an absorbed error turns into a result: the id is the response's either way. */
+    const char *request_id = err != NULL                ? err->request_id
+                             : resp->request_id != NULL ? resp->request_id
+                                                        : "";
     int rc = 0;
-
-    /* Before an absorbed error turns into a result: the id is the response's either way. */
-    if (err != NULL)
-        s_current_request_id = err->request_id;
-    else
-        s_current_request_id = resp->request_id != NULL ? resp->request_id : "";
 
     if (err != NULL) {
         if (result != NULL && op->absorb != NULL && op->absorb(&p, err, result))
@@ -147,8 +144,9 @@ static void s_on_response(void *ctx, const struct kb_aws_error *err,
         s_parse_error(&perr, rc, &p, resp);
         err = &perr;
     }
+    if (err == NULL)
+        memcpy((char *)result + op->request_id_at, &request_id, sizeof(request_id));
     op->deliver(call->cb, call->ctx, err, err != NULL ? NULL : result);
-    s_current_request_id = "";
     if (result != NULL && op->release != NULL)
         op->release(result);
     kb_svc_arena_free(&call->arena);
@@ -174,11 +172,6 @@ int kb_svc_send(struct kb_aws_client *c, const struct kb_svc_op *op, struct kb_a
     if (rc != 0)
         free(call);
     return rc;
-}
-
-const char *kb_svc_current_request_id(void)
-{
-    return s_current_request_id;
 }
 
 void kb_svc_set_sender(kb_svc_send_fn fn)

@@ -77,8 +77,9 @@ typedef void (*kb_svc_fn)(void);
 
 /* How one operation turns a response into its typed callback. Static, one per operation. */
 struct kb_svc_op {
-    const char *name;   /* "CreateUser" */
-    size_t result_size; /* the result struct, allocated zeroed in the arena */
+    const char *name;     /* "CreateUser" */
+    size_t result_size;   /* the result struct, allocated zeroed in the arena */
+    size_t request_id_at; /* offsetof its `const char *request_id`, which svc.c sets */
     /* Fills result from a 2xx response. Returns 0, or a negative code after kb_svc_fail(). */
     int (*parse)(struct kb_svc_parse *p, const struct kb_aws_response *resp, void *result);
     /* Optional: turns an AWS error into a result (HeadBucket's 404 is "does not exist"). Returns
@@ -91,6 +92,14 @@ struct kb_svc_op {
     void (*release)(void *result);
 };
 
+/* An op whose result is result_type (a struct with a `const char *request_id` member). */
+#define KB_SVC_OP(opname, result_type, parse_fn, absorb_fn, deliver_fn, release_fn)                \
+    {                                                                                              \
+        .name = (opname), .result_size = sizeof(result_type),                                      \
+        .request_id_at = offsetof(result_type, request_id), .parse = (parse_fn),                   \
+        .absorb = (absorb_fn), .deliver = (deliver_fn), .release = (release_fn)                    \
+    }
+
 /* Defines the deliver function `fn` of an operation whose callback type is cb_type and whose
  * callback takes `result_type *`. */
 #define KB_SVC_DELIVER(fn, cb_type, result_type)                                                   \
@@ -101,8 +110,8 @@ struct kb_svc_op {
 
 /* Defines `var`, the op of a call that answers with a kb_aws_done_cb. */
 #define KB_SVC_DONE_OP(var, opname)                                                                \
-    static const struct kb_svc_op var = {opname, sizeof(struct kb_aws_done), kb_svc_parse_done,    \
-                                         NULL,   kb_svc_deliver_done,        NULL}
+    static const struct kb_svc_op var =                                                            \
+        KB_SVC_OP(opname, struct kb_aws_done, kb_svc_parse_done, NULL, kb_svc_deliver_done, NULL)
 
 /* The parse and deliver of calls without a result. */
 int kb_svc_parse_done(struct kb_svc_parse *p, const struct kb_aws_response *resp, void *result);
@@ -119,11 +128,6 @@ int kb_svc_send(struct kb_aws_client *c, const struct kb_svc_op *op, struct kb_a
 /* The sender kb_svc_send uses: kb_aws_client_send unless a test replaced it. */
 typedef int (*kb_svc_send_fn)(struct kb_aws_client *c, const struct kb_aws_request *req,
                               kb_aws_cb cb, void *ctx);
-
-/* The request id of the response whose typed callback is running now ("" when AWS sent none, or
- * outside a typed callback), for callers whose result struct does not carry it (logs name the
- * request id of every call). Borrowed until the callback returns. The loop is single-threaded. */
-const char *kb_svc_current_request_id(void);
 
 /* Tests and fuzzers only: makes every typed call hand its request to fn instead of the client
  * (fn then owes the callback, later, with a canned response or error). NULL restores the client.

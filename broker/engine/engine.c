@@ -262,10 +262,10 @@ void kb_job_fail_send(struct kb_job *j, const char *step, const char *operation,
 }
 
 void kb_job_log_call(struct kb_job *j, const char *step, const char *operation,
-                     const struct kb_aws_error *err)
+                     const struct kb_aws_error *err, const char *request_id)
 {
     char status[16], attempts[16];
-    const char *rid = err != NULL ? err->request_id : kb_svc_current_request_id();
+    const char *rid = err != NULL ? err->request_id : request_id != NULL ? request_id : "";
 
     if (!kb_log_enabled(KB_LOG_DEBUG))
         return;

@@ -139,9 +139,12 @@ void kb_job_fail_aws(struct kb_job *j, const char *step, const struct kb_aws_err
 void kb_job_fail_send(struct kb_job *j, const char *step, const char *operation, int rc);
 
 /* Logs one finished AWS call at debug level (errors at info), naming tenant, step and request
- * id. */
+ * id: err's, or request_id (the result's; may be NULL) when the call succeeded. */
 void kb_job_log_call(struct kb_job *j, const char *step, const char *operation,
-                     const struct kb_aws_error *err);
+                     const struct kb_aws_error *err, const char *request_id);
+
+/* The request id of a typed result that may be NULL (the call failed). */
+#define KB_RID(result) ((result) != NULL ? (result)->request_id : NULL)
 
 /* Logs drift (warn) as an event "drift". */
 void kb_job_drift(struct kb_job *j, const char *step, const char *what);

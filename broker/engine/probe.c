@@ -105,7 +105,7 @@ static void on_sts(void *ctx, const struct kb_aws_error *err, const struct kb_st
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_STEP, "GetCallerIdentity", err);
+    kb_job_log_call(j, S_STEP, "GetCallerIdentity", err, KB_RID(id));
     if (err != NULL)
         s_note(j->probe_sts, sizeof(j->probe_sts), "sts", err);
     else if (!s_is_user(j, id->arn))
@@ -121,7 +121,7 @@ static void on_s3(void *ctx, const struct kb_aws_error *err, const struct kb_s3_
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_STEP, "ListObjectsV2", err);
+    kb_job_log_call(j, S_STEP, "ListObjectsV2", err, KB_RID(l));
     if (err == NULL || (kb_rc_is_code(err, "AccessDenied") && !kb_rc_grants_list(j->t))) {
         j->s3_ok = true;
         kb_strf(j->probe_s3, sizeof(j->probe_s3), "s3: ok");

@@ -65,7 +65,7 @@ static void on_write(void *ctx, const struct kb_aws_error *err, const struct kb_
     struct kb_job *j = ctx;
     const char *step = s_step(j);
 
-    kb_job_log_call(j, step, ok != NULL ? ok->operation : "", err);
+    kb_job_log_call(j, step, ok != NULL ? ok->operation : "", err, KB_RID(ok));
     if (err != NULL) {
         kb_job_fail_aws(j, step, err);
         s_end(j);
@@ -79,7 +79,7 @@ static void on_write(void *ctx, const struct kb_aws_error *err, const struct kb_
 
 static void s_put_pab(struct kb_job *j)
 {
-    struct kb_s3_put_public_access_block_input in = {j->t->bucket, {true, true, true, true}};
+    struct kb_s3_put_public_access_block_input in = {j->t->bucket, {true, true, true, true, NULL}};
     int rc;
 
     kb_job_ref(j);
@@ -135,8 +135,9 @@ static void s_put_policy(struct kb_job *j)
 
 /* After a read: the setting is as configured (next one), or drift to repair with put. A read that
  * failed for another reason than "not set" (missing_code) fails the chain. */
-static void s_judge(struct kb_job *j, const struct kb_aws_error *err, const char *missing_code,
-                    bool ok, const char *drift, void (*put)(struct kb_job *))
+static void s_judge(struct kb_job *j, const struct kb_aws_error *err, const char *request_id,
+                    const char *missing_code, bool ok, const char *drift,
+                    void (*put)(struct kb_job *))
 {
     const char *step = s_step(j);
 
@@ -146,7 +147,7 @@ static void s_judge(struct kb_job *j, const struct kb_aws_error *err, const char
         return;
     }
     if (err == NULL && ok) {
-        kb_job_event(j, step, KB_ENGINE_DONE, "unchanged", kb_svc_current_request_id());
+        kb_job_event(j, step, KB_ENGINE_DONE, "unchanged", request_id);
         j->setting++;
         s_next(j);
         return;
@@ -160,8 +161,8 @@ static void on_pab(void *ctx, const struct kb_aws_error *err,
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, s_step(j), "GetPublicAccessBlock", err);
-    s_judge(j, err, "NoSuchPublicAccessBlockConfiguration", kb_rc_pab_ok(pab),
+    kb_job_log_call(j, s_step(j), "GetPublicAccessBlock", err, KB_RID(pab));
+    s_judge(j, err, KB_RID(pab), "NoSuchPublicAccessBlockConfiguration", kb_rc_pab_ok(pab),
             "Block Public Access is not fully on", s_put_pab);
     kb_job_unref(j);
 }
@@ -185,13 +186,13 @@ static void on_encryption(void *ctx, const struct kb_aws_error *err,
     struct kb_job *j = ctx;
     char drift[256] = "";
 
-    kb_job_log_call(j, s_step(j), "GetBucketEncryption", err);
+    kb_job_log_call(j, s_step(j), "GetBucketEncryption", err, KB_RID(enc));
     if (enc != NULL)
         snprintf(drift, sizeof(drift), "default encryption is %s%s%s, configured %s",
                  enc->sse_algorithm, enc->kms_key_id != NULL ? " with key " : "",
                  enc->kms_key_id != NULL ? enc->kms_key_id : "",
                  j->e->cfg->aws.kms_key_id != NULL ? "aws:kms with aws.kms_key_id" : "AES256");
-    s_judge(j, err, "ServerSideEncryptionConfigurationNotFoundError",
+    s_judge(j, err, KB_RID(enc), "ServerSideEncryptionConfigurationNotFoundError",
             kb_rc_encryption_ok(enc, j->e->cfg->aws.kms_key_id), drift, s_put_encryption);
     kb_job_unref(j);
 }
@@ -215,11 +216,11 @@ static void on_ownership(void *ctx, const struct kb_aws_error *err,
     struct kb_job *j = ctx;
     char drift[160] = "";
 
-    kb_job_log_call(j, s_step(j), "GetBucketOwnershipControls", err);
+    kb_job_log_call(j, s_step(j), "GetBucketOwnershipControls", err, KB_RID(oc));
     if (oc != NULL)
         snprintf(drift, sizeof(drift), "object ownership is %s, configured BucketOwnerEnforced",
                  oc->object_ownership);
-    s_judge(j, err, "OwnershipControlsNotFoundError",
+    s_judge(j, err, KB_RID(oc), "OwnershipControlsNotFoundError",
             oc != NULL && kb_rc_ownership_ok(oc->object_ownership), drift, s_put_ownership);
     kb_job_unref(j);
 }
@@ -243,11 +244,11 @@ static void on_policy(void *ctx, const struct kb_aws_error *err,
     struct kb_job *j = ctx;
     bool equal = false;
 
-    kb_job_log_call(j, s_step(j), "GetBucketPolicy", err);
+    kb_job_log_call(j, s_step(j), "GetBucketPolicy", err, KB_RID(pol));
     /* A document that does not even parse is drift like any other difference. */
     if (pol != NULL && kb_policy_equal(pol->policy, j->bucket_policy, &equal) != 0)
         equal = false;
-    s_judge(j, err, "NoSuchBucketPolicy", equal,
+    s_judge(j, err, KB_RID(pol), "NoSuchBucketPolicy", equal,
             "the bucket policy differs from keybroker's (edited out of band)", s_put_policy);
     kb_job_unref(j);
 }
@@ -327,7 +328,7 @@ static void on_tags_put(void *ctx, const struct kb_aws_error *err, const struct 
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, "bucket-tags", "PutBucketTagging", err);
+    kb_job_log_call(j, "bucket-tags", "PutBucketTagging", err, KB_RID(ok));
     if (err != NULL) {
         kb_job_fail_aws(j, "bucket-tags", err);
         s_end(j);
@@ -378,19 +379,18 @@ static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s
     struct kb_job *j = ctx;
     size_t missing[KB_CONFIG_MAX_USER_TAGS + 2];
 
-    kb_job_log_call(j, S_STEP, "GetBucketTagging", err);
+    kb_job_log_call(j, S_STEP, "GetBucketTagging", err, KB_RID(tags));
     if (err != NULL) {
         kb_job_fail_aws(j, S_STEP, err);
         s_end(j);
     } else if (!kb_rc_tags_ours(tags->tags, tags->tag_count, j->t->name)) {
-        kb_job_fail(j, S_STEP, kb_svc_current_request_id(),
+        kb_job_fail(j, S_STEP, tags->request_id,
                     "bucket %s exists and is not managed by keybroker for tenant %s; refusing to "
                     "adopt it",
                     j->t->bucket, j->t->name);
         s_end(j);
     } else {
-        kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists, managed by keybroker",
-                     kb_svc_current_request_id());
+        kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists, managed by keybroker", tags->request_id);
         if (kb_rc_tags_missing(tags->tags, tags->tag_count, j->tags, j->ntags, missing) > 0)
             s_repair_tags(j, tags);
         else
@@ -416,7 +416,7 @@ static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_STEP, "CreateBucket", err);
+    kb_job_log_call(j, S_STEP, "CreateBucket", err, KB_RID(ok));
     if (err == NULL) {
         j->bucket_fresh = true;
         kb_job_event(j, S_STEP, KB_ENGINE_DONE, "created (tagged at creation)", ok->request_id);
@@ -455,7 +455,7 @@ static void on_head(void *ctx, const struct kb_aws_error *err, const struct kb_s
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_STEP, "HeadBucket", err);
+    kb_job_log_call(j, S_STEP, "HeadBucket", err, KB_RID(h));
     if (err != NULL && err->err == KB_EAWS && err->status == 403) {
         kb_job_fail(j, S_STEP, err->request_id,
                     "bucket %s exists but this account may not see it (HeadBucket: 403); it is "

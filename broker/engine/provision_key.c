@@ -89,7 +89,7 @@ static void on_tag_secret(void *ctx, const struct kb_aws_error *err, const struc
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_STAGS, "TagResource", err);
+    kb_job_log_call(j, S_STAGS, "TagResource", err, KB_RID(ok));
     if (err != NULL) {
         s_fail_end(j, S_STAGS, err);
     } else {
@@ -123,7 +123,7 @@ static void s_adopt_secret(struct kb_job *j, const struct kb_sm_description *d)
     size_t missing[KB_CONFIG_MAX_USER_TAGS + 2], n;
 
     if (!kb_rc_tags_ours(d->tags, d->tag_count, j->t->name)) {
-        kb_job_fail(j, S_SECRET, kb_svc_current_request_id(),
+        kb_job_fail(j, S_SECRET, d->request_id,
                     "secret %s exists and is not managed by keybroker for tenant %s; refusing to "
                     "adopt it",
                     j->t->secret_name, j->t->name);
@@ -131,7 +131,7 @@ static void s_adopt_secret(struct kb_job *j, const struct kb_sm_description *d)
         return;
     }
     if (d->deleted_date != 0) {
-        kb_job_fail(j, S_SECRET, kb_svc_current_request_id(),
+        kb_job_fail(j, S_SECRET, d->request_id,
                     "secret %s is scheduled for deletion; restore it or choose another "
                     "secret_prefix",
                     j->t->secret_name);
@@ -145,8 +145,7 @@ static void s_adopt_secret(struct kb_job *j, const struct kb_sm_description *d)
     if ((kms == NULL) != (d->kms_key_id == NULL) ||
         (kms != NULL && strcmp(kms, d->kms_key_id) != 0))
         kb_job_drift(j, S_SECRET, "the secret's KMS key differs from aws.kms_key_id (not changed)");
-    kb_job_event(j, S_SECRET, KB_ENGINE_DONE, "exists, managed by keybroker",
-                 kb_svc_current_request_id());
+    kb_job_event(j, S_SECRET, KB_ENGINE_DONE, "exists, managed by keybroker", d->request_id);
     n = kb_rc_tags_missing(d->tags, d->tag_count, j->tags, j->ntags, missing);
     if (n > 0)
         s_tag_secret(j, missing, n);
@@ -159,7 +158,7 @@ static void on_describe(void *ctx, const struct kb_aws_error *err,
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_SECRET, "DescribeSecret", err);
+    kb_job_log_call(j, S_SECRET, "DescribeSecret", err, KB_RID(d));
     if (err == NULL) {
         s_adopt_secret(j, d);
     } else if (kb_rc_is_code(err, "ResourceNotFoundException")) {
@@ -195,7 +194,7 @@ static void on_delete_orphan(void *ctx, const struct kb_aws_error *err,
     const struct kb_rc_key *k = &j->snap.keys[j->plan.del[j->del_next]];
     char msg[256];
 
-    kb_job_log_call(j, S_ORPHANS, "DeleteAccessKey", err);
+    kb_job_log_call(j, S_ORPHANS, "DeleteAccessKey", err, KB_RID(ok));
     if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
         s_fail_end(j, S_ORPHANS, err);
     } else {
@@ -250,7 +249,7 @@ static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_i
     struct kb_job *j = ctx;
     char msg[64];
 
-    kb_job_log_call(j, S_KEYS, "ListAccessKeys", err);
+    kb_job_log_call(j, S_KEYS, "ListAccessKeys", err, KB_RID(ks));
     if (err != NULL) {
         s_fail_end(j, S_KEYS, err);
     } else {
@@ -262,7 +261,7 @@ static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_i
             k->created = ks->keys[i].create_date;
         }
         snprintf(msg, sizeof(msg), "%zu key%s", j->snap.nkeys, j->snap.nkeys == 1 ? "" : "s");
-        kb_job_event(j, S_KEYS, KB_ENGINE_DONE, msg, kb_svc_current_request_id());
+        kb_job_event(j, S_KEYS, KB_ENGINE_DONE, msg, ks->request_id);
         s_plan(j);
     }
     kb_job_unref(j);
@@ -347,7 +346,7 @@ static void on_create_key(void *ctx, const struct kb_aws_error *err, struct kb_i
     struct kb_job *j = ctx;
     char msg[192];
 
-    kb_job_log_call(j, S_CREATE, "CreateAccessKey", err);
+    kb_job_log_call(j, S_CREATE, "CreateAccessKey", err, KB_RID(k));
     if (err != NULL) {
         s_fail_end(j, S_CREATE, err);
     } else {
@@ -356,9 +355,9 @@ static void on_create_key(void *ctx, const struct kb_aws_error *err, struct kb_i
         k->secret_access_key = NULL;
         snprintf(j->new_key, sizeof(j->new_key), "%s", k->access_key_id);
         kb_log(KB_LOG_INFO, "key-created", "tenant", j->t->name, "step", S_CREATE, "access_key_id",
-               j->new_key, "request_id", kb_svc_current_request_id(), NULL);
+               j->new_key, "request_id", k->request_id, NULL);
         snprintf(msg, sizeof(msg), "created %s", j->new_key);
-        kb_job_event(j, S_CREATE, KB_ENGINE_DONE, msg, kb_svc_current_request_id());
+        kb_job_event(j, S_CREATE, KB_ENGINE_DONE, msg, k->request_id);
         s_store(j);
     }
     kb_job_unref(j);
@@ -382,7 +381,7 @@ static void on_compensated(void *ctx, const struct kb_aws_error *err, const stru
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_STORE, "DeleteAccessKey", err);
+    kb_job_log_call(j, S_STORE, "DeleteAccessKey", err, KB_RID(ok));
     kb_log(KB_LOG_INFO, "compensate", "tenant", j->t->name, "step", S_STORE, "access_key_id",
            j->new_key, "result",
            err == NULL || kb_rc_is_code(err, "NoSuchEntity") ? "deleted" : "failed", "request_id",
@@ -443,7 +442,7 @@ static void on_verify(void *ctx, const struct kb_aws_error *err, const struct kb
     struct kb_job *j = ctx;
     bool found = false;
 
-    kb_job_log_call(j, S_STORE, "DescribeSecret", err);
+    kb_job_log_call(j, S_STORE, "DescribeSecret", err, KB_RID(d));
     for (size_t v = 0; d != NULL && v < d->version_count; v++)
         found = found || strcmp(d->versions[v].version_id, j->new_version) == 0;
     if (err != NULL && !kb_rc_is_code(err, "ResourceNotFoundException")) {
@@ -455,7 +454,7 @@ static void on_verify(void *ctx, const struct kb_aws_error *err, const struct kb
         kb_job_end(j);
     } else if (found) {
         s_stored(j, d->arn, "stored (confirmed by DescribeSecret after an unclear answer)",
-                 kb_svc_current_request_id());
+                 d->request_id);
     } else {
         s_compensate(j);
     }
@@ -468,11 +467,11 @@ static void on_store(void *ctx, const struct kb_aws_error *err, const struct kb_
     const char *op = j->secret_exists ? "PutSecretValue" : "CreateSecret";
     int rc;
 
-    kb_job_log_call(j, S_STORE, op, err);
+    kb_job_log_call(j, S_STORE, op, err, KB_RID(ref));
     if (err != NULL)
         snprintf(j->store_request_id, sizeof(j->store_request_id), "%s", err->request_id);
     if (err == NULL) {
-        s_stored(j, ref->arn, "stored", kb_svc_current_request_id());
+        s_stored(j, ref->arn, "stored", ref->request_id);
     } else {
         snprintf(j->store_error, sizeof(j->store_error), "%s failed: %s%s%s (HTTP %ld%s%s)", op,
                  err->code, err->code[0] != '\0' ? ": " : "", err->message, err->status,

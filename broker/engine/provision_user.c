@@ -37,7 +37,7 @@ static void on_put_policy(void *ctx, const struct kb_aws_error *err, const struc
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_POLICY, "PutUserPolicy", err);
+    kb_job_log_call(j, S_POLICY, "PutUserPolicy", err, KB_RID(ok));
     if (err != NULL)
         kb_job_fail_aws(j, S_POLICY, err);
     else
@@ -66,7 +66,7 @@ static void on_get_policy(void *ctx, const struct kb_aws_error *err,
     struct kb_job *j = ctx;
     bool equal = false;
 
-    kb_job_log_call(j, S_POLICY, "GetUserPolicy", err);
+    kb_job_log_call(j, S_POLICY, "GetUserPolicy", err, KB_RID(pol));
     if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
         kb_job_fail_aws(j, S_POLICY, err);
         s_end(j);
@@ -74,7 +74,7 @@ static void on_get_policy(void *ctx, const struct kb_aws_error *err,
         if (pol != NULL && kb_policy_equal(pol->policy_document, j->user_policy, &equal) != 0)
             equal = false;
         if (equal) {
-            kb_job_event(j, S_POLICY, KB_ENGINE_DONE, "unchanged", kb_svc_current_request_id());
+            kb_job_event(j, S_POLICY, KB_ENGINE_DONE, "unchanged", pol->request_id);
             s_end(j);
         } else {
             kb_job_drift(j, S_POLICY,
@@ -109,7 +109,7 @@ static void on_tag_user(void *ctx, const struct kb_aws_error *err, const struct 
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_TAGS, "TagUser", err);
+    kb_job_log_call(j, S_TAGS, "TagUser", err, KB_RID(ok));
     if (err != NULL) {
         kb_job_fail_aws(j, S_TAGS, err);
         s_end(j);
@@ -146,7 +146,7 @@ static void s_check_user(struct kb_job *j, const struct kb_iam_user *u)
     char what[1200];
 
     if (!kb_rc_tags_ours(u->tags, u->tag_count, j->t->name)) {
-        kb_job_fail(j, S_USER, kb_svc_current_request_id(),
+        kb_job_fail(j, S_USER, u->request_id,
                     "IAM user %s exists and is not managed by keybroker for tenant %s; refusing "
                     "to adopt it",
                     j->t->user_name, j->t->name);
@@ -166,8 +166,7 @@ static void s_check_user(struct kb_job *j, const struct kb_iam_user *u)
                  aws->permissions_boundary != NULL ? aws->permissions_boundary : "none");
         kb_job_drift(j, S_USER, what);
     }
-    kb_job_event(j, S_USER, KB_ENGINE_DONE, "exists, managed by keybroker",
-                 kb_svc_current_request_id());
+    kb_job_event(j, S_USER, KB_ENGINE_DONE, "exists, managed by keybroker", u->request_id);
     n = kb_rc_tags_missing(u->tags, u->tag_count, j->tags, j->ntags, missing);
     if (n > 0)
         s_tag_user(j, missing, n);
@@ -181,11 +180,10 @@ static void on_create_user(void *ctx, const struct kb_aws_error *err, const stru
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_USER, "CreateUser", err);
+    kb_job_log_call(j, S_USER, "CreateUser", err, KB_RID(u));
     if (err == NULL) {
         j->user_fresh = true;
-        kb_job_event(j, S_USER, KB_ENGINE_DONE, "created (tagged at creation)",
-                     kb_svc_current_request_id());
+        kb_job_event(j, S_USER, KB_ENGINE_DONE, "created (tagged at creation)", u->request_id);
         s_policy(j);
     } else if (kb_rc_is_code(err, "EntityAlreadyExists")) {
         /* Created meanwhile (a lost response, another broker): judge it by its tags. */
@@ -216,7 +214,7 @@ static void on_get_user(void *ctx, const struct kb_aws_error *err, const struct 
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_USER, "GetUser", err);
+    kb_job_log_call(j, S_USER, "GetUser", err, KB_RID(u));
     if (err == NULL) {
         s_check_user(j, u);
     } else if (kb_rc_is_code(err, "NoSuchEntity")) {

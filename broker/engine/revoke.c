@@ -35,9 +35,9 @@ static void s_fail(struct kb_job *j, const char *step, const struct kb_aws_error
     kb_job_end(j);
 }
 
-static void s_foreign(struct kb_job *j, const char *what, const char *name)
+static void s_foreign(struct kb_job *j, const char *what, const char *name, const char *request_id)
 {
-    kb_job_fail(j, S_CHECK, kb_svc_current_request_id(),
+    kb_job_fail(j, S_CHECK, request_id,
                 "%s %s exists and is not managed by keybroker for tenant %s; refusing to revoke "
                 "it (nothing was deleted)",
                 what, name, j->t->name);
@@ -68,11 +68,11 @@ static void on_bucket_tags(void *ctx, const struct kb_aws_error *err, const stru
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_CHECK, "GetBucketTagging", err);
+    kb_job_log_call(j, S_CHECK, "GetBucketTagging", err, KB_RID(t));
     if (err != NULL) {
         s_fail(j, S_CHECK, err);
     } else if (!kb_rc_tags_ours(t->tags, t->tag_count, j->t->name)) {
-        s_foreign(j, "bucket", j->t->bucket);
+        s_foreign(j, "bucket", j->t->bucket, t->request_id);
     } else {
         j->bucket_exists = true;
         s_checked(j);
@@ -85,9 +85,9 @@ static void on_bucket_head(void *ctx, const struct kb_aws_error *err,
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_CHECK, "HeadBucket", err);
+    kb_job_log_call(j, S_CHECK, "HeadBucket", err, KB_RID(h));
     if (err != NULL && err->err == KB_EAWS && err->status == 403)
-        s_foreign(j, "bucket", j->t->bucket);
+        s_foreign(j, "bucket", j->t->bucket, err->request_id);
     else if (err != NULL)
         s_fail(j, S_CHECK, err);
     else if (!h->exists)
@@ -103,11 +103,11 @@ static void on_secret(void *ctx, const struct kb_aws_error *err, const struct kb
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_CHECK, "DescribeSecret", err);
+    kb_job_log_call(j, S_CHECK, "DescribeSecret", err, KB_RID(d));
     if (err != NULL && !kb_rc_is_code(err, "ResourceNotFoundException")) {
         s_fail(j, S_CHECK, err);
     } else if (d != NULL && !kb_rc_tags_ours(d->tags, d->tag_count, j->t->name)) {
-        s_foreign(j, "secret", j->t->secret_name);
+        s_foreign(j, "secret", j->t->secret_name, d->request_id);
     } else {
         /* A secret already scheduled is deleted again only to force it. */
         j->secret_live = d != NULL && (d->deleted_date == 0 || j->ropts.force_delete_secret);
@@ -127,11 +127,11 @@ static void on_user(void *ctx, const struct kb_aws_error *err, const struct kb_i
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, S_CHECK, "GetUser", err);
+    kb_job_log_call(j, S_CHECK, "GetUser", err, KB_RID(u));
     if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
         s_fail(j, S_CHECK, err);
     } else if (u != NULL && !kb_rc_tags_ours(u->tags, u->tag_count, j->t->name)) {
-        s_foreign(j, "IAM user", j->t->user_name);
+        s_foreign(j, "IAM user", j->t->user_name, u->request_id);
     } else {
         j->user_exists = u != NULL;
         S_SEND(j, S_CHECK, "DescribeSecret",
@@ -156,7 +156,7 @@ static void on_key_deleted(void *ctx, const struct kb_aws_error *err, const stru
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, "delete-keys", "DeleteAccessKey", err);
+    kb_job_log_call(j, "delete-keys", "DeleteAccessKey", err, KB_RID(ok));
     if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
         s_fail(j, "delete-keys", err);
     } else {
@@ -187,7 +187,7 @@ static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_i
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, "delete-keys", "ListAccessKeys", err);
+    kb_job_log_call(j, "delete-keys", "ListAccessKeys", err, KB_RID(ks));
     if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
         s_fail(j, "delete-keys", err);
     } else {
@@ -223,7 +223,7 @@ static void on_policy_deleted(void *ctx, const struct kb_aws_error *err,
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, "delete-user-policy", "DeleteUserPolicy", err);
+    kb_job_log_call(j, "delete-user-policy", "DeleteUserPolicy", err, KB_RID(ok));
     s_deleted(j, "delete-user-policy", "NoSuchEntity", err,
               err != NULL ? err->request_id : ok->request_id, "deleted keybroker-s3");
     kb_job_unref(j);
@@ -241,7 +241,7 @@ static void on_user_deleted(void *ctx, const struct kb_aws_error *err, const str
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, "delete-user", "DeleteUser", err);
+    kb_job_log_call(j, "delete-user", "DeleteUser", err, KB_RID(ok));
     s_deleted(j, "delete-user", "NoSuchEntity", err, err != NULL ? err->request_id : ok->request_id,
               "deleted");
     kb_job_unref(j);
@@ -261,11 +261,10 @@ static void on_secret_deleted(void *ctx, const struct kb_aws_error *err,
     char what[128] = "deleted without recovery";
     struct tm tm;
 
-    kb_job_log_call(j, "delete-secret", "DeleteSecret", err);
+    kb_job_log_call(j, "delete-secret", "DeleteSecret", err, KB_RID(d));
     if (d != NULL && !j->ropts.force_delete_secret && gmtime_r(&d->deletion_date, &tm) != NULL)
         strftime(what, sizeof(what), "scheduled for deletion on %Y-%m-%dT%H:%M:%SZ", &tm);
-    s_deleted(j, "delete-secret", "ResourceNotFoundException", err, kb_svc_current_request_id(),
-              what);
+    s_deleted(j, "delete-secret", "ResourceNotFoundException", err, d->request_id, what);
     kb_job_unref(j);
 }
 
@@ -284,7 +283,7 @@ static void on_bucket_deleted(void *ctx, const struct kb_aws_error *err,
 {
     struct kb_job *j = ctx;
 
-    kb_job_log_call(j, "delete-bucket", "DeleteBucket", err);
+    kb_job_log_call(j, "delete-bucket", "DeleteBucket", err, KB_RID(ok));
     if (kb_rc_is_code(err, "BucketNotEmpty")) {
         kb_job_event(j, "delete-bucket", KB_ENGINE_SKIP, "bucket kept: not empty", err->request_id);
         snprintf(j->message, sizeof(j->message), "revoked; bucket %s kept: not empty",

@@ -74,8 +74,8 @@ STEP(put_pab)
 {
     LABEL("PutPublicAccessBlock");
     return kb_s3_put_public_access_block(
-        r->client, &(struct kb_s3_put_public_access_block_input){r->bucket, {1, 1, 1, 1}}, on_done,
-        r);
+        r->client, &(struct kb_s3_put_public_access_block_input){r->bucket, {1, 1, 1, 1, NULL}},
+        on_done, r);
 }
 
 STEP(put_encryption)
@@ -438,8 +438,8 @@ STEP(put_pab_mixed)
 {
     LABEL("PutPublicAccessBlock-mixed");
     return kb_s3_put_public_access_block(
-        r->client, &(struct kb_s3_put_public_access_block_input){r->bucket, {1, 0, 1, 0}}, on_done,
-        r);
+        r->client, &(struct kb_s3_put_public_access_block_input){r->bucket, {1, 0, 1, 0, NULL}},
+        on_done, r);
 }
 
 STEP(put_encryption_kms)

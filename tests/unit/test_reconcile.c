@@ -62,9 +62,9 @@ static void test_tenant_tags_and_missing(void **state)
 
 static void test_bucket_settings(void **state)
 {
-    struct kb_s3_public_access_block pab = {true, true, true, true};
-    struct kb_s3_bucket_encryption aes = {"AES256", NULL, false};
-    struct kb_s3_bucket_encryption kms = {"aws:kms", "alias/kb", true};
+    struct kb_s3_public_access_block pab = {true, true, true, true, NULL};
+    struct kb_s3_bucket_encryption aes = {"AES256", NULL, false, NULL};
+    struct kb_s3_bucket_encryption kms = {"aws:kms", "alias/kb", true, NULL};
 
     assert_true(kb_rc_pab_ok(&pab));
     pab.restrict_public_buckets = false;

@@ -264,7 +264,8 @@ static void test_list_objects_v2(void **state)
 
 static void test_put_public_access_block(void **state)
 {
-    struct kb_s3_put_public_access_block_input in = {"kb-tenant-1", {true, true, false, true}};
+    struct kb_s3_put_public_access_block_input in = {"kb-tenant-1",
+                                                     {true, true, false, true, NULL}};
     struct got g = {0};
 
     assert_int_equal(kb_s3_put_public_access_block(NULL, &in, on_done, &g), 0);
