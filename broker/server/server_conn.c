@@ -7,9 +7,15 @@
  * share one slot). Everything formatted and not yet written counts against max_queued: a peer
  * that sends without reading is disconnected, so memory per connection stays bounded.
  *
- * The connection struct lives until its handle is closed and every engine operation it started
- * has called back (refs). This file must never write anything but codec-formatted lines, and
- * never log a request line (it may hold anything a peer sent).
+ * The peer's groups come from the kernel (SO_PEERGROUPS). Where it has none, they come from the
+ * user database, which may sit behind NSS modules that talk to LDAP or sssd: that lookup runs in
+ * libuv's threadpool, and the connection is not read until it is done, so no request is parsed,
+ * let alone authorized, before the groups are known (what the peer sends meanwhile waits in the
+ * socket, in order).
+ *
+ * The connection struct lives until its handle is closed, the group lookup is done and every
+ * engine operation it started has called back (refs). This file must never write anything but
+ * codec-formatted lines, and never log a request line (it may hold anything a peer sent).
  */
 #include <errno.h>
 #include <grp.h>
@@ -76,6 +82,8 @@ static void on_closed(uv_handle_t *h)
     s_unref(h->data);
 }
 
+static void s_lookup_cancel(struct kb_srv_conn *c);
+
 static void s_rate_release(struct kb_srv_conn *c)
 {
     if (c->rate != NULL)
@@ -124,6 +132,7 @@ void kb_srv_conn_close(struct kb_srv_conn *c, const char *why)
         s->nconns--;
     s_rate_release(c);
     s_drop_output(c);
+    s_lookup_cancel(c);
     uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
@@ -491,26 +500,30 @@ static int s_peer_groups(struct kb_srv_conn *c, int fd)
     return KB_EINVAL;
 }
 
-/* Without SO_PEERGROUPS: the groups the user database gives the peer's uid. */
-static int s_db_groups(struct kb_srv_conn *c)
+/* Without SO_PEERGROUPS: the groups the user database gives uid (whose primary group is gid).
+ * Runs in the threadpool: it touches nothing but its arguments. Sets *out (malloc'd, caller frees)
+ * and *count, or leaves both alone when there is no such user. Returns 0 or KB_ENOMEM. */
+static int s_db_groups(uint32_t uid, uint32_t gid, gid_t **out, size_t *count)
 {
     char buf[4096];
     struct passwd pw, *res = NULL;
     int n = 256;
     gid_t *g;
 
-    if (getpwuid_r(c->peer.uid, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
         return 0; /* no such user: no supplementary groups */
     g = malloc((size_t)n * sizeof(gid_t));
     if (g == NULL)
         return KB_ENOMEM;
-    if (getgrouplist(pw.pw_name, c->peer.gid, g, &n) < 0)
+    if (getgrouplist(pw.pw_name, gid, g, &n) < 0)
         n = 256; /* truncated: matching fewer groups can only deny */
-    c->groups = (uint32_t *)g;
-    c->peer.ngroups = (size_t)n;
+    *out = g;
+    *count = (size_t)n;
     return 0;
 }
 
+/* The peer's credentials and, when the kernel has them, its groups. -ENOPROTOOPT: the kernel has
+ * no SO_PEERGROUPS, and the groups must come from the user database (s_lookup_start). */
 static int s_peer(struct kb_srv_conn *c)
 {
     struct ucred cred;
@@ -526,8 +539,6 @@ static int s_peer(struct kb_srv_conn *c)
     c->peer.gid = (uint32_t)cred.gid;
     c->peer.pid = cred.pid;
     rc = s_peer_groups(c, fd);
-    if (rc == -ENOPROTOOPT)
-        rc = s_db_groups(c);
     c->peer.groups = c->groups;
     return rc;
 }
@@ -561,6 +572,97 @@ static struct kb_srv_rate *s_rate(struct kb_server *s, uint32_t uid)
     }
     r->refs++;
     return r;
+}
+
+/* The peer is known (rc 0) or cannot be (rc < 0): starts reading its requests, or logs why not
+ * and closes. */
+static void s_serve(struct kb_srv_conn *c, int rc)
+{
+    if (rc == 0)
+        c->rate = s_rate(c->srv, c->peer.uid);
+    if (rc != 0 || c->rate == NULL) {
+        kb_log(KB_LOG_ERROR, "accept", "error", rc != 0 ? kb_strerror(rc) : "out of memory", NULL);
+        kb_srv_conn_close(c, NULL);
+        return;
+    }
+    kb_srv_log_peer(KB_LOG_DEBUG, "connection", c, NULL);
+    rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    if (rc != 0)
+        kb_srv_conn_close(c, uv_err_name(rc));
+}
+
+/* A user-database lookup in the threadpool. The work callback sees only uid, gid and the result
+ * fields, never the connection (which belongs to the loop thread); the connection holds a
+ * reference until the after-callback has run. */
+struct kb_srv_lookup {
+    uv_work_t req;
+    struct kb_srv_conn *c;
+    uint32_t uid, gid;
+    gid_t *groups; /* the result; owned until handed to c */
+    size_t ngroups;
+    int rc;
+};
+
+static void on_lookup_work(uv_work_t *req)
+{
+    struct kb_srv_lookup *l = container_of(req, struct kb_srv_lookup, req);
+
+    l->rc = s_db_groups(l->uid, l->gid, &l->groups, &l->ngroups);
+}
+
+/* On the loop, after on_lookup_work, or with UV_ECANCELED when the connection closed before the
+ * work started. */
+static void on_lookup_done(uv_work_t *req, int status)
+{
+    struct kb_srv_lookup *l = container_of(req, struct kb_srv_lookup, req);
+    struct kb_srv_conn *c = l->c;
+    int rc = status < 0 ? status : l->rc;
+
+    c->lookup = NULL;
+    if (!c->closing) {
+        if (rc == 0) {
+            c->groups = (uint32_t *)l->groups;
+            c->peer.ngroups = l->ngroups;
+            c->peer.groups = c->groups;
+            l->groups = NULL;
+        }
+        /* The idle clock starts when the broker is ready to read, not while it was looking. */
+        c->last_activity_ms = uv_now(c->srv->loop);
+        s_serve(c, rc);
+    }
+    free(l->groups);
+    free(l);
+    s_unref(c);
+}
+
+/* Starts the group lookup; s_serve runs when it is done. Returns 0, or KB_ENOMEM or a libuv error
+ * (then nothing was started). */
+static int s_lookup_start(struct kb_srv_conn *c)
+{
+    struct kb_srv_lookup *l = calloc(1, sizeof(*l));
+    int rc;
+
+    if (l == NULL)
+        return KB_ENOMEM;
+    l->c = c;
+    l->uid = c->peer.uid;
+    l->gid = c->peer.gid;
+    rc = uv_queue_work(c->srv->loop, &l->req, on_lookup_work, on_lookup_done);
+    if (rc != 0) {
+        free(l);
+        return rc;
+    }
+    c->lookup = l;
+    c->refs++;
+    return 0;
+}
+
+/* At close: a lookup not started yet is dropped (its after-callback still runs, with
+ * UV_ECANCELED); one already running finishes on its thread and is discarded. */
+static void s_lookup_cancel(struct kb_srv_conn *c)
+{
+    if (c->lookup != NULL)
+        uv_cancel((uv_req_t *)&c->lookup->req);
 }
 
 /* Over max_connections: one error line, then close. */
@@ -624,17 +726,12 @@ void kb_srv_conn_accept(struct kb_server *s)
         return;
     }
     rc = s_peer(c);
-    if (rc == 0)
-        c->rate = s_rate(s, c->peer.uid);
-    if (rc != 0 || c->rate == NULL) {
-        kb_log(KB_LOG_ERROR, "accept", "error", rc != 0 ? kb_strerror(rc) : "out of memory", NULL);
-        kb_srv_conn_close(c, NULL);
-        return;
+    if (rc == -ENOPROTOOPT) {
+        rc = s_lookup_start(c);
+        if (rc == 0)
+            return; /* s_serve runs when the groups are known */
     }
-    kb_srv_log_peer(KB_LOG_DEBUG, "connection", c, NULL);
-    rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
-    if (rc != 0)
-        kb_srv_conn_close(c, uv_err_name(rc));
+    s_serve(c, rc);
 }
 
 /* -- sweep ------------------------------------------------------------------------------------- */
@@ -658,7 +755,8 @@ void kb_srv_conn_sweep(struct kb_srv_conn *c, uint64_t now_ms)
     } else {
         c->stall_since_ms = 0;
     }
-    if (!c->watching && c->inflight == 0 && c->writes == 0 && !c->rejected &&
+    /* A connection waiting for its group lookup is not idle: the broker is the slow one. */
+    if (!c->watching && c->inflight == 0 && c->writes == 0 && !c->rejected && c->lookup == NULL &&
         now_ms - c->last_activity_ms >= idle_ms) {
         s->metrics.cut_idle++;
         kb_srv_conn_close(c, "idle timeout");

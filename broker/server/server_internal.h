@@ -43,6 +43,7 @@ struct kb_srv_rate {
 
 struct kb_srv_conn;
 struct kb_srv_job;
+struct kb_srv_lookup;
 struct kb_tenant_status;
 
 /* A tenant's get answer after its id, formatted once per status (server_cache.c). */
@@ -78,7 +79,8 @@ struct kb_srv_conn {
     struct kb_server *srv;
     uv_pipe_t pipe;
     struct kb_server_peer peer;
-    uint32_t *groups; /* peer.groups points here; owned */
+    uint32_t *groups;             /* peer.groups points here; owned */
+    struct kb_srv_lookup *lookup; /* the group lookup in the threadpool; NULL: none */
     struct kb_srv_rate *rate;
     struct kb_server_framer framer;
     struct kb_srv_buf out;     /* answers ready to write, in order */
@@ -89,7 +91,7 @@ struct kb_srv_conn {
     size_t writes;   /* uv_write requests in flight */
     uint64_t last_activity_ms;
     uint64_t stall_since_ms; /* when the sweep first saw bytes stuck in libuv's queue; 0: none */
-    unsigned refs;           /* the handle, plus one per unfinished engine operation */
+    unsigned refs;           /* the handle, the group lookup, one per unfinished engine op */
     bool closing;            /* the handle is closing or closed */
     bool drain_then_close;   /* close once everything queued is written */
     bool rejected;           /* over max_connections: one error line, then close */
