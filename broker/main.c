@@ -2,7 +2,7 @@
  * main.c - keybrokerd, the command line.
  *
  *   keybrokerd [--config FILE] [--socket PATH] [--no-provision-at-start] [--foreground]
- *                                           the daemon: serves the client socket (daemon.c)
+ *                                           the daemon: serves the client socket (broker.c)
  *   keybrokerd --check-config FILE          validate, print every problem, no AWS call at all
  *   keybrokerd --provision-only CONFIG [--tenant NAME]
  *   keybrokerd --revoke CONFIG --tenant NAME [--delete-bucket] [--force-delete-secret]
@@ -24,7 +24,7 @@
 
 #include "aws/client.h"
 #include "config/config.h"
-#include "daemon.h"
+#include "broker.h"
 #include "engine/engine.h"
 #include "common/err.h"
 #include "common/log.h"
@@ -339,14 +339,14 @@ int main(int argc, char **argv)
         return S_EXIT_FAILED;
     }
     if (a.mode == S_NONE) {
-        struct kb_daemon_options d = {
+        struct kb_broker_options d = {
             .config_path = a.daemon_config != NULL ? a.daemon_config : S_DEFAULT_CONFIG,
             .socket_path = a.socket,
             .provision_at_start = !a.no_provision_at_start,
             .log_level = a.log_level,
             .version = "0.1.0",
         };
-        return kb_daemon_run(&d);
+        return kb_broker_run(&d);
     }
     return s_work(&a);
 }

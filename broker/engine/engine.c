@@ -1,19 +1,19 @@
 /*
- * engine.c - the engine object, operations, the job queue with its concurrency limit, tenant
- * status, and the event/log helpers every step uses.
+ * engine.c - the engine object, operations, the job queue with its concurrency limit, the table
+ * of job kinds, and the tenants' status.
  *
- * Scheduling: kb_engine_provision/revoke put one job per tenant at the end of the queue and arm
- * the kick timer (0 ms); the kick starts queued jobs in order, skipping tenants that already
- * have a job running, until broker.concurrency jobs run, and completes operations that had no
- * job. A job that ends starts the next ones directly (it ends inside a loop callback, never inside
- * the caller's initiating call).
+ * Scheduling: kb_engine_provision/revoke put one queue entry per tenant at the end of the queue
+ * and arm the kick timer (0 ms); the kick starts queued entries in order, skipping tenants that
+ * already have a job running, until broker.concurrency jobs run, and completes operations that
+ * had no job. Only a starting entry becomes a job (job.c) with its kind's state, so the memory of
+ * a large operation is bounded by the concurrency, not by the tenants. A job that ends starts the
+ * next ones directly (it ends inside a loop callback, never inside the caller's initiating call).
  *
  * This file never calls back from inside kb_engine_provision/revoke, and never logs anything but
  * names, ids, codes and messages (never a secret).
  */
 #include "engine/engine_internal.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +21,10 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "config/policy.h"
+
+/* The job kinds (provision.c, revoke.c). */
+extern const struct kb_job_kind kb_job_kind_provision;
+extern const struct kb_job_kind kb_job_kind_revoke;
 
 static void s_schedule(struct kb_engine *e);
 
@@ -54,15 +58,6 @@ void kb_engine_client_config(const struct kb_config *cfg, struct kb_aws_client_c
     out->creds.profile = cfg->aws.profile;
 }
 
-void kb_strf(char *dst, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(dst, len, fmt, ap);
-    va_end(ap);
-}
-
 /* -- engine lifetime --------------------------------------------------------------------------- */
 
 static void s_on_kick(uv_timer_t *timer)
@@ -86,6 +81,11 @@ int kb_engine_new(uv_loop_t *loop, const struct kb_config *cfg, struct kb_aws_cl
         free(e);
         return KB_ENOMEM;
     }
+    for (size_t i = 0; i < cfg->ntenants; i++) {
+        e->tenants[i].status.message = "";
+        e->tenants[i].status.step = "";
+        e->tenants[i].status.secret_arn = "";
+    }
     e->loop = loop;
     e->cfg = cfg;
     e->client = client;
@@ -97,8 +97,17 @@ int kb_engine_new(uv_loop_t *loop, const struct kb_config *cfg, struct kb_aws_cl
     return 0;
 }
 
+void kb_engine_set_events(struct kb_engine *e, struct kb_events *bus)
+{
+    e->events = bus;
+}
+
 static void s_engine_free(struct kb_engine *e)
 {
+    for (size_t i = 0; i < e->cfg->ntenants; i++) {
+        free(e->tenants[i].message);
+        free(e->tenants[i].secret_arn);
+    }
     free(e->tenants);
     free(e);
 }
@@ -112,6 +121,13 @@ static void s_on_kick_closed(uv_handle_t *h)
         s_engine_free(e);
 }
 
+void kb_engine__job_freed(struct kb_engine *e)
+{
+    e->live_jobs--;
+    if (e->destroying && e->live_jobs == 0 && e->kick_closed)
+        s_engine_free(e);
+}
+
 static void s_kick(struct kb_engine *e)
 {
     if (!e->destroying)
@@ -122,6 +138,8 @@ bool kb_engine_busy(const struct kb_engine *e)
 {
     return e->ops != NULL;
 }
+
+/* -- status ------------------------------------------------------------------------------------ */
 
 int kb_engine_tenant_status(const struct kb_engine *e, const char *name,
                             struct kb_tenant_status *out)
@@ -140,153 +158,29 @@ const struct kb_tenant_status *kb_engine_status_of(const struct kb_engine *e,
     return &e->tenants[t - e->cfg->tenants].status;
 }
 
-/* -- jobs -------------------------------------------------------------------------------------- */
-
-struct kb_tenant_status *kb_job_status(struct kb_job *j)
+/* Replaces an owned status string (kept when equal: most runs end with the same text). */
+static void s_set(char **owned, const char **shown, const char *text)
 {
-    return &j->e->tenants[j->ti].status;
-}
+    char *copy;
 
-void kb_job_ref(struct kb_job *j)
-{
-    j->refs++;
-}
-
-static void s_job_free(struct kb_job *j)
-{
-    struct kb_engine *e = j->e;
-
-    kb_secret_destroy(j->new_secret);
-    kb_credentials_cleanup(&j->probe_creds);
-    free(j->tags);
-    free(j->user_policy);
-    free(j->bucket_policy);
-    free(j);
-    e->live_jobs--;
-    if (e->destroying && e->live_jobs == 0 && e->kick_closed)
-        s_engine_free(e);
-}
-
-static void s_on_timer_closed(uv_handle_t *h)
-{
-    s_job_free(h->data);
-}
-
-void kb_job_unref(struct kb_job *j)
-{
-    if (--j->refs > 0)
+    if (text == NULL)
+        text = "";
+    if (strcmp(*shown, text) == 0)
         return;
-    if (j->timer_open) {
-        j->timer_open = false;
-        uv_close((uv_handle_t *)&j->timer, s_on_timer_closed);
-        return;
-    }
-    s_job_free(j);
+    copy = text[0] != '\0' ? strdup(text) : NULL;
+    free(*owned);
+    *owned = copy;
+    *shown = copy != NULL ? copy : "";
 }
 
-static struct kb_job *s_job_new(struct kb_op *op, size_t slot, size_t ti, enum kb_job_kind kind)
+void kb_engine__set_message(struct kb_engine_tenant *et, const char *message)
 {
-    struct kb_engine *e = op->e;
-    struct kb_job *j = calloc(1, sizeof(*j));
-
-    if (j == NULL)
-        return NULL;
-    j->e = e;
-    j->op = op;
-    j->slot = slot;
-    j->ti = ti;
-    j->t = &e->cfg->tenants[ti];
-    j->kind = kind;
-    j->refs = 1;
-    e->live_jobs++;
-    op->outcomes[slot].tenant = j->t->name;
-    op->outcomes[slot].state = KB_TENANT_PENDING;
-    op->outcomes[slot].message = "";
-    return j;
+    s_set(&et->message, &et->status.message, message);
 }
 
-/* -- events and logs --------------------------------------------------------------------------- */
-
-void kb_job_event(struct kb_job *j, const char *step, enum kb_engine_result result,
-                  const char *message, const char *request_id)
+void kb_engine__set_arn(struct kb_engine_tenant *et, const char *arn)
 {
-    struct kb_engine_event ev = {j->t->name, step, result, message != NULL ? message : "",
-                                 request_id != NULL ? request_id : ""};
-    struct kb_tenant_status *st = kb_job_status(j);
-
-    snprintf(st->step, sizeof(st->step), "%s", step);
-    kb_log(result == KB_ENGINE_ERROR ? KB_LOG_ERROR : KB_LOG_INFO, "step", "tenant", j->t->name,
-           "op", j->kind == KB_JOB_PROVISION ? "provision" : "revoke", "step", step, "result",
-           kb_engine_result_name(result), "request_id",
-           request_id != NULL && request_id[0] != '\0' ? request_id : NULL, "message",
-           message != NULL && message[0] != '\0' ? message : NULL, NULL);
-    if (j->op->progress != NULL)
-        j->op->progress(j->op->ctx, &ev);
-}
-
-void kb_job_fail(struct kb_job *j, const char *step, const char *request_id, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (!j->failed) {
-        j->failed = true;
-        snprintf(j->fail_step, sizeof(j->fail_step), "%s", step);
-        kb_strf(j->message, sizeof(j->message), "step %s: %s", step, msg);
-    }
-    kb_job_event(j, step, KB_ENGINE_ERROR, msg, request_id);
-}
-
-void kb_job_fail_aws(struct kb_job *j, const char *step, const struct kb_aws_error *err)
-{
-    char how[160];
-
-    if (err->err == KB_EAWS)
-        snprintf(how, sizeof(how), "HTTP %ld", err->status);
-    else
-        snprintf(how, sizeof(how), "%s", kb_strerror(err->err));
-    kb_job_fail(j, step, err->request_id, "%s failed: %s%s%s (%s%s%s, %u attempt%s)",
-                err->operation[0] != '\0' ? err->operation : "AWS call", err->code,
-                err->code[0] != '\0' ? ": " : "", err->message, how,
-                err->request_id[0] != '\0' ? ", request id " : "", err->request_id, err->attempts,
-                err->attempts == 1 ? "" : "s");
-}
-
-void kb_job_fail_send(struct kb_job *j, const char *step, const char *operation, int rc)
-{
-    kb_job_fail(j, step, NULL, "could not send %s: %s", operation, kb_strerror(rc));
-    kb_job_unref(j);
-}
-
-void kb_job_log_call(struct kb_job *j, const char *step, const char *operation,
-                     const struct kb_aws_error *err, const char *request_id)
-{
-    char status[16], attempts[16];
-    const char *rid = err != NULL ? err->request_id : request_id != NULL ? request_id : "";
-
-    if (!kb_log_enabled(KB_LOG_DEBUG))
-        return;
-    if (err == NULL) {
-        kb_log(KB_LOG_DEBUG, "aws-call", "tenant", j->t->name, "step", step, "operation", operation,
-               "result", "ok", "request_id", rid[0] != '\0' ? rid : NULL, NULL);
-        return;
-    }
-    /* Errors too: many are expected answers (NoSuchEntity before CreateUser); a failed step is
-     * logged at error level by kb_job_fail with the same request id. */
-    snprintf(status, sizeof(status), "%ld", err->status);
-    snprintf(attempts, sizeof(attempts), "%u", err->attempts);
-    kb_log(KB_LOG_DEBUG, "aws-call", "tenant", j->t->name, "step", step, "operation",
-           err->operation[0] != '\0' ? err->operation : operation, "result", "error", "status",
-           status, "code", err->code[0] != '\0' ? err->code : kb_err_name(err->err), "message",
-           err->message, "attempts", attempts, "request_id", rid[0] != '\0' ? rid : NULL, NULL);
-}
-
-void kb_job_drift(struct kb_job *j, const char *step, const char *what)
-{
-    kb_log(KB_LOG_WARN, "drift", "tenant", j->t->name, "step", step, "message", what, NULL);
+    s_set(&et->secret_arn, &et->status.secret_arn, arn);
 }
 
 /* -- operations -------------------------------------------------------------------------------- */
@@ -320,106 +214,57 @@ static void s_op_complete(struct kb_op *op)
     s_op_free(op);
 }
 
-void kb_job_end(struct kb_job *j)
+static void s_op_ended_one(struct kb_op *op)
 {
-    struct kb_engine *e = j->e;
-    struct kb_op *op = j->op;
-    struct kb_tenant_status *st = kb_job_status(j);
+    op->nended++;
+    if (op->nended == op->njobs)
+        s_op_complete(op);
+}
 
-    if (j->ended)
-        return;
-    j->ended = true;
-    kb_secret_destroy(j->new_secret);
-    j->new_secret = NULL;
-    kb_credentials_cleanup(&j->probe_creds);
-    if (j->failed) {
-        st->state = KB_TENANT_ERROR;
-        snprintf(st->message, sizeof(st->message), "%s", j->message);
-        snprintf(st->step, sizeof(st->step), "%s", j->fail_step);
-        op->nfailed++;
-    } else {
-        st->state = j->kind == KB_JOB_PROVISION ? KB_TENANT_READY : KB_TENANT_REVOKED;
-        snprintf(st->message, sizeof(st->message), "%s", j->message);
-    }
-    op->outcomes[j->slot].state = st->state;
-    op->messages[j->slot] = strdup(st->message);
-    op->outcomes[j->slot].message = op->messages[j->slot] != NULL ? op->messages[j->slot] : "";
-    kb_log(j->failed ? KB_LOG_ERROR : KB_LOG_INFO, "tenant", "tenant", j->t->name, "op",
-           j->kind == KB_JOB_PROVISION ? "provision" : "revoke", "state",
-           kb_tenant_state_name(st->state), "message", st->message[0] != '\0' ? st->message : NULL,
-           NULL);
+void kb_engine__job_ended(struct kb_engine *e, struct kb_job *j)
+{
     e->tenants[j->ti].busy = false;
     e->running--;
-    op->nended++;
-    if (op->nended == op->njobs)
-        s_op_complete(op);
-    /* Schedule before the last reference goes: freeing the last job of a destroyed engine frees
-     * the engine too. */
+    s_op_ended_one(j->op);
+    /* The caller still holds the job's last reference: freeing it may free a destroyed engine,
+     * so the next jobs start first. */
     s_schedule(e);
-    kb_job_unref(j);
 }
 
-/* A job that never started (canceled in the queue). */
-static void s_job_drop(struct kb_job *j)
+/* A queued entry that never started (canceled in the queue, or no memory for its job). */
+static void s_drop(struct kb_queued *q, const char *why)
 {
-    struct kb_op *op = j->op;
+    struct kb_op *op = q->op;
 
-    op->canceled = true;
+    op->canceled = op->canceled || q->op->e->canceled;
     op->nfailed++;
-    op->outcomes[j->slot].state = KB_TENANT_ERROR;
-    op->outcomes[j->slot].message = "canceled";
-    op->nended++;
-    if (op->nended == op->njobs)
-        s_op_complete(op);
-    kb_job_unref(j);
+    op->outcomes[q->slot].state = KB_TENANT_ERROR;
+    op->outcomes[q->slot].message = why;
+    free(q);
+    s_op_ended_one(op);
 }
 
-static bool s_job_prepare(struct kb_job *j)
+/* Builds what a job needs before its first call; a job that cannot start fails at "prepare". */
+static void s_start(struct kb_engine *e, struct kb_queued *q)
 {
-    char msg[256];
-    int rc;
+    struct kb_job *j = kb_job__new(e, q);
+    struct kb_engine_tenant *et = &e->tenants[q->ti];
 
-    if (j->kind == KB_JOB_REVOKE)
-        return true;
-    rc = kb_rc_tenant_tags(j->t, &j->tags, &j->ntags);
-    if (rc == 0)
-        rc = kb_policy_tenant(j->t, j->e->partition, &j->user_policy, msg, sizeof(msg));
-    else
-        snprintf(msg, sizeof(msg), "%s", kb_strerror(rc));
-    if (rc == 0) {
-        rc = kb_policy_bucket(j->t->bucket, j->e->partition, &j->bucket_policy);
-        if (rc != 0)
-            snprintf(msg, sizeof(msg), "bucket policy: %s", kb_strerror(rc));
-    }
-    if (rc != 0)
-        kb_job_fail(j, "policy", NULL, "cannot build the tenant's policies: %s", msg);
-    return rc == 0;
-}
-
-static void s_job_start(struct kb_job *j)
-{
-    struct kb_tenant_status *st = kb_job_status(j);
-
-    j->e->tenants[j->ti].busy = true;
-    j->e->running++;
-    st->state = j->kind == KB_JOB_PROVISION ? KB_TENANT_PROVISIONING : KB_TENANT_REVOKING;
-    st->message[0] = '\0';
-    if (!s_job_prepare(j)) {
-        kb_job_end(j);
+    if (j == NULL) {
+        s_drop(q, "out of memory");
         return;
     }
-    if (j->kind == KB_JOB_REVOKE) {
-        kb_revoke_start(j);
-        return;
-    }
-    j->bucket_running = j->user_running = true;
-    kb_prov_bucket_start(j);
-    kb_prov_user_start(j);
+    free(q);
+    et->busy = true;
+    e->running++;
+    et->status.state = j->kind->running;
+    kb_engine__set_message(et, "");
+    j->kind->start(j);
 }
 
 static void s_schedule(struct kb_engine *e)
 {
-    struct kb_job **p = &e->queue_head, *prev = NULL;
+    struct kb_queued **p = &e->queue_head, *prev = NULL;
 
     for (struct kb_op *op = e->ops, *next; op != NULL; op = next) {
         next = op->next;
@@ -427,29 +272,29 @@ static void s_schedule(struct kb_engine *e)
             s_op_complete(op);
     }
     while (*p != NULL && (e->canceled || e->running < e->cfg->broker.concurrency)) {
-        struct kb_job *j = *p;
+        struct kb_queued *q = *p;
 
-        if (!e->canceled && e->tenants[j->ti].busy) {
-            prev = j;
-            p = &j->next;
+        if (!e->canceled && e->tenants[q->ti].busy) {
+            prev = q;
+            p = &q->next;
             continue;
         }
-        *p = j->next;
-        if (e->queue_tail == j)
+        *p = q->next;
+        if (e->queue_tail == q)
             e->queue_tail = prev;
-        j->next = NULL;
+        q->next = NULL;
         if (e->canceled)
-            s_job_drop(j);
+            s_drop(q, "canceled");
         else
-            s_job_start(j);
+            s_start(e, q);
         /* Starting or dropping may have changed the queue: walk it again from the start. */
         p = &e->queue_head;
         prev = NULL;
     }
 }
 
-static struct kb_op *s_op_new(struct kb_engine *e, size_t njobs, kb_engine_progress_cb progress,
-                              kb_engine_done_cb done, void *ctx)
+static struct kb_op *s_op_new(struct kb_engine *e, const struct kb_job_kind *kind, size_t njobs,
+                              kb_engine_progress_cb progress, kb_engine_done_cb done, void *ctx)
 {
     struct kb_op *op = calloc(1, sizeof(*op));
 
@@ -462,56 +307,55 @@ static struct kb_op *s_op_new(struct kb_engine *e, size_t njobs, kb_engine_progr
         return NULL;
     }
     op->e = e;
+    op->kind = kind;
     op->progress = progress;
     op->done = done;
     op->ctx = ctx;
     return op;
 }
 
-static int s_find(const struct kb_engine *e, const char *name, size_t *ti)
-{
-    const struct kb_tenant *t = kb_config_tenant(e->cfg, name);
-
-    if (t == NULL)
-        return KB_ENOTFOUND;
-    *ti = (size_t)(t - e->cfg->tenants);
-    return 0;
-}
-
-static int s_submit(struct kb_engine *e, const char *tenant, enum kb_job_kind kind,
+static int s_submit(struct kb_engine *e, const char *tenant, const struct kb_job_kind *kind,
                     const struct kb_engine_revoke_opts *ropts, kb_engine_progress_cb progress,
                     kb_engine_done_cb done, void *ctx)
 {
-    size_t first = 0, count = e->cfg->ntenants, ti;
-    struct kb_job *head = NULL, **tail = &head;
+    size_t first = 0, count = e->cfg->ntenants;
+    struct kb_queued *head = NULL, *last = NULL;
     struct kb_op *op;
 
     if (e->canceled || e->destroying)
         return KB_ECANCELED;
     if (tenant != NULL) {
-        if (s_find(e, tenant, &ti) != 0)
+        const struct kb_tenant *t = kb_config_tenant(e->cfg, tenant);
+
+        if (t == NULL)
             return KB_ENOTFOUND;
-        first = ti;
+        first = (size_t)(t - e->cfg->tenants);
         count = 1;
     }
-    op = s_op_new(e, count, progress, done, ctx);
+    op = s_op_new(e, kind, count, progress, done, ctx);
     if (op == NULL)
         return KB_ENOMEM;
+    if (ropts != NULL)
+        op->ropts = *ropts;
     for (size_t i = 0; i < count; i++) {
-        struct kb_job *j = s_job_new(op, i, first + i, kind);
+        struct kb_queued *q = calloc(1, sizeof(*q));
 
-        if (j == NULL) {
-            for (struct kb_job *k = head, *next; k != NULL; k = next) {
+        if (q == NULL) {
+            for (struct kb_queued *k = head, *next; k != NULL; k = next) {
                 next = k->next;
-                kb_job_unref(k);
+                free(k);
             }
             s_op_free(op);
             return KB_ENOMEM;
         }
-        if (ropts != NULL)
-            j->ropts = *ropts;
-        *tail = j;
-        tail = &j->next;
+        *q = (struct kb_queued){.op = op, .slot = i, .ti = first + i};
+        op->outcomes[i] =
+            (struct kb_engine_outcome){e->cfg->tenants[first + i].name, KB_TENANT_PENDING, ""};
+        if (last != NULL)
+            last->next = q;
+        else
+            head = q;
+        last = q;
     }
     op->njobs = count;
     op->next = e->ops;
@@ -521,8 +365,7 @@ static int s_submit(struct kb_engine *e, const char *tenant, enum kb_job_kind ki
             e->queue_tail->next = head;
         else
             e->queue_head = head;
-        for (e->queue_tail = head; e->queue_tail->next != NULL;)
-            e->queue_tail = e->queue_tail->next;
+        e->queue_tail = last;
     }
     s_kick(e);
     return 0;
@@ -533,7 +376,7 @@ int kb_engine_provision(struct kb_engine *e, const char *tenant, kb_engine_progr
 {
     if (e == NULL)
         return KB_EINVAL;
-    return s_submit(e, tenant, KB_JOB_PROVISION, NULL, progress, done, ctx);
+    return s_submit(e, tenant, &kb_job_kind_provision, NULL, progress, done, ctx);
 }
 
 int kb_engine_revoke(struct kb_engine *e, const char *tenant,
@@ -544,7 +387,8 @@ int kb_engine_revoke(struct kb_engine *e, const char *tenant,
 
     if (e == NULL || tenant == NULL)
         return KB_EINVAL;
-    return s_submit(e, tenant, KB_JOB_REVOKE, opts != NULL ? opts : &none, progress, done, ctx);
+    return s_submit(e, tenant, &kb_job_kind_revoke, opts != NULL ? opts : &none, progress, done,
+                    ctx);
 }
 
 void kb_engine_cancel(struct kb_engine *e)

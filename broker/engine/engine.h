@@ -41,17 +41,18 @@ enum kb_tenant_state {
 /* "pending", "provisioning", "ready", "error", "revoking", "revoked". Static string. */
 const char *kb_tenant_state_name(enum kb_tenant_state state);
 
-/* A copy of what the engine knows about a tenant (plain data, no pointers). */
+/* What the engine knows about a tenant. The strings are the engine's (never NULL): borrowed until
+ * control returns to the loop, also in a copy made by kb_engine_tenant_status. */
 struct kb_tenant_status {
     enum kb_tenant_state state;
-    char message[1024];    /* the error, or a short note ("created", "unchanged") */
-    char step[32];         /* the step running now, or the one that failed */
-    char secret_arn[1024]; /* "" until known */
-    char version_id[64];   /* the version labelled AWSCURRENT, "" until known */
-    time_t last_rotation;  /* when the AWSCURRENT key was stored (0 unknown; for a key stored
-                              by an earlier run: the secret's LastChangedDate) */
-    char probe[32];        /* "probed-ok", "timed-out", "not-probed" (a key stored earlier is
-                              not probed again: that would need its secret), "" before */
+    const char *message;    /* the error, or a short note ("created", "unchanged"); "" none */
+    const char *step;       /* the step running now, or the one that failed; "" before */
+    const char *secret_arn; /* "" until known */
+    char version_id[64];    /* the version labelled AWSCURRENT, "" until known */
+    time_t last_rotation;   /* when the AWSCURRENT key was stored (0 unknown; for a key stored
+                               by an earlier run: the secret's LastChangedDate) */
+    char probe[32];         /* "probed-ok", "timed-out", "not-probed" (a key stored earlier is
+                               not probed again: that would need its secret), "" before */
 };
 
 enum kb_engine_result { KB_ENGINE_START, KB_ENGINE_DONE, KB_ENGINE_SKIP, KB_ENGINE_ERROR };
@@ -94,6 +95,11 @@ void kb_engine_client_config(const struct kb_config *cfg, struct kb_aws_client_c
 int kb_engine_new(uv_loop_t *loop, const struct kb_config *cfg, struct kb_aws_client *client,
                   struct kb_engine **out);
 
+struct kb_events;
+/* Emits every step event, and "provisioned" / "revoked" when a tenant reaches READY / REVOKED,
+ * on bus (borrowed; it must outlive the engine). Call before the first operation. */
+void kb_engine_set_events(struct kb_engine *e, struct kb_events *bus);
+
 /*
  * Provisions (reconciles) the tenant called tenant, or every tenant when tenant is NULL. progress
  * (may be NULL) gets each step event; done gets the outcome once every tenant's job has ended.
@@ -118,7 +124,8 @@ int kb_engine_revoke(struct kb_engine *e, const char *tenant,
                      const struct kb_engine_revoke_opts *opts, kb_engine_progress_cb progress,
                      kb_engine_done_cb done, void *ctx);
 
-/* Copies the status of tenant name into *out. Returns 0 or KB_ENOTFOUND. */
+/* Copies the status of tenant name into *out (its strings borrowed as above). Returns 0 or
+ * KB_ENOTFOUND. */
 int kb_engine_tenant_status(const struct kb_engine *e, const char *name,
                             struct kb_tenant_status *out);
 

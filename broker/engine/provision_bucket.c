@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/engine_internal.h"
+#include "engine/provision.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "config/policy.h"
@@ -41,13 +41,13 @@ static void s_next(struct kb_job *j);
 
 static void s_end(struct kb_job *j)
 {
-    j->bucket_running = false;
-    kb_prov_chain_end(j);
+    kb_prov(j)->bucket_running = false;
+    kb_prov__chain_end(j);
 }
 
 static struct kb_aws_client *s_client(struct kb_job *j)
 {
-    return j->e->client;
+    return j->client;
 }
 
 static const struct kb_s3_bucket_input *s_in(struct kb_job *j, struct kb_s3_bucket_input *in)
@@ -70,8 +70,9 @@ static void on_write(void *ctx, const struct kb_aws_error *err, const struct kb_
         kb_job_fail_aws(j, step, err);
         s_end(j);
     } else {
-        kb_job_event(j, step, KB_ENGINE_DONE, j->bucket_fresh ? "set" : "repaired", ok->request_id);
-        j->setting++;
+        kb_job_event(j, step, KB_ENGINE_DONE, kb_prov(j)->bucket_fresh ? "set" : "repaired",
+                     ok->request_id);
+        kb_prov(j)->setting++;
         s_next(j);
     }
     kb_job_unref(j);
@@ -80,55 +81,35 @@ static void on_write(void *ctx, const struct kb_aws_error *err, const struct kb_
 static void s_put_pab(struct kb_job *j)
 {
     struct kb_s3_put_public_access_block_input in = {j->t->bucket, {true, true, true, true, NULL}};
-    int rc;
 
-    kb_job_ref(j);
-    rc = kb_s3_put_public_access_block(s_client(j), &in, on_write, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, s_step(j), "PutPublicAccessBlock", rc);
-        s_end(j);
-    }
+    kb_job_send(j, s_step(j), "PutPublicAccessBlock",
+                kb_s3_put_public_access_block(s_client(j), &in, on_write, j), s_end);
 }
 
 static void s_put_encryption(struct kb_job *j)
 {
-    const char *kms = j->e->cfg->aws.kms_key_id;
+    const char *kms = j->cfg->aws.kms_key_id;
     struct kb_s3_put_bucket_encryption_input in = {
         j->t->bucket, kms != NULL ? KB_S3_SSE_KMS : KB_S3_SSE_S3, kms, kms != NULL};
-    int rc;
 
-    kb_job_ref(j);
-    rc = kb_s3_put_bucket_encryption(s_client(j), &in, on_write, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, s_step(j), "PutBucketEncryption", rc);
-        s_end(j);
-    }
+    kb_job_send(j, s_step(j), "PutBucketEncryption",
+                kb_s3_put_bucket_encryption(s_client(j), &in, on_write, j), s_end);
 }
 
 static void s_put_ownership(struct kb_job *j)
 {
     struct kb_s3_put_bucket_ownership_controls_input in = {j->t->bucket, "BucketOwnerEnforced"};
-    int rc;
 
-    kb_job_ref(j);
-    rc = kb_s3_put_bucket_ownership_controls(s_client(j), &in, on_write, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, s_step(j), "PutBucketOwnershipControls", rc);
-        s_end(j);
-    }
+    kb_job_send(j, s_step(j), "PutBucketOwnershipControls",
+                kb_s3_put_bucket_ownership_controls(s_client(j), &in, on_write, j), s_end);
 }
 
 static void s_put_policy(struct kb_job *j)
 {
-    struct kb_s3_put_bucket_policy_input in = {j->t->bucket, j->bucket_policy};
-    int rc;
+    struct kb_s3_put_bucket_policy_input in = {j->t->bucket, kb_prov(j)->bucket_policy};
 
-    kb_job_ref(j);
-    rc = kb_s3_put_bucket_policy(s_client(j), &in, on_write, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, s_step(j), "PutBucketPolicy", rc);
-        s_end(j);
-    }
+    kb_job_send(j, s_step(j), "PutBucketPolicy",
+                kb_s3_put_bucket_policy(s_client(j), &in, on_write, j), s_end);
 }
 
 /* -- reads ------------------------------------------------------------------------------------- */
@@ -148,7 +129,7 @@ static void s_judge(struct kb_job *j, const struct kb_aws_error *err, const char
     }
     if (err == NULL && ok) {
         kb_job_event(j, step, KB_ENGINE_DONE, "unchanged", request_id);
-        j->setting++;
+        kb_prov(j)->setting++;
         s_next(j);
         return;
     }
@@ -170,14 +151,9 @@ static void on_pab(void *ctx, const struct kb_aws_error *err,
 static void s_read_pab(struct kb_job *j)
 {
     struct kb_s3_bucket_input in;
-    int rc;
 
-    kb_job_ref(j);
-    rc = kb_s3_get_public_access_block(s_client(j), s_in(j, &in), on_pab, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, s_step(j), "GetPublicAccessBlock", rc);
-        s_end(j);
-    }
+    kb_job_send(j, s_step(j), "GetPublicAccessBlock",
+                kb_s3_get_public_access_block(s_client(j), s_in(j, &in), on_pab, j), s_end);
 }
 
 static void on_encryption(void *ctx, const struct kb_aws_error *err,
@@ -191,23 +167,18 @@ static void on_encryption(void *ctx, const struct kb_aws_error *err,
         snprintf(drift, sizeof(drift), "default encryption is %s%s%s, configured %s",
                  enc->sse_algorithm, enc->kms_key_id != NULL ? " with key " : "",
                  enc->kms_key_id != NULL ? enc->kms_key_id : "",
-                 j->e->cfg->aws.kms_key_id != NULL ? "aws:kms with aws.kms_key_id" : "AES256");
+                 j->cfg->aws.kms_key_id != NULL ? "aws:kms with aws.kms_key_id" : "AES256");
     s_judge(j, err, KB_RID(enc), "ServerSideEncryptionConfigurationNotFoundError",
-            kb_rc_encryption_ok(enc, j->e->cfg->aws.kms_key_id), drift, s_put_encryption);
+            kb_rc_encryption_ok(enc, j->cfg->aws.kms_key_id), drift, s_put_encryption);
     kb_job_unref(j);
 }
 
 static void s_read_encryption(struct kb_job *j)
 {
     struct kb_s3_bucket_input in;
-    int rc;
 
-    kb_job_ref(j);
-    rc = kb_s3_get_bucket_encryption(s_client(j), s_in(j, &in), on_encryption, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, s_step(j), "GetBucketEncryption", rc);
-        s_end(j);
-    }
+    kb_job_send(j, s_step(j), "GetBucketEncryption",
+                kb_s3_get_bucket_encryption(s_client(j), s_in(j, &in), on_encryption, j), s_end);
 }
 
 static void on_ownership(void *ctx, const struct kb_aws_error *err,
@@ -228,14 +199,10 @@ static void on_ownership(void *ctx, const struct kb_aws_error *err,
 static void s_read_ownership(struct kb_job *j)
 {
     struct kb_s3_bucket_input in;
-    int rc;
 
-    kb_job_ref(j);
-    rc = kb_s3_get_bucket_ownership_controls(s_client(j), s_in(j, &in), on_ownership, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, s_step(j), "GetBucketOwnershipControls", rc);
-        s_end(j);
-    }
+    kb_job_send(j, s_step(j), "GetBucketOwnershipControls",
+                kb_s3_get_bucket_ownership_controls(s_client(j), s_in(j, &in), on_ownership, j),
+                s_end);
 }
 
 static void on_policy(void *ctx, const struct kb_aws_error *err,
@@ -246,7 +213,7 @@ static void on_policy(void *ctx, const struct kb_aws_error *err,
 
     kb_job_log_call(j, s_step(j), "GetBucketPolicy", err, KB_RID(pol));
     /* A document that does not even parse is drift like any other difference. */
-    if (pol != NULL && kb_policy_equal(pol->policy, j->bucket_policy, &equal) != 0)
+    if (pol != NULL && kb_policy_equal(pol->policy, kb_prov(j)->bucket_policy, &equal) != 0)
         equal = false;
     s_judge(j, err, KB_RID(pol), "NoSuchBucketPolicy", equal,
             "the bucket policy differs from keybroker's (edited out of band)", s_put_policy);
@@ -256,14 +223,9 @@ static void on_policy(void *ctx, const struct kb_aws_error *err,
 static void s_read_policy(struct kb_job *j)
 {
     struct kb_s3_bucket_input in;
-    int rc;
 
-    kb_job_ref(j);
-    rc = kb_s3_get_bucket_policy(s_client(j), s_in(j, &in), on_policy, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, s_step(j), "GetBucketPolicy", rc);
-        s_end(j);
-    }
+    kb_job_send(j, s_step(j), "GetBucketPolicy",
+                kb_s3_get_bucket_policy(s_client(j), s_in(j, &in), on_policy, j), s_end);
 }
 
 /* -- the fresh path ---------------------------------------------------------------------------- */
@@ -271,7 +233,7 @@ static void s_read_policy(struct kb_job *j)
 static void s_default(struct kb_job *j, const char *what)
 {
     kb_job_event(j, s_step(j), KB_ENGINE_SKIP, what, NULL);
-    j->setting++;
+    kb_prov(j)->setting++;
     s_next(j);
 }
 
@@ -282,7 +244,7 @@ static void s_fresh_pab(struct kb_job *j)
 
 static void s_fresh_encryption(struct kb_job *j)
 {
-    if (j->e->cfg->aws.kms_key_id != NULL)
+    if (j->cfg->aws.kms_key_id != NULL)
         s_put_encryption(j);
     else
         s_default(j, "new bucket: S3's default (SSE-S3, AES256)");
@@ -303,20 +265,20 @@ static const struct s_setting s_settings[] = {
 
 static const char *s_step(struct kb_job *j)
 {
-    return j->setting < S_NSETTINGS ? s_settings[j->setting].step : "bucket-tags";
+    return kb_prov(j)->setting < S_NSETTINGS ? s_settings[kb_prov(j)->setting].step : "bucket-tags";
 }
 
 static void s_next(struct kb_job *j)
 {
     const struct s_setting *s;
 
-    if (j->setting >= S_NSETTINGS) {
+    if (kb_prov(j)->setting >= S_NSETTINGS) {
         s_end(j);
         return;
     }
-    s = &s_settings[j->setting];
+    s = &s_settings[kb_prov(j)->setting];
     kb_job_event(j, s->step, KB_ENGINE_START, NULL, NULL);
-    if (j->bucket_fresh)
+    if (kb_prov(j)->bucket_fresh)
         s->fresh(j);
     else
         s->read(j);
@@ -343,7 +305,7 @@ static void on_tags_put(void *ctx, const struct kb_aws_error *err, const struct 
  * (it replaces the whole set). */
 static void s_repair_tags(struct kb_job *j, const struct kb_s3_tags *have)
 {
-    struct kb_aws_tag *all = calloc(have->tag_count + j->ntags, sizeof(*all));
+    struct kb_aws_tag *all = calloc(have->tag_count + kb_prov(j)->ntags, sizeof(*all));
     size_t n = 0;
     int rc;
 
@@ -357,21 +319,19 @@ static void s_repair_tags(struct kb_job *j, const struct kb_s3_tags *have)
     for (size_t i = 0; i < have->tag_count; i++) {
         size_t w;
 
-        for (w = 0; w < j->ntags && strcmp(j->tags[w].key, have->tags[i].key) != 0; w++)
+        for (w = 0;
+             w < kb_prov(j)->ntags && strcmp(kb_prov(j)->tags[w].key, have->tags[i].key) != 0; w++)
             ;
-        if (w == j->ntags)
+        if (w == kb_prov(j)->ntags)
             all[n++] = have->tags[i];
     }
-    memcpy(all + n, j->tags, j->ntags * sizeof(*all));
-    kb_job_ref(j);
+    memcpy(all + n, kb_prov(j)->tags, kb_prov(j)->ntags * sizeof(*all));
     rc = kb_s3_put_bucket_tagging(
-        s_client(j), &(struct kb_s3_put_bucket_tagging_input){j->t->bucket, all, n + j->ntags},
+        s_client(j),
+        &(struct kb_s3_put_bucket_tagging_input){j->t->bucket, all, n + kb_prov(j)->ntags},
         on_tags_put, j);
     free(all);
-    if (rc != 0) {
-        kb_job_fail_send(j, "bucket-tags", "PutBucketTagging", rc);
-        s_end(j);
-    }
+    kb_job_send(j, "bucket-tags", "PutBucketTagging", rc, s_end);
 }
 
 static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s3_tags *tags)
@@ -391,7 +351,8 @@ static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s
         s_end(j);
     } else {
         kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists, managed by keybroker", tags->request_id);
-        if (kb_rc_tags_missing(tags->tags, tags->tag_count, j->tags, j->ntags, missing) > 0)
+        if (kb_rc_tags_missing(tags->tags, tags->tag_count, kb_prov(j)->tags, kb_prov(j)->ntags,
+                               missing) > 0)
             s_repair_tags(j, tags);
         else
             s_next(j);
@@ -402,14 +363,9 @@ static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s
 static void s_read_tags(struct kb_job *j)
 {
     struct kb_s3_bucket_input in;
-    int rc;
 
-    kb_job_ref(j);
-    rc = kb_s3_get_bucket_tagging(s_client(j), s_in(j, &in), on_tags, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, S_STEP, "GetBucketTagging", rc);
-        s_end(j);
-    }
+    kb_job_send(j, S_STEP, "GetBucketTagging",
+                kb_s3_get_bucket_tagging(s_client(j), s_in(j, &in), on_tags, j), s_end);
 }
 
 static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
@@ -418,7 +374,7 @@ static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb
 
     kb_job_log_call(j, S_STEP, "CreateBucket", err, KB_RID(ok));
     if (err == NULL) {
-        j->bucket_fresh = true;
+        kb_prov(j)->bucket_fresh = true;
         kb_job_event(j, S_STEP, KB_ENGINE_DONE, "created (tagged at creation)", ok->request_id);
         s_next(j);
     } else if (kb_rc_is_code(err, "BucketAlreadyOwnedByYou")) {
@@ -439,16 +395,13 @@ static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb
 
 static void s_create(struct kb_job *j)
 {
-    struct kb_s3_create_bucket_input in = {
-        .bucket = j->t->bucket, .region = j->e->region, .tags = j->tags, .tag_count = j->ntags};
-    int rc;
+    struct kb_s3_create_bucket_input in = {.bucket = j->t->bucket,
+                                           .region = j->region,
+                                           .tags = kb_prov(j)->tags,
+                                           .tag_count = kb_prov(j)->ntags};
 
-    kb_job_ref(j);
-    rc = kb_s3_create_bucket(s_client(j), &in, on_create, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, S_STEP, "CreateBucket", rc);
-        s_end(j);
-    }
+    kb_job_send(j, S_STEP, "CreateBucket", kb_s3_create_bucket(s_client(j), &in, on_create, j),
+                s_end);
 }
 
 static void on_head(void *ctx, const struct kb_aws_error *err, const struct kb_s3_bucket_head *h)
@@ -473,16 +426,10 @@ static void on_head(void *ctx, const struct kb_aws_error *err, const struct kb_s
     kb_job_unref(j);
 }
 
-void kb_prov_bucket_start(struct kb_job *j)
+void kb_prov__bucket_start(struct kb_job *j)
 {
     struct kb_s3_head_bucket_input in = {.bucket = j->t->bucket};
-    int rc;
 
     kb_job_event(j, S_STEP, KB_ENGINE_START, NULL, NULL);
-    kb_job_ref(j);
-    rc = kb_s3_head_bucket(s_client(j), &in, on_head, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, S_STEP, "HeadBucket", rc);
-        s_end(j);
-    }
+    kb_job_send(j, S_STEP, "HeadBucket", kb_s3_head_bucket(s_client(j), &in, on_head, j), s_end);
 }

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "engine/engine_internal.h"
+#include "engine/provision.h"
 #include "common/err.h"
 #include "aws/iam.h"
 #include "common/log.h"
@@ -41,25 +41,9 @@
 static void s_keys(struct kb_job *j);
 static void s_act(struct kb_job *j);
 
-void kb_prov_chain_end(struct kb_job *j)
-{
-    if (j->bucket_running || j->user_running)
-        return;
-    if (j->failed)
-        kb_job_end(j);
-    else
-        kb_prov_key_start(j);
-}
-
 static void s_fail_end(struct kb_job *j, const char *step, const struct kb_aws_error *err)
 {
     kb_job_fail_aws(j, step, err);
-    kb_job_end(j);
-}
-
-static void s_send_failed(struct kb_job *j, const char *step, const char *op, int rc)
-{
-    kb_job_fail_send(j, step, op, rc);
     kb_job_end(j);
 }
 
@@ -78,8 +62,8 @@ static void s_labels(struct kb_job *j, const struct kb_sm_description *d)
         for (size_t s = 0; s < d->versions[v].stage_count; s++) {
             for (size_t m = 0; m < sizeof(map) / sizeof(map[0]); m++) {
                 if (strcmp(d->versions[v].stages[s], map[m].label) == 0)
-                    snprintf((char *)&j->snap + map[m].off, sizeof(j->snap.current), "%s",
-                             d->versions[v].version_id);
+                    snprintf((char *)&kb_prov(j)->snap + map[m].off,
+                             sizeof(kb_prov(j)->snap.current), "%s", d->versions[v].version_id);
             }
         }
     }
@@ -102,24 +86,22 @@ static void on_tag_secret(void *ctx, const struct kb_aws_error *err, const struc
 static void s_tag_secret(struct kb_job *j, const size_t *missing, size_t n)
 {
     struct kb_aws_tag tags[KB_CONFIG_MAX_USER_TAGS + 2];
-    int rc;
 
     kb_job_event(j, S_STAGS, KB_ENGINE_START, NULL, NULL);
     kb_job_drift(j, S_STAGS, "configured tags missing or changed on the secret");
     for (size_t i = 0; i < n; i++)
-        tags[i] = j->tags[missing[i]];
-    kb_job_ref(j);
-    rc = kb_sm_tag_resource(j->e->client,
-                            &(struct kb_sm_tag_resource_input){j->t->secret_name, tags, n},
-                            on_tag_secret, j);
-    if (rc != 0)
-        s_send_failed(j, S_STAGS, "TagResource", rc);
+        tags[i] = kb_prov(j)->tags[missing[i]];
+    kb_job_send(j, S_STAGS, "TagResource",
+                kb_sm_tag_resource(j->client,
+                                   &(struct kb_sm_tag_resource_input){j->t->secret_name, tags, n},
+                                   on_tag_secret, j),
+                kb_job_end);
 }
 
 /* The secret exists: ours, live, labels noted; then its tags and the keys. */
 static void s_adopt_secret(struct kb_job *j, const struct kb_sm_description *d)
 {
-    const char *kms = j->e->cfg->aws.kms_key_id;
+    const char *kms = j->cfg->aws.kms_key_id;
     size_t missing[KB_CONFIG_MAX_USER_TAGS + 2], n;
 
     if (!kb_rc_tags_ours(d->tags, d->tag_count, j->t->name)) {
@@ -138,15 +120,15 @@ static void s_adopt_secret(struct kb_job *j, const struct kb_sm_description *d)
         kb_job_end(j);
         return;
     }
-    j->secret_exists = true;
-    snprintf(j->secret_arn, sizeof(j->secret_arn), "%s", d->arn);
-    j->secret_changed = d->last_changed_date;
+    kb_prov(j)->secret_exists = true;
+    snprintf(kb_prov(j)->secret_arn, sizeof(kb_prov(j)->secret_arn), "%s", d->arn);
+    kb_prov(j)->secret_changed = d->last_changed_date;
     s_labels(j, d);
     if ((kms == NULL) != (d->kms_key_id == NULL) ||
         (kms != NULL && strcmp(kms, d->kms_key_id) != 0))
         kb_job_drift(j, S_SECRET, "the secret's KMS key differs from aws.kms_key_id (not changed)");
     kb_job_event(j, S_SECRET, KB_ENGINE_DONE, "exists, managed by keybroker", d->request_id);
-    n = kb_rc_tags_missing(d->tags, d->tag_count, j->tags, j->ntags, missing);
+    n = kb_rc_tags_missing(d->tags, d->tag_count, kb_prov(j)->tags, kb_prov(j)->ntags, missing);
     if (n > 0)
         s_tag_secret(j, missing, n);
     else
@@ -170,17 +152,15 @@ static void on_describe(void *ctx, const struct kb_aws_error *err,
     kb_job_unref(j);
 }
 
-void kb_prov_key_start(struct kb_job *j)
+void kb_prov__key_start(struct kb_job *j)
 {
-    int rc;
 
-    j->snap.tenant = j->t->name;
+    kb_prov(j)->snap.tenant = j->t->name;
     kb_job_event(j, S_SECRET, KB_ENGINE_START, NULL, NULL);
-    kb_job_ref(j);
-    rc = kb_sm_describe_secret(j->e->client, &(struct kb_sm_secret_input){j->t->secret_name},
-                               on_describe, j);
-    if (rc != 0)
-        s_send_failed(j, S_SECRET, "DescribeSecret", rc);
+    kb_job_send(j, S_SECRET, "DescribeSecret",
+                kb_sm_describe_secret(j->client, &(struct kb_sm_secret_input){j->t->secret_name},
+                                      on_describe, j),
+                kb_job_end);
 }
 
 /* -- the user's keys --------------------------------------------------------------------------- */
@@ -191,7 +171,7 @@ static void on_delete_orphan(void *ctx, const struct kb_aws_error *err,
                              const struct kb_aws_done *ok)
 {
     struct kb_job *j = ctx;
-    const struct kb_rc_key *k = &j->snap.keys[j->plan.del[j->del_next]];
+    const struct kb_rc_key *k = &kb_prov(j)->snap.keys[kb_prov(j)->plan.del[kb_prov(j)->del_next]];
     char msg[256];
 
     kb_job_log_call(j, S_ORPHANS, "DeleteAccessKey", err, KB_RID(ok));
@@ -201,7 +181,7 @@ static void on_delete_orphan(void *ctx, const struct kb_aws_error *err,
         snprintf(msg, sizeof(msg), "deleted %s, referenced by no secret version", k->id);
         kb_job_event(j, S_ORPHANS, KB_ENGINE_DONE, msg,
                      err != NULL ? err->request_id : ok->request_id);
-        j->del_next++;
+        kb_prov(j)->del_next++;
         s_delete_next(j);
     }
     kb_job_unref(j);
@@ -209,38 +189,39 @@ static void on_delete_orphan(void *ctx, const struct kb_aws_error *err,
 
 static void s_delete_next(struct kb_job *j)
 {
-    int rc;
 
-    if (j->del_next >= j->plan.ndel) {
+    if (kb_prov(j)->del_next >= kb_prov(j)->plan.ndel) {
         s_act(j);
         return;
     }
     kb_job_event(j, S_ORPHANS, KB_ENGINE_START, NULL, NULL);
-    kb_job_ref(j);
-    rc = kb_iam_delete_access_key(j->e->client,
-                                  &(struct kb_iam_access_key_input){
-                                      j->t->user_name, j->snap.keys[j->plan.del[j->del_next]].id},
-                                  on_delete_orphan, j);
-    if (rc != 0)
-        s_send_failed(j, S_ORPHANS, "DeleteAccessKey", rc);
+    kb_job_send(j, S_ORPHANS, "DeleteAccessKey",
+                kb_iam_delete_access_key(
+                    j->client,
+                    &(struct kb_iam_access_key_input){
+                        j->t->user_name,
+                        kb_prov(j)->snap.keys[kb_prov(j)->plan.del[kb_prov(j)->del_next]].id},
+                    on_delete_orphan, j),
+                kb_job_end);
 }
 
 static void s_plan(struct kb_job *j)
 {
-    const struct kb_config_aws *aws = &j->e->cfg->aws;
-    int rc = kb_rc_plan_keys(&j->snap, time(NULL), aws->orphan_key_min_age, &j->plan);
+    const struct kb_config_aws *aws = &j->cfg->aws;
+    int rc =
+        kb_rc_plan_keys(&kb_prov(j)->snap, time(NULL), aws->orphan_key_min_age, &kb_prov(j)->plan);
 
     if (rc != 0) {
         kb_job_fail(j, S_KEYS, NULL, "cannot plan the keys: %s", kb_strerror(rc));
         kb_job_end(j);
         return;
     }
-    for (size_t i = 0; i < j->snap.nkeys; i++) {
-        if (!(j->plan.referenced & (1u << i)))
+    for (size_t i = 0; i < kb_prov(j)->snap.nkeys; i++) {
+        if (!(kb_prov(j)->plan.referenced & (1u << i)))
             kb_log(KB_LOG_WARN, "orphan-key", "tenant", j->t->name, "step", S_KEYS, "access_key_id",
-                   j->snap.keys[i].id, "message", "referenced by no secret version", NULL);
+                   kb_prov(j)->snap.keys[i].id, "message", "referenced by no secret version", NULL);
     }
-    j->del_next = 0;
+    kb_prov(j)->del_next = 0;
     s_delete_next(j);
 }
 
@@ -253,14 +234,15 @@ static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_i
     if (err != NULL) {
         s_fail_end(j, S_KEYS, err);
     } else {
-        for (size_t i = 0; i < ks->count && j->snap.nkeys < KB_RC_MAX_KEYS; i++) {
-            struct kb_rc_key *k = &j->snap.keys[j->snap.nkeys++];
+        for (size_t i = 0; i < ks->count && kb_prov(j)->snap.nkeys < KB_RC_MAX_KEYS; i++) {
+            struct kb_rc_key *k = &kb_prov(j)->snap.keys[kb_prov(j)->snap.nkeys++];
 
             snprintf(k->id, sizeof(k->id), "%s", ks->keys[i].access_key_id);
             k->status = ks->keys[i].status;
             k->created = ks->keys[i].create_date;
         }
-        snprintf(msg, sizeof(msg), "%zu key%s", j->snap.nkeys, j->snap.nkeys == 1 ? "" : "s");
+        snprintf(msg, sizeof(msg), "%zu key%s", kb_prov(j)->snap.nkeys,
+                 kb_prov(j)->snap.nkeys == 1 ? "" : "s");
         kb_job_event(j, S_KEYS, KB_ENGINE_DONE, msg, ks->request_id);
         s_plan(j);
     }
@@ -269,41 +251,39 @@ static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_i
 
 static void s_keys(struct kb_job *j)
 {
-    int rc;
 
     kb_job_event(j, S_KEYS, KB_ENGINE_START, NULL, NULL);
-    if (j->user_fresh) {
+    if (kb_prov(j)->user_fresh) {
         /* A user this run created has no key: a ListAccessKeys would only say so. */
         kb_job_event(j, S_KEYS, KB_ENGINE_SKIP, "new user: no keys", NULL);
         s_plan(j);
         return;
     }
-    kb_job_ref(j);
-    rc = kb_iam_list_access_keys(
-        j->e->client, &(struct kb_iam_list_access_keys_input){j->t->user_name, NULL}, on_keys, j);
-    if (rc != 0)
-        s_send_failed(j, S_KEYS, "ListAccessKeys", rc);
+    kb_job_send(
+        j, S_KEYS, "ListAccessKeys",
+        kb_iam_list_access_keys(
+            j->client, &(struct kb_iam_list_access_keys_input){j->t->user_name, NULL}, on_keys, j),
+        kb_job_end);
 }
 
 /* -- ready, or a new key ----------------------------------------------------------------------- */
 
 static void s_ready_unchanged(struct kb_job *j)
 {
-    struct kb_tenant_status *st = kb_job_status(j);
-    const struct kb_rc_key *k = &j->snap.keys[j->plan.current];
+    struct kb_prov *p = kb_prov(j);
+    const struct kb_tenant_status *st = kb_job_status(j);
+    const struct kb_rc_key *k = &p->snap.keys[p->plan.current];
+    bool same = strcmp(st->version_id, p->snap.current) == 0;
     char msg[256];
 
     /* A probe result of this process stays valid while the same version is current. */
-    if (strcmp(st->version_id, j->snap.current) != 0 || st->probe[0] == '\0')
-        snprintf(st->probe, sizeof(st->probe), "not-probed");
-    snprintf(st->secret_arn, sizeof(st->secret_arn), "%s", j->secret_arn);
-    if (strcmp(st->version_id, j->snap.current) != 0 || st->last_rotation == 0)
-        st->last_rotation = j->secret_changed;
-    snprintf(st->version_id, sizeof(st->version_id), "%s", j->snap.current);
+    kb_job_set_key(j, p->secret_arn, p->snap.current,
+                   same && st->last_rotation != 0 ? st->last_rotation : p->secret_changed,
+                   same && st->probe[0] != '\0' ? st->probe : "not-probed");
     snprintf(msg, sizeof(msg), "AWSCURRENT holds the active key %s", k->id);
     kb_job_event(j, S_CREATE, KB_ENGINE_SKIP, msg, NULL);
     snprintf(j->message, sizeof(j->message), "ready: version %s (key %s), unchanged",
-             j->snap.current, k->id);
+             p->snap.current, k->id);
     kb_job_end(j);
 }
 
@@ -311,7 +291,7 @@ static void s_create_key(struct kb_job *j);
 
 static void s_act(struct kb_job *j)
 {
-    const struct kb_rc_plan *p = &j->plan;
+    const struct kb_rc_plan *p = &kb_prov(j)->plan;
     char when[32] = "?";
     struct tm tm;
 
@@ -323,12 +303,12 @@ static void s_act(struct kb_job *j)
         s_create_key(j);
         return;
     case KB_RC_WAIT:
-        if (gmtime_r(&j->snap.keys[p->waiting].created, &tm) != NULL)
+        if (gmtime_r(&kb_prov(j)->snap.keys[p->waiting].created, &tm) != NULL)
             strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
         kb_job_fail(j, S_CREATE, NULL,
                     "waiting for unreferenced key %s to age (created %s; deleted once older than "
                     "aws.orphan_key_min_age, %" PRIu64 "s): no free key slot, retry later",
-                    j->snap.keys[p->waiting].id, when, j->e->cfg->aws.orphan_key_min_age);
+                    kb_prov(j)->snap.keys[p->waiting].id, when, j->cfg->aws.orphan_key_min_age);
         break;
     case KB_RC_NO_SLOT:
         kb_job_fail(j, S_CREATE, NULL,
@@ -351,12 +331,12 @@ static void on_create_key(void *ctx, const struct kb_aws_error *err, struct kb_i
         s_fail_end(j, S_CREATE, err);
     } else {
         /* Take the secret: from here it lives only in guarded memory, until the probe ends. */
-        j->new_secret = k->secret_access_key;
+        kb_prov(j)->new_secret = k->secret_access_key;
         k->secret_access_key = NULL;
-        snprintf(j->new_key, sizeof(j->new_key), "%s", k->access_key_id);
+        snprintf(kb_prov(j)->new_key, sizeof(kb_prov(j)->new_key), "%s", k->access_key_id);
         kb_log(KB_LOG_INFO, "key-created", "tenant", j->t->name, "step", S_CREATE, "access_key_id",
-               j->new_key, "request_id", k->request_id, NULL);
-        snprintf(msg, sizeof(msg), "created %s", j->new_key);
+               kb_prov(j)->new_key, "request_id", k->request_id, NULL);
+        snprintf(msg, sizeof(msg), "created %s", kb_prov(j)->new_key);
         kb_job_event(j, S_CREATE, KB_ENGINE_DONE, msg, k->request_id);
         s_store(j);
     }
@@ -365,14 +345,12 @@ static void on_create_key(void *ctx, const struct kb_aws_error *err, struct kb_i
 
 static void s_create_key(struct kb_job *j)
 {
-    int rc;
 
     kb_job_event(j, S_CREATE, KB_ENGINE_START, NULL, NULL);
-    kb_job_ref(j);
-    rc = kb_iam_create_access_key(j->e->client, &(struct kb_iam_user_input){j->t->user_name},
-                                  on_create_key, j);
-    if (rc != 0)
-        s_send_failed(j, S_CREATE, "CreateAccessKey", rc);
+    kb_job_send(j, S_CREATE, "CreateAccessKey",
+                kb_iam_create_access_key(j->client, &(struct kb_iam_user_input){j->t->user_name},
+                                         on_create_key, j),
+                kb_job_end);
 }
 
 /* -- storing it, and compensation -------------------------------------------------------------- */
@@ -383,17 +361,18 @@ static void on_compensated(void *ctx, const struct kb_aws_error *err, const stru
 
     kb_job_log_call(j, S_STORE, "DeleteAccessKey", err, KB_RID(ok));
     kb_log(KB_LOG_INFO, "compensate", "tenant", j->t->name, "step", S_STORE, "access_key_id",
-           j->new_key, "result",
+           kb_prov(j)->new_key, "result",
            err == NULL || kb_rc_is_code(err, "NoSuchEntity") ? "deleted" : "failed", "request_id",
            err != NULL ? err->request_id : ok->request_id, NULL);
     if (err == NULL || kb_rc_is_code(err, "NoSuchEntity"))
-        kb_job_fail(j, S_STORE, j->store_request_id,
-                    "%s; the new key %s was deleted (compensation)", j->store_error, j->new_key);
+        kb_job_fail(j, S_STORE, kb_prov(j)->store_request_id,
+                    "%s; the new key %s was deleted (compensation)", kb_prov(j)->store_error,
+                    kb_prov(j)->new_key);
     else
-        kb_job_fail(j, S_STORE, j->store_request_id,
+        kb_job_fail(j, S_STORE, kb_prov(j)->store_request_id,
                     "%s; deleting the new key %s failed too (%s: %s): a later reconcile deletes "
                     "it once it is older than aws.orphan_key_min_age",
-                    j->store_error, j->new_key,
+                    kb_prov(j)->store_error, kb_prov(j)->new_key,
                     err->code[0] != '\0' ? err->code : kb_err_name(err->err), err->message);
     kb_job_end(j);
     kb_job_unref(j);
@@ -405,36 +384,47 @@ static void s_compensate(struct kb_job *j)
     int rc;
 
     kb_log(KB_LOG_WARN, "compensate", "tenant", j->t->name, "step", S_STORE, "access_key_id",
-           j->new_key, "message", "deleting the key that could not be stored", NULL);
-    kb_job_ref(j);
-    rc = kb_iam_delete_access_key(j->e->client,
-                                  &(struct kb_iam_access_key_input){j->t->user_name, j->new_key},
-                                  on_compensated, j);
-    if (rc != 0) {
-        kb_job_unref(j);
-        kb_job_fail(j, S_STORE, j->store_request_id,
+           kb_prov(j)->new_key, "message", "deleting the key that could not be stored", NULL);
+    rc = kb_iam_delete_access_key(
+        j->client, &(struct kb_iam_access_key_input){j->t->user_name, kb_prov(j)->new_key},
+        on_compensated, j);
+    /* Not kb_job_send: a compensation that cannot start says so in the store's own words. */
+    if (rc == 0) {
+        kb_job_ref(j);
+    } else {
+        kb_job_fail(j, S_STORE, kb_prov(j)->store_request_id,
                     "%s; the new key %s could not be deleted (%s): a later reconcile deletes it "
                     "once it is older than aws.orphan_key_min_age",
-                    j->store_error, j->new_key, kb_strerror(rc));
+                    kb_prov(j)->store_error, kb_prov(j)->new_key, kb_strerror(rc));
         kb_job_end(j);
     }
 }
 
+/* The probe's next step: the job's outcome. */
+static void s_probed(struct kb_job *j)
+{
+    struct kb_prov *p = kb_prov(j);
+
+    if (!j->failed)
+        snprintf(j->message, sizeof(j->message), "ready: key %s stored as version %s, %s",
+                 p->new_key, p->new_version, kb_job_status(j)->probe);
+    kb_job_end(j);
+}
+
 static void s_stored(struct kb_job *j, const char *arn, const char *how, const char *request_id)
 {
-    struct kb_tenant_status *st = kb_job_status(j);
+    struct kb_prov *p = kb_prov(j);
     char msg[256];
 
     if (arn != NULL)
-        snprintf(j->secret_arn, sizeof(j->secret_arn), "%s", arn);
-    snprintf(st->secret_arn, sizeof(st->secret_arn), "%s", j->secret_arn);
-    snprintf(st->version_id, sizeof(st->version_id), "%s", j->new_version);
-    st->last_rotation = time(NULL);
-    st->probe[0] = '\0';
-    snprintf(msg, sizeof(msg), "%s as AWSCURRENT version %s (key %s)", how, j->new_version,
-             j->new_key);
+        snprintf(p->secret_arn, sizeof(p->secret_arn), "%s", arn);
+    kb_job_set_key(j, p->secret_arn, p->new_version, time(NULL), "");
+    snprintf(msg, sizeof(msg), "%s as AWSCURRENT version %s (key %s)", how, p->new_version,
+             p->new_key);
     kb_job_event(j, S_STORE, KB_ENGINE_DONE, msg, request_id);
-    kb_probe_start(j);
+    /* The secret moves to the probe, which wipes it when the job is released. */
+    kb_probe_start(&p->probe, j, p->new_key, p->new_secret, s_probed);
+    p->new_secret = NULL;
 }
 
 static void on_verify(void *ctx, const struct kb_aws_error *err, const struct kb_sm_description *d)
@@ -444,13 +434,13 @@ static void on_verify(void *ctx, const struct kb_aws_error *err, const struct kb
 
     kb_job_log_call(j, S_STORE, "DescribeSecret", err, KB_RID(d));
     for (size_t v = 0; d != NULL && v < d->version_count; v++)
-        found = found || strcmp(d->versions[v].version_id, j->new_version) == 0;
+        found = found || strcmp(d->versions[v].version_id, kb_prov(j)->new_version) == 0;
     if (err != NULL && !kb_rc_is_code(err, "ResourceNotFoundException")) {
-        kb_job_fail(j, S_STORE, j->store_request_id,
+        kb_job_fail(j, S_STORE, kb_prov(j)->store_request_id,
                     "%s; whether it was stored is unknown (DescribeSecret failed too: %s), so the "
                     "new key %s is kept: a later reconcile finds its version or deletes it",
-                    j->store_error, err->code[0] != '\0' ? err->code : kb_err_name(err->err),
-                    j->new_key);
+                    kb_prov(j)->store_error,
+                    err->code[0] != '\0' ? err->code : kb_err_name(err->err), kb_prov(j)->new_key);
         kb_job_end(j);
     } else if (found) {
         s_stored(j, d->arn, "stored (confirmed by DescribeSecret after an unclear answer)",
@@ -464,28 +454,29 @@ static void on_verify(void *ctx, const struct kb_aws_error *err, const struct kb
 static void on_store(void *ctx, const struct kb_aws_error *err, const struct kb_sm_secret_ref *ref)
 {
     struct kb_job *j = ctx;
-    const char *op = j->secret_exists ? "PutSecretValue" : "CreateSecret";
+    const char *op = kb_prov(j)->secret_exists ? "PutSecretValue" : "CreateSecret";
     int rc;
 
     kb_job_log_call(j, S_STORE, op, err, KB_RID(ref));
     if (err != NULL)
-        snprintf(j->store_request_id, sizeof(j->store_request_id), "%s", err->request_id);
+        snprintf(kb_prov(j)->store_request_id, sizeof(kb_prov(j)->store_request_id), "%s",
+                 err->request_id);
     if (err == NULL) {
         s_stored(j, ref->arn, "stored", ref->request_id);
     } else {
-        snprintf(j->store_error, sizeof(j->store_error), "%s failed: %s%s%s (HTTP %ld%s%s)", op,
-                 err->code, err->code[0] != '\0' ? ": " : "", err->message, err->status,
+        snprintf(kb_prov(j)->store_error, sizeof(kb_prov(j)->store_error),
+                 "%s failed: %s%s%s (HTTP %ld%s%s)", op, err->code,
+                 err->code[0] != '\0' ? ": " : "", err->message, err->status,
                  err->request_id[0] != '\0' ? ", request id " : "", err->request_id);
         if (kb_rc_store_surely_failed(err)) {
             s_compensate(j);
         } else {
-            kb_job_ref(j);
-            rc = kb_sm_describe_secret(
-                j->e->client, &(struct kb_sm_secret_input){j->t->secret_name}, on_verify, j);
-            if (rc != 0) {
-                kb_job_unref(j);
+            rc = kb_sm_describe_secret(j->client, &(struct kb_sm_secret_input){j->t->secret_name},
+                                       on_verify, j);
+            if (rc == 0)
+                kb_job_ref(j);
+            else
                 s_compensate(j);
-            }
         }
     }
     kb_job_unref(j);
@@ -496,16 +487,18 @@ static int s_send_store(struct kb_job *j, struct kb_secret *value)
     static const char *const current[] = {"AWSCURRENT"};
     char description[160];
 
-    if (j->secret_exists)
-        return kb_sm_put_secret_value(j->e->client,
-                                      &(struct kb_sm_put_secret_value_input){
-                                          j->t->secret_name, j->new_version, value, current, 1},
-                                      on_store, j);
+    if (kb_prov(j)->secret_exists)
+        return kb_sm_put_secret_value(
+            j->client,
+            &(struct kb_sm_put_secret_value_input){j->t->secret_name, kb_prov(j)->new_version,
+                                                   value, current, 1},
+            on_store, j);
     snprintf(description, sizeof(description), "keybroker: S3 access key of tenant %s", j->t->name);
     return kb_sm_create_secret(
-        j->e->client,
-        &(struct kb_sm_create_secret_input){j->t->secret_name, j->new_version, description,
-                                            j->e->cfg->aws.kms_key_id, value, j->tags, j->ntags},
+        j->client,
+        &(struct kb_sm_create_secret_input){j->t->secret_name, kb_prov(j)->new_version, description,
+                                            j->cfg->aws.kms_key_id, value, kb_prov(j)->tags,
+                                            kb_prov(j)->ntags},
         on_store, j);
 }
 
@@ -515,28 +508,19 @@ static void s_store(struct kb_job *j)
     int rc;
 
     kb_job_event(j, S_STORE, KB_ENGINE_START, NULL, NULL);
-    rc = kb_uuid_key_version(j->t->name, j->new_key, j->new_version);
+    rc = kb_uuid_key_version(j->t->name, kb_prov(j)->new_key, kb_prov(j)->new_version);
     if (rc == 0)
-        rc = kb_sm_key_secret_new(j->new_key, j->new_secret, j->t->bucket, j->e->region, &value);
-    if (rc == 0) {
-        kb_job_ref(j);
+        rc = kb_sm_key_secret_new(kb_prov(j)->new_key, kb_prov(j)->new_secret, j->t->bucket,
+                                  j->region, &value);
+    if (rc == 0)
         rc = s_send_store(j, value);
-        if (rc != 0)
-            kb_job_unref(j);
-    }
+    if (rc == 0)
+        kb_job_ref(j); /* for on_store, which runs later */
     /* The client copied the body (and wipes it): the value is not needed any more. */
     kb_secret_destroy(value);
     if (rc != 0) {
-        snprintf(j->store_error, sizeof(j->store_error), "could not send the store request: %s",
-                 kb_strerror(rc));
+        snprintf(kb_prov(j)->store_error, sizeof(kb_prov(j)->store_error),
+                 "could not send the store request: %s", kb_strerror(rc));
         s_compensate(j);
     }
-}
-
-void kb_prov_key_probed(struct kb_job *j)
-{
-    if (!j->failed)
-        snprintf(j->message, sizeof(j->message), "ready: key %s stored as version %s, %s",
-                 j->new_key, j->new_version, kb_job_status(j)->probe);
-    kb_job_end(j);
 }

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/engine_internal.h"
+#include "engine/provision.h"
 #include "common/err.h"
 #include "aws/iam.h"
 #include "common/log.h"
@@ -29,8 +29,8 @@
 
 static void s_end(struct kb_job *j)
 {
-    j->user_running = false;
-    kb_prov_chain_end(j);
+    kb_prov(j)->user_running = false;
+    kb_prov__chain_end(j);
 }
 
 static void on_put_policy(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
@@ -41,7 +41,7 @@ static void on_put_policy(void *ctx, const struct kb_aws_error *err, const struc
     if (err != NULL)
         kb_job_fail_aws(j, S_POLICY, err);
     else
-        kb_job_event(j, S_POLICY, KB_ENGINE_DONE, j->user_fresh ? "set" : "repaired",
+        kb_job_event(j, S_POLICY, KB_ENGINE_DONE, kb_prov(j)->user_fresh ? "set" : "repaired",
                      ok->request_id);
     s_end(j);
     kb_job_unref(j);
@@ -49,15 +49,11 @@ static void on_put_policy(void *ctx, const struct kb_aws_error *err, const struc
 
 static void s_put_policy(struct kb_job *j)
 {
-    struct kb_iam_put_user_policy_input in = {j->t->user_name, S_POLICY_NAME, j->user_policy};
-    int rc;
+    struct kb_iam_put_user_policy_input in = {j->t->user_name, S_POLICY_NAME,
+                                              kb_prov(j)->user_policy};
 
-    kb_job_ref(j);
-    rc = kb_iam_put_user_policy(j->e->client, &in, on_put_policy, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, S_POLICY, "PutUserPolicy", rc);
-        s_end(j);
-    }
+    kb_job_send(j, S_POLICY, "PutUserPolicy",
+                kb_iam_put_user_policy(j->client, &in, on_put_policy, j), s_end);
 }
 
 static void on_get_policy(void *ctx, const struct kb_aws_error *err,
@@ -71,7 +67,8 @@ static void on_get_policy(void *ctx, const struct kb_aws_error *err,
         kb_job_fail_aws(j, S_POLICY, err);
         s_end(j);
     } else {
-        if (pol != NULL && kb_policy_equal(pol->policy_document, j->user_policy, &equal) != 0)
+        if (pol != NULL &&
+            kb_policy_equal(pol->policy_document, kb_prov(j)->user_policy, &equal) != 0)
             equal = false;
         if (equal) {
             kb_job_event(j, S_POLICY, KB_ENGINE_DONE, "unchanged", pol->request_id);
@@ -90,19 +87,14 @@ static void on_get_policy(void *ctx, const struct kb_aws_error *err,
 static void s_policy(struct kb_job *j)
 {
     struct kb_iam_user_policy_input in = {j->t->user_name, S_POLICY_NAME};
-    int rc;
 
     kb_job_event(j, S_POLICY, KB_ENGINE_START, NULL, NULL);
-    if (j->user_fresh) {
+    if (kb_prov(j)->user_fresh) {
         s_put_policy(j);
         return;
     }
-    kb_job_ref(j);
-    rc = kb_iam_get_user_policy(j->e->client, &in, on_get_policy, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, S_POLICY, "GetUserPolicy", rc);
-        s_end(j);
-    }
+    kb_job_send(j, S_POLICY, "GetUserPolicy",
+                kb_iam_get_user_policy(j->client, &in, on_get_policy, j), s_end);
 }
 
 static void on_tag_user(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
@@ -124,24 +116,21 @@ static void on_tag_user(void *ctx, const struct kb_aws_error *err, const struct 
 static void s_tag_user(struct kb_job *j, const size_t *missing, size_t n)
 {
     struct kb_aws_tag tags[KB_CONFIG_MAX_USER_TAGS + 2];
-    int rc;
 
     kb_job_event(j, S_TAGS, KB_ENGINE_START, NULL, NULL);
     kb_job_drift(j, S_TAGS, "configured tags missing or changed on the IAM user");
     for (size_t i = 0; i < n; i++)
-        tags[i] = j->tags[missing[i]];
-    kb_job_ref(j);
-    rc = kb_iam_tag_user(j->e->client, &(struct kb_iam_tag_user_input){j->t->user_name, tags, n},
-                         on_tag_user, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, S_TAGS, "TagUser", rc);
-        s_end(j);
-    }
+        tags[i] = kb_prov(j)->tags[missing[i]];
+    kb_job_send(j, S_TAGS, "TagUser",
+                kb_iam_tag_user(j->client,
+                                &(struct kb_iam_tag_user_input){j->t->user_name, tags, n},
+                                on_tag_user, j),
+                s_end);
 }
 
 static void s_check_user(struct kb_job *j, const struct kb_iam_user *u)
 {
-    const struct kb_config_aws *aws = &j->e->cfg->aws;
+    const struct kb_config_aws *aws = &j->cfg->aws;
     size_t missing[KB_CONFIG_MAX_USER_TAGS + 2], n;
     char what[1200];
 
@@ -167,7 +156,7 @@ static void s_check_user(struct kb_job *j, const struct kb_iam_user *u)
         kb_job_drift(j, S_USER, what);
     }
     kb_job_event(j, S_USER, KB_ENGINE_DONE, "exists, managed by keybroker", u->request_id);
-    n = kb_rc_tags_missing(u->tags, u->tag_count, j->tags, j->ntags, missing);
+    n = kb_rc_tags_missing(u->tags, u->tag_count, kb_prov(j)->tags, kb_prov(j)->ntags, missing);
     if (n > 0)
         s_tag_user(j, missing, n);
     else
@@ -182,7 +171,7 @@ static void on_create_user(void *ctx, const struct kb_aws_error *err, const stru
 
     kb_job_log_call(j, S_USER, "CreateUser", err, KB_RID(u));
     if (err == NULL) {
-        j->user_fresh = true;
+        kb_prov(j)->user_fresh = true;
         kb_job_event(j, S_USER, KB_ENGINE_DONE, "created (tagged at creation)", u->request_id);
         s_policy(j);
     } else if (kb_rc_is_code(err, "EntityAlreadyExists")) {
@@ -197,17 +186,12 @@ static void on_create_user(void *ctx, const struct kb_aws_error *err, const stru
 
 static void s_create_user(struct kb_job *j)
 {
-    const struct kb_config_aws *aws = &j->e->cfg->aws;
+    const struct kb_config_aws *aws = &j->cfg->aws;
     struct kb_iam_create_user_input in = {j->t->user_name, aws->iam_path, aws->permissions_boundary,
-                                          j->tags, j->ntags};
-    int rc;
+                                          kb_prov(j)->tags, kb_prov(j)->ntags};
 
-    kb_job_ref(j);
-    rc = kb_iam_create_user(j->e->client, &in, on_create_user, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, S_USER, "CreateUser", rc);
-        s_end(j);
-    }
+    kb_job_send(j, S_USER, "CreateUser", kb_iam_create_user(j->client, &in, on_create_user, j),
+                s_end);
 }
 
 static void on_get_user(void *ctx, const struct kb_aws_error *err, const struct kb_iam_user *u)
@@ -229,9 +213,8 @@ static void on_get_user(void *ctx, const struct kb_aws_error *err, const struct 
 static void s_get_user(struct kb_job *j)
 {
     struct kb_iam_get_user_input in = {j->t->user_name};
-    int rc;
 
-    if (++j->user_tries > 3) {
+    if (++kb_prov(j)->user_tries > 3) {
         kb_job_fail(j, S_USER, NULL,
                     "IAM user %s keeps appearing and disappearing (CreateUser says it exists, "
                     "GetUser says it does not); retry later",
@@ -239,15 +222,10 @@ static void s_get_user(struct kb_job *j)
         s_end(j);
         return;
     }
-    kb_job_ref(j);
-    rc = kb_iam_get_user(j->e->client, &in, on_get_user, j);
-    if (rc != 0) {
-        kb_job_fail_send(j, S_USER, "GetUser", rc);
-        s_end(j);
-    }
+    kb_job_send(j, S_USER, "GetUser", kb_iam_get_user(j->client, &in, on_get_user, j), s_end);
 }
 
-void kb_prov_user_start(struct kb_job *j)
+void kb_prov__user_start(struct kb_job *j)
 {
     kb_job_event(j, S_USER, KB_ENGINE_START, NULL, NULL);
     s_get_user(j);

@@ -18,14 +18,29 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/engine_internal.h"
 #include "common/err.h"
 #include "aws/iam.h"
 #include "common/log.h"
 #include "aws/s3.h"
 #include "aws/secretsmanager.h"
 
+#include "engine/job.h"
+#include "engine/reconcile.h"
+
 #define S_CHECK "check"
+
+/* The revoke kind's state. */
+struct kb_revoke {
+    bool user_exists, secret_live, bucket_exists;
+    char keys[KB_RC_MAX_KEYS][128];
+    size_t nkeys, key_next;
+    size_t setting; /* the next entry of s_steps */
+};
+
+static struct kb_revoke *kb_revoke(struct kb_job *j)
+{
+    return kb_job_state(j);
+}
 
 static void s_next(struct kb_job *j);
 
@@ -43,18 +58,6 @@ static void s_foreign(struct kb_job *j, const char *what, const char *name, cons
                 what, name, j->t->name);
     kb_job_end(j);
 }
-
-/* Sends with one reference for the callback; a call that cannot start ends the job. */
-#define S_SEND(j, step, op, call)                                                                  \
-    do {                                                                                           \
-        int rc_;                                                                                   \
-        kb_job_ref(j);                                                                             \
-        rc_ = (call);                                                                              \
-        if (rc_ != 0) {                                                                            \
-            kb_job_fail_send((j), (step), (op), rc_);                                              \
-            kb_job_end(j);                                                                         \
-        }                                                                                          \
-    } while (0)
 
 /* -- check ------------------------------------------------------------------------------------- */
 
@@ -74,7 +77,7 @@ static void on_bucket_tags(void *ctx, const struct kb_aws_error *err, const stru
     } else if (!kb_rc_tags_ours(t->tags, t->tag_count, j->t->name)) {
         s_foreign(j, "bucket", j->t->bucket, t->request_id);
     } else {
-        j->bucket_exists = true;
+        kb_revoke(j)->bucket_exists = true;
         s_checked(j);
     }
     kb_job_unref(j);
@@ -93,9 +96,10 @@ static void on_bucket_head(void *ctx, const struct kb_aws_error *err,
     else if (!h->exists)
         s_checked(j);
     else
-        S_SEND(j, S_CHECK, "GetBucketTagging",
-               kb_s3_get_bucket_tagging(j->e->client, &(struct kb_s3_bucket_input){j->t->bucket},
-                                        on_bucket_tags, j));
+        kb_job_send(j, S_CHECK, "GetBucketTagging",
+                    kb_s3_get_bucket_tagging(j->client, &(struct kb_s3_bucket_input){j->t->bucket},
+                                             on_bucket_tags, j),
+                    kb_job_end);
     kb_job_unref(j);
 }
 
@@ -110,14 +114,16 @@ static void on_secret(void *ctx, const struct kb_aws_error *err, const struct kb
         s_foreign(j, "secret", j->t->secret_name, d->request_id);
     } else {
         /* A secret already scheduled is deleted again only to force it. */
-        j->secret_live = d != NULL && (d->deleted_date == 0 || j->ropts.force_delete_secret);
-        if (!j->ropts.delete_bucket) {
+        kb_revoke(j)->secret_live =
+            d != NULL && (d->deleted_date == 0 || j->ropts->force_delete_secret);
+        if (!j->ropts->delete_bucket) {
             s_checked(j);
         } else {
-            S_SEND(j, S_CHECK, "HeadBucket",
-                   kb_s3_head_bucket(j->e->client,
-                                     &(struct kb_s3_head_bucket_input){.bucket = j->t->bucket},
-                                     on_bucket_head, j));
+            kb_job_send(j, S_CHECK, "HeadBucket",
+                        kb_s3_head_bucket(j->client,
+                                          &(struct kb_s3_head_bucket_input){.bucket = j->t->bucket},
+                                          on_bucket_head, j),
+                        kb_job_end);
         }
     }
     kb_job_unref(j);
@@ -133,19 +139,21 @@ static void on_user(void *ctx, const struct kb_aws_error *err, const struct kb_i
     } else if (u != NULL && !kb_rc_tags_ours(u->tags, u->tag_count, j->t->name)) {
         s_foreign(j, "IAM user", j->t->user_name, u->request_id);
     } else {
-        j->user_exists = u != NULL;
-        S_SEND(j, S_CHECK, "DescribeSecret",
-               kb_sm_describe_secret(j->e->client, &(struct kb_sm_secret_input){j->t->secret_name},
-                                     on_secret, j));
+        kb_revoke(j)->user_exists = u != NULL;
+        kb_job_send(j, S_CHECK, "DescribeSecret",
+                    kb_sm_describe_secret(
+                        j->client, &(struct kb_sm_secret_input){j->t->secret_name}, on_secret, j),
+                    kb_job_end);
     }
     kb_job_unref(j);
 }
 
 static void s_check(struct kb_job *j)
 {
-    S_SEND(j, S_CHECK, "GetUser",
-           kb_iam_get_user(j->e->client, &(struct kb_iam_get_user_input){j->t->user_name}, on_user,
-                           j));
+    kb_job_send(
+        j, S_CHECK, "GetUser",
+        kb_iam_get_user(j->client, &(struct kb_iam_get_user_input){j->t->user_name}, on_user, j),
+        kb_job_end);
 }
 
 /* -- deletes ----------------------------------------------------------------------------------- */
@@ -160,7 +168,7 @@ static void on_key_deleted(void *ctx, const struct kb_aws_error *err, const stru
     if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
         s_fail(j, "delete-keys", err);
     } else {
-        j->key_next++;
+        kb_revoke(j)->key_next++;
         s_delete_key_next(j);
     }
     kb_job_unref(j);
@@ -170,15 +178,18 @@ static void s_delete_key_next(struct kb_job *j)
 {
     char msg[64];
 
-    if (j->key_next < j->nkeys) {
-        S_SEND(j, "delete-keys", "DeleteAccessKey",
-               kb_iam_delete_access_key(
-                   j->e->client,
-                   &(struct kb_iam_access_key_input){j->t->user_name, j->keys[j->key_next]},
-                   on_key_deleted, j));
+    if (kb_revoke(j)->key_next < kb_revoke(j)->nkeys) {
+        kb_job_send(j, "delete-keys", "DeleteAccessKey",
+                    kb_iam_delete_access_key(
+                        j->client,
+                        &(struct kb_iam_access_key_input){
+                            j->t->user_name, kb_revoke(j)->keys[kb_revoke(j)->key_next]},
+                        on_key_deleted, j),
+                    kb_job_end);
         return;
     }
-    snprintf(msg, sizeof(msg), "deleted %zu key%s", j->nkeys, j->nkeys == 1 ? "" : "s");
+    snprintf(msg, sizeof(msg), "deleted %zu key%s", kb_revoke(j)->nkeys,
+             kb_revoke(j)->nkeys == 1 ? "" : "s");
     kb_job_event(j, "delete-keys", KB_ENGINE_DONE, msg, NULL);
     s_next(j);
 }
@@ -191,8 +202,9 @@ static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_i
     if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
         s_fail(j, "delete-keys", err);
     } else {
-        for (size_t i = 0; ks != NULL && i < ks->count && j->nkeys < KB_RC_MAX_KEYS; i++)
-            snprintf(j->keys[j->nkeys++], sizeof(j->keys[0]), "%s", ks->keys[i].access_key_id);
+        for (size_t i = 0; ks != NULL && i < ks->count && kb_revoke(j)->nkeys < KB_RC_MAX_KEYS; i++)
+            snprintf(kb_revoke(j)->keys[kb_revoke(j)->nkeys++], sizeof(kb_revoke(j)->keys[0]), "%s",
+                     ks->keys[i].access_key_id);
         s_delete_key_next(j);
     }
     kb_job_unref(j);
@@ -200,10 +212,11 @@ static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_i
 
 static void s_delete_keys(struct kb_job *j)
 {
-    S_SEND(j, "delete-keys", "ListAccessKeys",
-           kb_iam_list_access_keys(j->e->client,
-                                   &(struct kb_iam_list_access_keys_input){j->t->user_name, NULL},
-                                   on_keys, j));
+    kb_job_send(
+        j, "delete-keys", "ListAccessKeys",
+        kb_iam_list_access_keys(
+            j->client, &(struct kb_iam_list_access_keys_input){j->t->user_name, NULL}, on_keys, j),
+        kb_job_end);
 }
 
 /* The callback of the single-call deletes: `gone` is the code that means "already done". */
@@ -231,10 +244,11 @@ static void on_policy_deleted(void *ctx, const struct kb_aws_error *err,
 
 static void s_delete_policy(struct kb_job *j)
 {
-    S_SEND(j, "delete-user-policy", "DeleteUserPolicy",
-           kb_iam_delete_user_policy(
-               j->e->client, &(struct kb_iam_user_policy_input){j->t->user_name, "keybroker-s3"},
-               on_policy_deleted, j));
+    kb_job_send(j, "delete-user-policy", "DeleteUserPolicy",
+                kb_iam_delete_user_policy(
+                    j->client, &(struct kb_iam_user_policy_input){j->t->user_name, "keybroker-s3"},
+                    on_policy_deleted, j),
+                kb_job_end);
 }
 
 static void on_user_deleted(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
@@ -249,9 +263,10 @@ static void on_user_deleted(void *ctx, const struct kb_aws_error *err, const str
 
 static void s_delete_user(struct kb_job *j)
 {
-    S_SEND(j, "delete-user", "DeleteUser",
-           kb_iam_delete_user(j->e->client, &(struct kb_iam_user_input){j->t->user_name},
-                              on_user_deleted, j));
+    kb_job_send(j, "delete-user", "DeleteUser",
+                kb_iam_delete_user(j->client, &(struct kb_iam_user_input){j->t->user_name},
+                                   on_user_deleted, j),
+                kb_job_end);
 }
 
 static void on_secret_deleted(void *ctx, const struct kb_aws_error *err,
@@ -262,7 +277,7 @@ static void on_secret_deleted(void *ctx, const struct kb_aws_error *err,
     struct tm tm;
 
     kb_job_log_call(j, "delete-secret", "DeleteSecret", err, KB_RID(d));
-    if (d != NULL && !j->ropts.force_delete_secret && gmtime_r(&d->deletion_date, &tm) != NULL)
+    if (d != NULL && !j->ropts->force_delete_secret && gmtime_r(&d->deletion_date, &tm) != NULL)
         strftime(what, sizeof(what), "scheduled for deletion on %Y-%m-%dT%H:%M:%SZ", &tm);
     s_deleted(j, "delete-secret", "ResourceNotFoundException", err, d->request_id, what);
     kb_job_unref(j);
@@ -270,12 +285,12 @@ static void on_secret_deleted(void *ctx, const struct kb_aws_error *err,
 
 static void s_delete_secret(struct kb_job *j)
 {
-    struct kb_sm_delete_secret_input in = {j->t->secret_name, 0, j->ropts.force_delete_secret};
+    struct kb_sm_delete_secret_input in = {j->t->secret_name, 0, j->ropts->force_delete_secret};
 
-    if (!j->ropts.force_delete_secret)
-        in.recovery_window_days = j->e->cfg->aws.recovery_window_days;
-    S_SEND(j, "delete-secret", "DeleteSecret",
-           kb_sm_delete_secret(j->e->client, &in, on_secret_deleted, j));
+    if (!j->ropts->force_delete_secret)
+        in.recovery_window_days = j->cfg->aws.recovery_window_days;
+    kb_job_send(j, "delete-secret", "DeleteSecret",
+                kb_sm_delete_secret(j->client, &in, on_secret_deleted, j), kb_job_end);
 }
 
 static void on_bucket_deleted(void *ctx, const struct kb_aws_error *err,
@@ -298,9 +313,10 @@ static void on_bucket_deleted(void *ctx, const struct kb_aws_error *err,
 
 static void s_delete_bucket(struct kb_job *j)
 {
-    S_SEND(j, "delete-bucket", "DeleteBucket",
-           kb_s3_delete_bucket(j->e->client, &(struct kb_s3_bucket_input){j->t->bucket},
-                               on_bucket_deleted, j));
+    kb_job_send(j, "delete-bucket", "DeleteBucket",
+                kb_s3_delete_bucket(j->client, &(struct kb_s3_bucket_input){j->t->bucket},
+                                    on_bucket_deleted, j),
+                kb_job_end);
 }
 
 /* -- the sequence ------------------------------------------------------------------------------ */
@@ -308,23 +324,23 @@ static void s_delete_bucket(struct kb_job *j)
 struct s_step {
     const char *name;
     void (*run)(struct kb_job *j);
-    bool (*wanted)(const struct kb_job *j); /* NULL: always */
-    const char *skip;                       /* the skip message when not wanted */
+    bool (*wanted)(struct kb_job *j); /* NULL: always */
+    const char *skip;                 /* the skip message when not wanted */
 };
 
-static bool s_user(const struct kb_job *j)
+static bool s_user(struct kb_job *j)
 {
-    return j->user_exists;
+    return kb_revoke(j)->user_exists;
 }
 
-static bool s_secret(const struct kb_job *j)
+static bool s_secret(struct kb_job *j)
 {
-    return j->secret_live;
+    return kb_revoke(j)->secret_live;
 }
 
-static bool s_bucket(const struct kb_job *j)
+static bool s_bucket(struct kb_job *j)
 {
-    return j->ropts.delete_bucket && j->bucket_exists;
+    return j->ropts->delete_bucket && kb_revoke(j)->bucket_exists;
 }
 
 static const struct s_step s_steps[] = {
@@ -339,35 +355,36 @@ static const struct s_step s_steps[] = {
 
 static void s_next(struct kb_job *j)
 {
-    struct kb_tenant_status *st = kb_job_status(j);
+    struct kb_revoke *r = kb_revoke(j);
 
-    for (; j->setting < S_NSTEPS; j->setting++) {
-        const struct s_step *s = &s_steps[j->setting];
+    for (; r->setting < S_NSTEPS; r->setting++) {
+        const struct s_step *s = &s_steps[r->setting];
 
         if (s->wanted != NULL && !s->wanted(j)) {
             const char *why = s->skip;
 
             if (why == NULL)
-                why = j->ropts.delete_bucket ? "no bucket" : "bucket kept (deletion not asked)";
+                why = j->ropts->delete_bucket ? "no bucket" : "bucket kept (deletion not asked)";
             kb_job_event(j, s->name, KB_ENGINE_SKIP, why, NULL);
             continue;
         }
-        j->setting++;
+        r->setting++;
         kb_job_event(j, s->name, KB_ENGINE_START, NULL, NULL);
         s->run(j);
         return;
     }
     if (j->message[0] == '\0')
         snprintf(j->message, sizeof(j->message), "revoked%s",
-                 j->ropts.delete_bucket ? "" : "; bucket kept");
-    st->secret_arn[0] = '\0';
-    st->version_id[0] = '\0';
-    st->probe[0] = '\0';
+                 j->ropts->delete_bucket ? "" : "; bucket kept");
+    kb_job_forget_key(j);
     kb_job_end(j);
 }
 
-void kb_revoke_start(struct kb_job *j)
-{
-    j->setting = 0;
-    s_next(j);
-}
+const struct kb_job_kind kb_job_kind_revoke = {
+    .name = "revoke",
+    .running = KB_TENANT_REVOKING,
+    .done = KB_TENANT_REVOKED,
+    .state_size = sizeof(struct kb_revoke),
+    .start = s_next,
+    .release = NULL,
+};

@@ -43,6 +43,7 @@ int kb_server_new(uv_loop_t *loop, const struct kb_server_options *opt, struct k
     s->cfg = opt->cfg;
     s->engine = opt->engine;
     s->aws = opt->aws;
+    s->events = opt->events;
     s->max_queued = opt->max_queued != 0 ? opt->max_queued : KB_SERVER_MAX_QUEUED;
     s->write_stall_ms = opt->write_stall_ms != 0 ? opt->write_stall_ms : KB_SERVER_WRITE_STALL;
     s->use_listen_fds = opt->use_listen_fds;
@@ -51,6 +52,9 @@ int kb_server_new(uv_loop_t *loop, const struct kb_server_options *opt, struct k
     s->region = strdup(opt->region != NULL ? opt->region : "");
     s->get_cache = calloc(opt->cfg->ntenants + 1, sizeof(*s->get_cache));
     if (s->path == NULL || s->version == NULL || s->region == NULL || s->get_cache == NULL)
+        goto cleanup;
+    rc = kb_srv_watch_subscribe(s);
+    if (rc != 0)
         goto cleanup;
     rc = uv_timer_init(loop, &s->sweep);
     if (rc != 0)
@@ -63,6 +67,7 @@ int kb_server_new(uv_loop_t *loop, const struct kb_server_options *opt, struct k
     *out = s;
     return 0;
 cleanup:
+    kb_srv_watch_unsubscribe(s);
     free(s->path);
     free(s->version);
     free(s->region);
@@ -265,39 +270,6 @@ int kb_server_listen(struct kb_server *s, char *errbuf, size_t errlen)
     return 0;
 }
 
-/* -- events ------------------------------------------------------------------------------------ */
-
-static bool s_watches(const struct kb_srv_conn *c, const char *tenant)
-{
-    if (c->watch_names == NULL)
-        return true;
-    for (size_t i = 0; i < c->watch_count; i++) {
-        if (strcmp(c->watch_names[i], tenant) == 0)
-            return true;
-    }
-    return false;
-}
-
-void kb_server_publish(struct kb_server *s, const struct kb_proto_event *ev)
-{
-    struct kb_srv_conn *c = s->conns, *next;
-
-    for (; c != NULL; c = next) {
-        char *line = NULL;
-        size_t len = 0;
-
-        next = c->next;
-        if (!c->watching || c->closing || !s_watches(c, ev->tenant) ||
-            !kb_server_authz_tenant(s->cfg, ev->tenant, &c->peer))
-            continue;
-        if (kb_proto_format_event(ev, &line, &len) != 0) {
-            kb_log(KB_LOG_ERROR, "event", "tenant", ev->tenant, "error", "cannot format", NULL);
-            return;
-        }
-        kb_srv_push(c, line, len);
-    }
-}
-
 /* -- shutdown ---------------------------------------------------------------------------------- */
 
 void kb_srv_release(struct kb_server *s)
@@ -344,6 +316,7 @@ void kb_server_close(struct kb_server *s, kb_server_closed_cb closed, void *ctx)
     if (s == NULL || s->closing)
         return;
     s->closing = true;
+    kb_srv_watch_unsubscribe(s);
     s->closed_cb = closed;
     s->closed_ctx = ctx;
     s_unlink(s);

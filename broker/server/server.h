@@ -27,7 +27,7 @@
 
 struct kb_aws_client;
 struct kb_engine;
-struct kb_engine_outcome;
+struct kb_events;
 struct kb_server;
 
 /* Limits that are not in the config (tests shorten them). Zero means the default. */
@@ -39,6 +39,9 @@ struct kb_server_options {
     const struct kb_config *cfg; /* borrowed for the server's lifetime */
     struct kb_engine *engine;    /* borrowed for the server's lifetime; NULL answers not_ready */
     struct kb_aws_client *aws;   /* borrowed; for the AWS call count in metrics; may be NULL */
+    struct kb_events *events;    /* borrowed for the server's lifetime; may be NULL: the server
+                                    subscribes watchers to "provisioned"/"revoked" and emits an
+                                    "authz" event for every decision */
     const char *region;          /* the tenants' region for get; copied; NULL: "" */
     const char *socket_path;     /* NULL: cfg->broker.socket.path; copied */
     const char *version;         /* keybrokerd's version for status; copied; NULL: "0" */
@@ -65,12 +68,6 @@ const char *kb_server_path(const struct kb_server *s);
 /* Pushes ev to every connection watching ev->tenant that may see it. ev is borrowed for the
  * call. */
 void kb_server_publish(struct kb_server *s, const struct kb_proto_event *ev);
-
-/* Announces the tenants of an engine operation's outcome: "provisioned" for each that reached
- * READY, "revoked" for each REVOKED (the server does this for the operations its clients start;
- * the daemon calls it for the provisioning it starts itself). outcomes borrowed for the call. */
-void kb_server_announce(struct kb_server *s, const struct kb_engine_outcome *outcomes,
-                        size_t count);
 
 typedef void (*kb_server_closed_cb)(void *ctx);
 

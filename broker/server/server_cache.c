@@ -55,9 +55,6 @@ int kb_srv_splice_id(const char *tail, size_t tail_len, const char *id, char **o
     return 0;
 }
 
-_Static_assert(sizeof(((struct kb_srv_get_cache *)0)->arn) ==
-                   sizeof(((struct kb_tenant_status *)0)->secret_arn),
-               "the cache keeps a whole ARN");
 _Static_assert(sizeof(((struct kb_srv_get_cache *)0)->version_id) ==
                    sizeof(((struct kb_tenant_status *)0)->version_id),
                "the cache keeps a whole version id");
@@ -65,29 +62,33 @@ _Static_assert(sizeof(((struct kb_srv_get_cache *)0)->version_id) ==
 /* Whether the cache entry was built from the fields of st the answer shows. */
 static bool s_fresh(const struct kb_srv_get_cache *g, const struct kb_tenant_status *st)
 {
-    return g->tail != NULL && g->state == (int)st->state && g->last_rotation == st->last_rotation &&
-           strcmp(g->arn, st->secret_arn) == 0 && strcmp(g->version_id, st->version_id) == 0;
+    return g->tail != NULL && g->arn != NULL && g->state == (int)st->state &&
+           g->last_rotation == st->last_rotation && strcmp(g->arn, st->secret_arn) == 0 &&
+           strcmp(g->version_id, st->version_id) == 0;
 }
 
 /* Formats info with a null id and keeps the part after the id. */
 static int s_fill(struct kb_srv_get_cache *g, const struct kb_proto_tenant_info *info,
                   const struct kb_tenant_status *st)
 {
-    char *line = NULL, *tail = NULL;
+    char *line = NULL, *tail = NULL, *arn = strdup(st->secret_arn);
     size_t len = 0, tail_len = 0;
-    int rc = kb_proto_format_get(NULL, info, &line, &len);
+    int rc = arn != NULL ? kb_proto_format_get(NULL, info, &line, &len) : KB_ENOMEM;
 
     if (rc == 0)
         rc = kb_srv_splice_tail(line, len, &tail, &tail_len);
     free(line);
-    if (rc != 0)
+    if (rc != 0) {
+        free(arn);
         return rc;
+    }
     free(g->tail);
+    free(g->arn);
     g->tail = tail;
+    g->arn = arn;
     g->tail_len = tail_len;
     g->state = (int)st->state;
     g->last_rotation = st->last_rotation;
-    memcpy(g->arn, st->secret_arn, sizeof(g->arn));
     memcpy(g->version_id, st->version_id, sizeof(g->version_id));
     return 0;
 }
@@ -102,7 +103,9 @@ int kb_srv_get_line(struct kb_srv_get_cache *g, const struct kb_proto_tenant_inf
 
 void kb_srv_get_cache_free(struct kb_srv_get_cache *g, size_t count)
 {
-    for (size_t i = 0; g != NULL && i < count; i++)
+    for (size_t i = 0; g != NULL && i < count; i++) {
         free(g[i].tail);
+        free(g[i].arn);
+    }
     free(g);
 }

@@ -52,7 +52,7 @@ struct kb_srv_get_cache {
     size_t tail_len;
     int state; /* the status fields the answer shows */
     time_t last_rotation;
-    char arn[1024];
+    char *arn; /* owned copy of the status's ARN (NULL: not built) */
     char version_id[64];
 };
 
@@ -127,6 +127,8 @@ struct kb_server {
     struct kb_srv_rate *rates;
     struct kb_srv_get_cache *get_cache; /* one per configured tenant */
     struct kb_srv_job *jobs;            /* provisions and revokes the engine runs for clients */
+    struct kb_events *events;           /* borrowed; NULL: no watch events, no authz events */
+    struct kb_events_sub *watch_sub;    /* server_watch.c's subscription */
     struct kb_srv_metrics metrics;
     uint64_t started_ms;
     time_t started;
@@ -136,6 +138,14 @@ struct kb_server {
     kb_server_closed_cb closed_cb;
     void *closed_ctx;
 };
+
+/* -- server_watch.c ---------------------------------------------------------------------------- */
+
+/* Subscribes the watch fan-out to s->events ("provisioned", "revoked"; nothing without a bus).
+ * Returns 0 or KB_ENOMEM. */
+int kb_srv_watch_subscribe(struct kb_server *s);
+/* Ends it (at close). */
+void kb_srv_watch_unsubscribe(struct kb_server *s);
 
 /* -- server.c ---------------------------------------------------------------------------------- */
 

@@ -4,15 +4,17 @@
  *
  * get/list/status answer at once from kb_engine_tenant_status; provision and revoke hold an
  * answer slot, stream the engine's step events as progress lines, answer when the engine calls
- * back, and announce "provisioned"/"revoked" to watchers. Unknown and not-permitted tenants get
- * the same "forbidden" answer. This file must never put anything in an answer but what the codec's
- * response structs carry (names, ARNs, ids, states, messages) - never key material.
+ * back ("provisioned"/"revoked" reach watchers through the event bus: server_watch.c). Unknown and
+ * not-permitted tenants get the same "forbidden" answer. This file must never put anything in an
+ * answer but what the codec's response structs carry (names, ARNs, ids, states, messages) - never
+ * key material.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/engine.h"
+#include "events/events.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "server/server_internal.h"
@@ -43,6 +45,21 @@ static void s_ok(struct kb_srv_conn *c, enum kb_proto_op op, int rc, char *line,
 
 /* -- authorization ----------------------------------------------------------------------------- */
 
+/* Every decision goes on the bus with the peer (the audit log will subscribe). */
+static void s_emit_authz(struct kb_srv_conn *c, const struct kb_proto_request *req, bool allow)
+{
+    struct kb_event_peer peer = {c->peer.uid, c->peer.gid, c->peer.pid};
+    struct kb_event ev = {
+        .kind = KB_EVENT_AUTHZ,
+        .tenant = req->has_tenant ? req->tenant : NULL,
+        .op = kb_proto_op_name(req->op),
+        .result = allow ? "allow" : "deny",
+        .peer = &peer,
+    };
+
+    kb_events_emit(c->srv->events, &ev);
+}
+
 static bool s_authorize(struct kb_srv_conn *c, const struct kb_proto_request *req)
 {
     bool allow = kb_server_authz_request(c->srv->cfg, req, &c->peer);
@@ -52,6 +69,7 @@ static bool s_authorize(struct kb_srv_conn *c, const struct kb_proto_request *re
     else
         c->srv->metrics.authz_deny++;
     kb_srv_log_authz(c, req, allow);
+    s_emit_authz(c, req, allow);
     return allow;
 }
 
@@ -248,8 +266,6 @@ struct kb_srv_job {
     struct kb_server *srv;
     enum kb_proto_op op;
     char id[KB_PROTO_ID_SIZE];
-    /* revoke: the secret's ARN before the engine forgets it ("" unknown) */
-    char arn[sizeof(((struct kb_tenant_status *)0)->secret_arn)];
 };
 
 static void s_job_link(struct kb_srv_job *job)
@@ -300,37 +316,6 @@ static void on_progress(void *ctx, const struct kb_engine_event *ev)
         kb_srv_slot_append(job->slot, line, len);
 }
 
-/* Tells watchers about a tenant that reached READY or REVOKED. arn: the tenant's secret ARN when
- * the engine no longer knows it (a revoke forgets it), or NULL. */
-static void s_announce(struct kb_server *s, const struct kb_engine_outcome *o, const char *arn)
-{
-    struct kb_tenant_status st;
-    struct kb_proto_event ev = {.tenant = o->tenant, .ts = time(NULL)};
-
-    if (s->engine == NULL || kb_engine_tenant_status(s->engine, o->tenant, &st) != 0)
-        return;
-    ev.arn = st.secret_arn[0] != '\0' ? st.secret_arn : arn;
-    if (ev.arn == NULL || ev.arn[0] == '\0')
-        return;
-    if (o->state == KB_TENANT_READY) {
-        ev.kind = KB_PROTO_EVENT_PROVISIONED;
-        ev.version_id = st.version_id[0] != '\0' ? st.version_id : NULL;
-    } else if (o->state == KB_TENANT_REVOKED) {
-        ev.kind = KB_PROTO_EVENT_REVOKED;
-    } else {
-        return;
-    }
-    kb_server_publish(s, &ev);
-}
-
-void kb_server_announce(struct kb_server *s, const struct kb_engine_outcome *outcomes, size_t count)
-{
-    if (s->closing)
-        return;
-    for (size_t i = 0; i < count; i++)
-        s_announce(s, &outcomes[i], NULL);
-}
-
 static void on_done(void *ctx, int err, const struct kb_engine_outcome *outcomes, size_t count)
 {
     struct kb_srv_job *job = ctx;
@@ -359,8 +344,6 @@ static void on_done(void *ctx, int err, const struct kb_engine_outcome *outcomes
     free(states);
     kb_srv_count(job->srv, job->op,
                  err == KB_ECANCELED || rc != 0 ? KB_PROTO_EINTERNAL : KB_PROTO_OK);
-    for (size_t i = 0; err != KB_ECANCELED && !job->srv->closing && i < count; i++)
-        s_announce(job->srv, &outcomes[i], job->arn);
     /* Last: finishing the slot may release the connection and, during shutdown, the server. */
     kb_srv_slot_finish(job->slot, rc == 0 ? line : NULL, len);
     free(job);
@@ -387,12 +370,6 @@ static void s_job(struct kb_srv_conn *c, const struct kb_proto_request *req)
     job->srv = s;
     job->op = req->op;
     memcpy(job->id, req->id, sizeof(job->id));
-    if (req->op == KB_PROTO_OP_REVOKE) {
-        struct kb_tenant_status st;
-
-        if (kb_engine_tenant_status(s->engine, tenant, &st) == 0)
-            memcpy(job->arn, st.secret_arn, sizeof(job->arn));
-    }
     if (req->op == KB_PROTO_OP_REVOKE)
         rc = kb_engine_revoke(s->engine, tenant, &ro, on_progress, on_done, job);
     else

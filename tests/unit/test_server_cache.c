@@ -25,7 +25,7 @@ static void s_status(struct kb_tenant_status *st, const struct kb_proto_tenant_i
 {
     memset(st, 0, sizeof(*st));
     st->state = KB_TENANT_READY;
-    memcpy(st->secret_arn, info->arn, strlen(info->arn) + 1);
+    st->secret_arn = info->arn;
     memcpy(st->version_id, info->version_id, strlen(info->version_id) + 1);
     st->last_rotation = info->last_rotation;
 }

@@ -1,14 +1,15 @@
 /*
- * daemon.c - keybrokerd's daemon mode (see daemon.h): start-up, the loop, graceful shutdown.
+ * broker.c - the broker object (broker.h): start-up, the loop, graceful shutdown.
  *
  * Start-up order: no core dumps, SIGPIPE ignored (a peer that hangs up must not kill the
  * daemon), the open-file limit raised to its hard limit (one descriptor per client), the config,
- * the AWS client, the engine, the socket; then the background reconcile of every tenant. Shutdown
+ * the AWS client, the event bus, the engine, the socket; then the background reconcile of every
+ * tenant. Shutdown
  * on SIGTERM/SIGINT: stop accepting, close the connections, cancel the engine and the AWS calls,
  * and leave the loop once every handle is closed, with nothing left allocated.
  * This file must never print or log a secret, nor keep one: it holds none.
  */
-#include "daemon.h"
+#include "broker.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -20,21 +21,10 @@
 
 #include "config/config.h"
 #include "engine/engine.h"
+#include "events/events.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "server/server.h"
-
-struct s_daemon {
-    uv_loop_t loop;
-    struct kb_config *cfg;
-    struct kb_aws_client *aws;
-    struct kb_engine *engine;
-    struct kb_server *server;
-    uv_signal_t sigterm;
-    uv_signal_t sigint;
-    bool signals_open;
-    bool stopping;
-};
 
 /* -- process set-up ---------------------------------------------------------------------------- */
 
@@ -77,19 +67,19 @@ static void on_signal_closed(uv_handle_t *h)
 
 static void on_server_closed(void *ctx)
 {
-    struct s_daemon *d = ctx;
+    struct kb_broker *d = ctx;
 
     d->server = NULL;
 }
 
 static void on_aws_closed(void *ctx)
 {
-    struct s_daemon *d = ctx;
+    struct kb_broker *d = ctx;
 
     d->aws = NULL;
 }
 
-static void s_stop(struct s_daemon *d, const char *why)
+static void s_stop(struct kb_broker *d, const char *why)
 {
     if (d->stopping)
         return;
@@ -124,7 +114,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_start_provisioned(void *ctx, int err, const struct kb_engine_outcome *outcomes,
                                  size_t count)
 {
-    struct s_daemon *d = ctx;
+    struct kb_broker *d = ctx;
     size_t ready = 0;
     char n[32], total[32];
 
@@ -136,11 +126,9 @@ static void on_start_provisioned(void *ctx, int err, const struct kb_engine_outc
     snprintf(total, sizeof(total), "%zu", count);
     kb_log(err == 0 ? KB_LOG_INFO : KB_LOG_WARN, "startup-provisioned", "ready", n, "tenants",
            total, NULL);
-    if (d->server != NULL)
-        kb_server_announce(d->server, outcomes, count);
 }
 
-static int s_signals(struct s_daemon *d)
+static int s_signals(struct kb_broker *d)
 {
     int rc = uv_signal_init(&d->loop, &d->sigterm);
 
@@ -156,7 +144,7 @@ static int s_signals(struct s_daemon *d)
     return rc;
 }
 
-static int s_start(struct s_daemon *d, const struct kb_daemon_options *opt)
+static int s_start(struct kb_broker *d, const struct kb_broker_options *opt)
 {
     struct kb_aws_client_config acfg;
     struct kb_server_options sopt = {0};
@@ -169,7 +157,11 @@ static int s_start(struct s_daemon *d, const struct kb_daemon_options *opt)
         kb_log(KB_LOG_ERROR, "startup", "error", err[0] != '\0' ? err : kb_strerror(rc), NULL);
         return rc;
     }
-    rc = kb_engine_new(&d->loop, d->cfg, d->aws, &d->engine);
+    rc = kb_events_new(&d->events);
+    if (rc == 0)
+        rc = kb_engine_new(&d->loop, d->cfg, d->aws, &d->engine);
+    if (rc == 0)
+        kb_engine_set_events(d->engine, d->events);
     if (rc != 0) {
         kb_log(KB_LOG_ERROR, "startup", "error", kb_strerror(rc), NULL);
         return rc;
@@ -177,6 +169,7 @@ static int s_start(struct s_daemon *d, const struct kb_daemon_options *opt)
     sopt.cfg = d->cfg;
     sopt.engine = d->engine;
     sopt.aws = d->aws;
+    sopt.events = d->events;
     sopt.region = kb_aws_client_region(d->aws);
     sopt.socket_path = opt->socket_path;
     sopt.version = opt->version;
@@ -196,10 +189,10 @@ static int s_start(struct s_daemon *d, const struct kb_daemon_options *opt)
     return rc;
 }
 
-int kb_daemon_run(const struct kb_daemon_options *opt)
+int kb_broker_run(const struct kb_broker_options *opt)
 {
     enum kb_log_level level;
-    struct s_daemon d;
+    struct kb_broker d;
     int status = 0;
 
     memset(&d, 0, sizeof(d));
@@ -225,6 +218,7 @@ int kb_daemon_run(const struct kb_daemon_options *opt)
         kb_log(KB_LOG_ERROR, "shutdown", "error", "handles left open", NULL);
         status = status != 0 ? status : 1;
     }
+    kb_events_destroy(d.events);
     kb_config_destroy(d.cfg);
     if (status == 0)
         kb_log(KB_LOG_INFO, "stopped", NULL);

@@ -1,0 +1,52 @@
+/*
+ * broker.h - the broker object: keybrokerd's daemon mode. One struct kb_broker owns the loop, the
+ * config, the AWS client, the event bus, the engine and the client socket server; it starts them
+ * in that order and stops them in the reverse one, until SIGTERM or SIGINT.
+ *
+ * main.c parses the command line and calls kb_broker_run() when neither --check-config nor
+ * --provision-only is given. The daemon must never leave a core file (it would hold the heap, and
+ * with it any key being provisioned: DESIGN.md I2): it turns core dumps off before anything else.
+ */
+#ifndef KB_BROKER_H
+#define KB_BROKER_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+struct kb_aws_client;
+struct kb_config;
+struct kb_engine;
+struct kb_events;
+struct kb_server;
+
+struct kb_broker_options {
+    const char *config_path; /* required */
+    const char *socket_path; /* NULL: broker.socket.path of the config */
+    bool provision_at_start; /* reconcile every tenant in the background once serving */
+    const char *log_level;   /* NULL: broker.log_level; else a valid level name */
+    const char *version;     /* for status and logs; NULL: "0" */
+};
+
+/* Everything the daemon runs, owned here. Built by kb_broker_run; the fields are for the broker's
+ * own files (reload, notification and the audit log will hang off it). */
+struct kb_broker {
+    uv_loop_t loop;
+    struct kb_config *cfg;     /* owned */
+    struct kb_aws_client *aws; /* owned; closed at stop */
+    struct kb_events *events;  /* owned; freed after the loop has ended */
+    struct kb_engine *engine;  /* owned; destroyed at stop */
+    struct kb_server *server;  /* owned; closed at stop */
+    uv_signal_t sigterm;
+    uv_signal_t sigint;
+    bool signals_open;
+    bool stopping;
+};
+
+/*
+ * Runs the daemon. Returns the process exit status: 0 after a clean shutdown on SIGTERM/SIGINT;
+ * 2 when the config cannot be loaded (every problem printed on stderr); 1 when the daemon cannot
+ * start (no region, socket in use, ...; the reason is logged). Options are borrowed for the call.
+ */
+int kb_broker_run(const struct kb_broker_options *opt);
+
+#endif

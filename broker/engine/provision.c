@@ -1,0 +1,81 @@
+/*
+ * provision.c - the provision kind (DESIGN.md section 7): builds the tenant's tags and policies,
+ * starts the bucket chain (provision_bucket.c) and the user chain (provision_user.c) at once,
+ * joins them, and runs the key step (provision_key.c) when both succeeded. The kind's state is
+ * struct kb_prov (provision.h); release frees what it owns and destroys the new key's secret if
+ * a failure left it there.
+ */
+#include "engine/provision.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/err.h"
+#include "config/policy.h"
+
+static bool s_prepare(struct kb_job *j)
+{
+    struct kb_prov *p = kb_prov(j);
+    char msg[256];
+    int rc;
+
+    rc = kb_rc_tenant_tags(j->t, &p->tags, &p->ntags);
+    if (rc == 0)
+        rc = kb_policy_tenant(j->t, j->partition, &p->user_policy, msg, sizeof(msg));
+    else
+        snprintf(msg, sizeof(msg), "%s", kb_strerror(rc));
+    if (rc == 0) {
+        rc = kb_policy_bucket(j->t->bucket, j->partition, &p->bucket_policy);
+        if (rc != 0)
+            snprintf(msg, sizeof(msg), "bucket policy: %s", kb_strerror(rc));
+    }
+    if (rc != 0)
+        kb_job_fail(j, "policy", NULL, "cannot build the tenant's policies: %s", msg);
+    return rc == 0;
+}
+
+static void s_start(struct kb_job *j)
+{
+    struct kb_prov *p = kb_prov(j);
+
+    if (!s_prepare(j)) {
+        kb_job_end(j);
+        return;
+    }
+    p->bucket_running = p->user_running = true;
+    kb_prov__bucket_start(j);
+    kb_prov__user_start(j);
+}
+
+void kb_prov__chain_end(struct kb_job *j)
+{
+    struct kb_prov *p = kb_prov(j);
+
+    if (p->bucket_running || p->user_running)
+        return;
+    if (j->failed)
+        kb_job_end(j);
+    else
+        kb_prov__key_start(j);
+}
+
+static void s_release(struct kb_job *j)
+{
+    struct kb_prov *p = kb_prov(j);
+
+    kb_secret_destroy(p->new_secret);
+    p->new_secret = NULL;
+    kb_probe_cleanup(&p->probe);
+    free(p->tags);
+    free(p->user_policy);
+    free(p->bucket_policy);
+}
+
+const struct kb_job_kind kb_job_kind_provision = {
+    .name = "provision",
+    .running = KB_TENANT_PROVISIONING,
+    .done = KB_TENANT_READY,
+    .state_size = sizeof(struct kb_prov),
+    .start = s_start,
+    .release = s_release,
+};

@@ -1,0 +1,61 @@
+/*
+ * provision.h - what the files of the provision kind share (provision.c, provision_bucket.c,
+ * provision_user.c, provision_key.c): the kind's state and the entry points of its chains.
+ *
+ * provision.c starts the bucket chain and the user chain concurrently and owns their join: the
+ * key step (provision_key.c) runs only once both have ended and neither failed.
+ */
+#ifndef KB_PROVISION_H
+#define KB_PROVISION_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "aws/svc.h"
+#include "common/secret.h"
+#include "common/uuid.h"
+#include "engine/job.h"
+#include "engine/probe.h"
+#include "engine/reconcile.h"
+
+struct kb_prov {
+    struct kb_aws_tag *tags; /* kb_rc_tenant_tags */
+    size_t ntags;
+    char *user_policy, *bucket_policy;
+
+    /* the two chains */
+    bool bucket_running, user_running;
+    bool bucket_fresh, user_fresh;
+    unsigned user_tries; /* GetUser/CreateUser rounds (a user deleted and re-created meanwhile) */
+    size_t setting;
+
+    /* the key step */
+    bool secret_exists;
+    char secret_arn[1024];
+    time_t secret_changed;
+    struct kb_rc_snapshot snap;
+    struct kb_rc_plan plan;
+    size_t del_next;
+    char new_key[128];
+    struct kb_secret *new_secret; /* from CreateAccessKey until the probe takes it */
+    char new_version[KB_UUID_STR_SIZE];
+    char store_error[768];
+    char store_request_id[96]; /* of the failed store call, named by the step's error */
+
+    struct kb_probe probe;
+};
+
+static inline struct kb_prov *kb_prov(struct kb_job *j)
+{
+    return kb_job_state(j);
+}
+
+/* provision_bucket.c / provision_user.c: each ends with kb_prov__chain_end(j). */
+void kb_prov__bucket_start(struct kb_job *j);
+void kb_prov__user_start(struct kb_job *j);
+/* provision.c: called by each chain when it has ended (ok or failed); the join. */
+void kb_prov__chain_end(struct kb_job *j);
+/* provision_key.c: the key step, after both chains. */
+void kb_prov__key_start(struct kb_job *j);
+
+#endif
