@@ -42,7 +42,7 @@ static void s_harden(void)
     }
 }
 
-static int s_load_config(const char *path, struct kb_config **out)
+int kb_broker_load_config(const char *path, const char *prefix, struct kb_config **out)
 {
     struct kb_config_errors *errors = NULL;
     int rc = kb_config_load_file(path, NULL, out, &errors);
@@ -51,10 +51,10 @@ static int s_load_config(const char *path, struct kb_config **out)
         return 0;
     if (errors != NULL) {
         for (size_t i = 0; i < errors->count; i++)
-            fprintf(stderr, "keybrokerd: %s: %s\n", path, errors->lines[i]);
+            fprintf(stderr, "%s%s: %s\n", prefix, path, errors->lines[i]);
         kb_config_errors_destroy(errors);
     } else {
-        fprintf(stderr, "keybrokerd: cannot read %s: %s\n", path, kb_strerror(rc));
+        fprintf(stderr, "%s%s: cannot read the configuration: %s\n", prefix, path, kb_strerror(rc));
     }
     return rc;
 }
@@ -197,7 +197,7 @@ int kb_broker_run(const struct kb_broker_options *opt)
 
     memset(&d, 0, sizeof(d));
     s_harden();
-    if (s_load_config(opt->config_path, &d.cfg) != 0)
+    if (kb_broker_load_config(opt->config_path, "keybrokerd: ", &d.cfg) != 0)
         return 2;
     kb_log_set_level(d.cfg->broker.log_level);
     if (opt->log_level != NULL && kb_log_parse_level(opt->log_level, &level) == 0)

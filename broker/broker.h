@@ -42,6 +42,10 @@ struct kb_broker {
     bool stopping;
 };
 
+/* Loads the config at path, printing every problem on stderr as "<prefix><path>: <line>".
+ * Returns 0 and *out (free with kb_config_destroy) or the loader's error. */
+int kb_broker_load_config(const char *path, const char *prefix, struct kb_config **out);
+
 /*
  * Runs the daemon. Returns the process exit status: 0 after a clean shutdown on SIGTERM/SIGINT;
  * 2 when the config cannot be loaded (every problem printed on stderr); 1 when the daemon cannot

@@ -221,24 +221,6 @@ static int s_check_args(const struct s_args *a)
     return 0;
 }
 
-/* Loads the config, printing every problem as "FILE: <line>". Returns 0 or S_EXIT_USAGE. */
-static int s_load(const char *path, struct kb_config **cfg)
-{
-    struct kb_config_errors *errors = NULL;
-    int rc = kb_config_load_file(path, NULL, cfg, &errors);
-
-    if (rc == 0)
-        return 0;
-    if (errors != NULL) {
-        for (size_t i = 0; i < errors->count; i++)
-            fprintf(stderr, "%s: %s\n", path, errors->lines[i]);
-        kb_config_errors_destroy(errors);
-    } else {
-        fprintf(stderr, "%s: cannot read the configuration: %s\n", path, kb_strerror(rc));
-    }
-    return S_EXIT_USAGE;
-}
-
 static void on_progress(void *ctx, const struct kb_engine_event *ev)
 {
     (void)ctx;
@@ -297,7 +279,7 @@ static int s_work(const struct s_args *a)
     struct s_run r = {.exit_code = S_EXIT_FAILED};
     enum kb_log_level level;
     uv_loop_t loop;
-    int rc = s_load(a->config, &r.cfg);
+    int rc = kb_broker_load_config(a->config, "", &r.cfg) == 0 ? 0 : S_EXIT_USAGE;
 
     if (rc != 0)
         return rc;
