@@ -59,6 +59,36 @@ void kb_prov__chain_end(struct kb_job *j)
         kb_prov__key_start(j);
 }
 
+static void on_retagged(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+    const struct kb_prov_retag *how = kb_prov(j)->retag;
+
+    kb_job_log_call(j, how->step, how->operation, err, KB_RID(ok));
+    if (err != NULL) {
+        kb_job_fail_aws(j, how->step, err);
+        how->unwind(j);
+    } else {
+        kb_job_event(j, how->step, KB_ENGINE_DONE, "repaired", ok->request_id);
+        how->then(j);
+    }
+    kb_job_unref(j);
+}
+
+void kb_prov__retag(struct kb_job *j, const struct kb_prov_retag *how, const size_t *missing,
+                    size_t n)
+{
+    struct kb_prov *p = kb_prov(j);
+    struct kb_aws_tag tags[KB_CONFIG_MAX_USER_TAGS + 2];
+
+    kb_job_event(j, how->step, KB_ENGINE_START, NULL, NULL);
+    kb_job_drift(j, how->step, how->drift);
+    for (size_t i = 0; i < n; i++)
+        tags[i] = p->tags[missing[i]];
+    p->retag = how;
+    kb_job_send(j, how->step, how->operation, how->send(j, tags, n, on_retagged), how->unwind);
+}
+
 static void s_release(struct kb_job *j)
 {
     struct kb_prov *p = kb_prov(j);

@@ -43,6 +43,19 @@ struct kb_prov {
     char store_request_id[96]; /* of the failed store call, named by the step's error */
 
     struct kb_probe probe;
+    const struct kb_prov_retag *retag; /* the tag repair in flight (kb_prov__retag) */
+};
+
+/* A tag repair that adds the missing tags (TagUser, TagResource: both add or overwrite only the
+ * tags they are given). Static, one per resource kind. */
+struct kb_prov_retag {
+    const char *step;      /* "user-tags" */
+    const char *operation; /* "TagUser" */
+    const char *drift;     /* the drift line */
+    /* Sends the tag call for j (its callback cb gets j). Returns the typed call's rc. */
+    int (*send)(struct kb_job *j, const struct kb_aws_tag *tags, size_t n, kb_aws_done_cb cb);
+    void (*then)(struct kb_job *j);   /* after the repair */
+    void (*unwind)(struct kb_job *j); /* after a failure */
 };
 
 static inline struct kb_prov *kb_prov(struct kb_job *j)
@@ -55,6 +68,10 @@ void kb_prov__bucket_start(struct kb_job *j);
 void kb_prov__user_start(struct kb_job *j);
 /* provision.c: called by each chain when it has ended (ok or failed); the join. */
 void kb_prov__chain_end(struct kb_job *j);
+/* provision.c: repairs the tags missing[0..n) (indexes into kb_prov(j)->tags), then how->then(j);
+ * one repair at a time per job (the user chain's, or the key step's after the chains). */
+void kb_prov__retag(struct kb_job *j, const struct kb_prov_retag *how, const size_t *missing,
+                    size_t n);
 /* provision_key.c: the key step, after both chains. */
 void kb_prov__key_start(struct kb_job *j);
 

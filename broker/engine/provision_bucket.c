@@ -63,6 +63,7 @@ static const char *s_step(struct kb_job *j);
 static void on_write(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
 {
     struct kb_job *j = ctx;
+    struct kb_prov *p = kb_prov(j);
     const char *step = s_step(j);
 
     kb_job_log_call(j, step, ok != NULL ? ok->operation : "", err, KB_RID(ok));
@@ -70,9 +71,8 @@ static void on_write(void *ctx, const struct kb_aws_error *err, const struct kb_
         kb_job_fail_aws(j, step, err);
         s_end(j);
     } else {
-        kb_job_event(j, step, KB_ENGINE_DONE, kb_prov(j)->bucket_fresh ? "set" : "repaired",
-                     ok->request_id);
-        kb_prov(j)->setting++;
+        kb_job_event(j, step, KB_ENGINE_DONE, p->bucket_fresh ? "set" : "repaired", ok->request_id);
+        p->setting++;
         s_next(j);
     }
     kb_job_unref(j);
@@ -265,20 +265,22 @@ static const struct s_setting s_settings[] = {
 
 static const char *s_step(struct kb_job *j)
 {
-    return kb_prov(j)->setting < S_NSETTINGS ? s_settings[kb_prov(j)->setting].step : "bucket-tags";
+    struct kb_prov *p = kb_prov(j);
+    return p->setting < S_NSETTINGS ? s_settings[p->setting].step : "bucket-tags";
 }
 
 static void s_next(struct kb_job *j)
 {
+    struct kb_prov *p = kb_prov(j);
     const struct s_setting *s;
 
-    if (kb_prov(j)->setting >= S_NSETTINGS) {
+    if (p->setting >= S_NSETTINGS) {
         s_end(j);
         return;
     }
-    s = &s_settings[kb_prov(j)->setting];
+    s = &s_settings[p->setting];
     kb_job_event(j, s->step, KB_ENGINE_START, NULL, NULL);
-    if (kb_prov(j)->bucket_fresh)
+    if (p->bucket_fresh)
         s->fresh(j);
     else
         s->read(j);
@@ -305,7 +307,8 @@ static void on_tags_put(void *ctx, const struct kb_aws_error *err, const struct 
  * (it replaces the whole set). */
 static void s_repair_tags(struct kb_job *j, const struct kb_s3_tags *have)
 {
-    struct kb_aws_tag *all = calloc(have->tag_count + kb_prov(j)->ntags, sizeof(*all));
+    struct kb_prov *p = kb_prov(j);
+    struct kb_aws_tag *all = calloc(have->tag_count + p->ntags, sizeof(*all));
     size_t n = 0;
     int rc;
 
@@ -319,16 +322,14 @@ static void s_repair_tags(struct kb_job *j, const struct kb_s3_tags *have)
     for (size_t i = 0; i < have->tag_count; i++) {
         size_t w;
 
-        for (w = 0;
-             w < kb_prov(j)->ntags && strcmp(kb_prov(j)->tags[w].key, have->tags[i].key) != 0; w++)
+        for (w = 0; w < p->ntags && strcmp(p->tags[w].key, have->tags[i].key) != 0; w++)
             ;
-        if (w == kb_prov(j)->ntags)
+        if (w == p->ntags)
             all[n++] = have->tags[i];
     }
-    memcpy(all + n, kb_prov(j)->tags, kb_prov(j)->ntags * sizeof(*all));
+    memcpy(all + n, p->tags, p->ntags * sizeof(*all));
     rc = kb_s3_put_bucket_tagging(
-        s_client(j),
-        &(struct kb_s3_put_bucket_tagging_input){j->t->bucket, all, n + kb_prov(j)->ntags},
+        s_client(j), &(struct kb_s3_put_bucket_tagging_input){j->t->bucket, all, n + p->ntags},
         on_tags_put, j);
     free(all);
     kb_job_send(j, "bucket-tags", "PutBucketTagging", rc, s_end);
@@ -337,6 +338,7 @@ static void s_repair_tags(struct kb_job *j, const struct kb_s3_tags *have)
 static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s3_tags *tags)
 {
     struct kb_job *j = ctx;
+    struct kb_prov *p = kb_prov(j);
     size_t missing[KB_CONFIG_MAX_USER_TAGS + 2];
 
     kb_job_log_call(j, S_STEP, "GetBucketTagging", err, KB_RID(tags));
@@ -351,8 +353,7 @@ static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s
         s_end(j);
     } else {
         kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists, managed by keybroker", tags->request_id);
-        if (kb_rc_tags_missing(tags->tags, tags->tag_count, kb_prov(j)->tags, kb_prov(j)->ntags,
-                               missing) > 0)
+        if (kb_rc_tags_missing(tags->tags, tags->tag_count, p->tags, p->ntags, missing) > 0)
             s_repair_tags(j, tags);
         else
             s_next(j);
@@ -395,10 +396,9 @@ static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb
 
 static void s_create(struct kb_job *j)
 {
-    struct kb_s3_create_bucket_input in = {.bucket = j->t->bucket,
-                                           .region = j->region,
-                                           .tags = kb_prov(j)->tags,
-                                           .tag_count = kb_prov(j)->ntags};
+    struct kb_prov *p = kb_prov(j);
+    struct kb_s3_create_bucket_input in = {
+        .bucket = j->t->bucket, .region = j->region, .tags = p->tags, .tag_count = p->ntags};
 
     kb_job_send(j, S_STEP, "CreateBucket", kb_s3_create_bucket(s_client(j), &in, on_create, j),
                 s_end);

@@ -51,6 +51,7 @@ static void s_fail_end(struct kb_job *j, const char *step, const struct kb_aws_e
 
 static void s_labels(struct kb_job *j, const struct kb_sm_description *d)
 {
+    struct kb_prov *p = kb_prov(j);
     static const struct {
         const char *label;
         size_t off;
@@ -62,45 +63,27 @@ static void s_labels(struct kb_job *j, const struct kb_sm_description *d)
         for (size_t s = 0; s < d->versions[v].stage_count; s++) {
             for (size_t m = 0; m < sizeof(map) / sizeof(map[0]); m++) {
                 if (strcmp(d->versions[v].stages[s], map[m].label) == 0)
-                    snprintf((char *)&kb_prov(j)->snap + map[m].off,
-                             sizeof(kb_prov(j)->snap.current), "%s", d->versions[v].version_id);
+                    snprintf((char *)&p->snap + map[m].off, sizeof(p->snap.current), "%s",
+                             d->versions[v].version_id);
             }
         }
     }
 }
 
-static void on_tag_secret(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
+static int s_send_tags(struct kb_job *j, const struct kb_aws_tag *tags, size_t n, kb_aws_done_cb cb)
 {
-    struct kb_job *j = ctx;
-
-    kb_job_log_call(j, S_STAGS, "TagResource", err, KB_RID(ok));
-    if (err != NULL) {
-        s_fail_end(j, S_STAGS, err);
-    } else {
-        kb_job_event(j, S_STAGS, KB_ENGINE_DONE, "repaired", ok->request_id);
-        s_keys(j);
-    }
-    kb_job_unref(j);
+    return kb_sm_tag_resource(
+        j->client, &(struct kb_sm_tag_resource_input){j->t->secret_name, tags, n}, cb, j);
 }
 
-static void s_tag_secret(struct kb_job *j, const size_t *missing, size_t n)
-{
-    struct kb_aws_tag tags[KB_CONFIG_MAX_USER_TAGS + 2];
-
-    kb_job_event(j, S_STAGS, KB_ENGINE_START, NULL, NULL);
-    kb_job_drift(j, S_STAGS, "configured tags missing or changed on the secret");
-    for (size_t i = 0; i < n; i++)
-        tags[i] = kb_prov(j)->tags[missing[i]];
-    kb_job_send(j, S_STAGS, "TagResource",
-                kb_sm_tag_resource(j->client,
-                                   &(struct kb_sm_tag_resource_input){j->t->secret_name, tags, n},
-                                   on_tag_secret, j),
-                kb_job_end);
-}
+static const struct kb_prov_retag s_retag_secret = {
+    S_STAGS,     "TagResource", "configured tags missing or changed on the secret",
+    s_send_tags, s_keys,        kb_job_end};
 
 /* The secret exists: ours, live, labels noted; then its tags and the keys. */
 static void s_adopt_secret(struct kb_job *j, const struct kb_sm_description *d)
 {
+    struct kb_prov *p = kb_prov(j);
     const char *kms = j->cfg->aws.kms_key_id;
     size_t missing[KB_CONFIG_MAX_USER_TAGS + 2], n;
 
@@ -120,17 +103,17 @@ static void s_adopt_secret(struct kb_job *j, const struct kb_sm_description *d)
         kb_job_end(j);
         return;
     }
-    kb_prov(j)->secret_exists = true;
-    snprintf(kb_prov(j)->secret_arn, sizeof(kb_prov(j)->secret_arn), "%s", d->arn);
-    kb_prov(j)->secret_changed = d->last_changed_date;
+    p->secret_exists = true;
+    snprintf(p->secret_arn, sizeof(p->secret_arn), "%s", d->arn);
+    p->secret_changed = d->last_changed_date;
     s_labels(j, d);
     if ((kms == NULL) != (d->kms_key_id == NULL) ||
         (kms != NULL && strcmp(kms, d->kms_key_id) != 0))
         kb_job_drift(j, S_SECRET, "the secret's KMS key differs from aws.kms_key_id (not changed)");
     kb_job_event(j, S_SECRET, KB_ENGINE_DONE, "exists, managed by keybroker", d->request_id);
-    n = kb_rc_tags_missing(d->tags, d->tag_count, kb_prov(j)->tags, kb_prov(j)->ntags, missing);
+    n = kb_rc_tags_missing(d->tags, d->tag_count, p->tags, p->ntags, missing);
     if (n > 0)
-        s_tag_secret(j, missing, n);
+        kb_prov__retag(j, &s_retag_secret, missing, n);
     else
         s_keys(j);
 }
@@ -171,7 +154,8 @@ static void on_delete_orphan(void *ctx, const struct kb_aws_error *err,
                              const struct kb_aws_done *ok)
 {
     struct kb_job *j = ctx;
-    const struct kb_rc_key *k = &kb_prov(j)->snap.keys[kb_prov(j)->plan.del[kb_prov(j)->del_next]];
+    struct kb_prov *p = kb_prov(j);
+    const struct kb_rc_key *k = &p->snap.keys[p->plan.del[p->del_next]];
     char msg[256];
 
     kb_job_log_call(j, S_ORPHANS, "DeleteAccessKey", err, KB_RID(ok));
@@ -181,7 +165,7 @@ static void on_delete_orphan(void *ctx, const struct kb_aws_error *err,
         snprintf(msg, sizeof(msg), "deleted %s, referenced by no secret version", k->id);
         kb_job_event(j, S_ORPHANS, KB_ENGINE_DONE, msg,
                      err != NULL ? err->request_id : ok->request_id);
-        kb_prov(j)->del_next++;
+        p->del_next++;
         s_delete_next(j);
     }
     kb_job_unref(j);
@@ -189,60 +173,60 @@ static void on_delete_orphan(void *ctx, const struct kb_aws_error *err,
 
 static void s_delete_next(struct kb_job *j)
 {
+    struct kb_prov *p = kb_prov(j);
 
-    if (kb_prov(j)->del_next >= kb_prov(j)->plan.ndel) {
+    if (p->del_next >= p->plan.ndel) {
         s_act(j);
         return;
     }
     kb_job_event(j, S_ORPHANS, KB_ENGINE_START, NULL, NULL);
-    kb_job_send(j, S_ORPHANS, "DeleteAccessKey",
-                kb_iam_delete_access_key(
-                    j->client,
-                    &(struct kb_iam_access_key_input){
-                        j->t->user_name,
-                        kb_prov(j)->snap.keys[kb_prov(j)->plan.del[kb_prov(j)->del_next]].id},
-                    on_delete_orphan, j),
-                kb_job_end);
+    kb_job_send(
+        j, S_ORPHANS, "DeleteAccessKey",
+        kb_iam_delete_access_key(j->client,
+                                 &(struct kb_iam_access_key_input){
+                                     j->t->user_name, p->snap.keys[p->plan.del[p->del_next]].id},
+                                 on_delete_orphan, j),
+        kb_job_end);
 }
 
 static void s_plan(struct kb_job *j)
 {
+    struct kb_prov *p = kb_prov(j);
     const struct kb_config_aws *aws = &j->cfg->aws;
-    int rc =
-        kb_rc_plan_keys(&kb_prov(j)->snap, time(NULL), aws->orphan_key_min_age, &kb_prov(j)->plan);
+    int rc = kb_rc_plan_keys(&p->snap, time(NULL), aws->orphan_key_min_age, &p->plan);
 
     if (rc != 0) {
         kb_job_fail(j, S_KEYS, NULL, "cannot plan the keys: %s", kb_strerror(rc));
         kb_job_end(j);
         return;
     }
-    for (size_t i = 0; i < kb_prov(j)->snap.nkeys; i++) {
-        if (!(kb_prov(j)->plan.referenced & (1u << i)))
+    for (size_t i = 0; i < p->snap.nkeys; i++) {
+        if (!(p->plan.referenced & (1u << i)))
             kb_log(KB_LOG_WARN, "orphan-key", "tenant", j->t->name, "step", S_KEYS, "access_key_id",
-                   kb_prov(j)->snap.keys[i].id, "message", "referenced by no secret version", NULL);
+                   p->snap.keys[i].id, "message", "referenced by no secret version", NULL);
     }
-    kb_prov(j)->del_next = 0;
+    p->del_next = 0;
     s_delete_next(j);
 }
 
 static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_iam_access_keys *ks)
 {
     struct kb_job *j = ctx;
+    struct kb_prov *p = kb_prov(j);
     char msg[64];
 
     kb_job_log_call(j, S_KEYS, "ListAccessKeys", err, KB_RID(ks));
     if (err != NULL) {
         s_fail_end(j, S_KEYS, err);
     } else {
-        for (size_t i = 0; i < ks->count && kb_prov(j)->snap.nkeys < KB_RC_MAX_KEYS; i++) {
-            struct kb_rc_key *k = &kb_prov(j)->snap.keys[kb_prov(j)->snap.nkeys++];
+        for (size_t i = 0; i < ks->count && p->snap.nkeys < KB_RC_MAX_KEYS; i++) {
+            struct kb_rc_key *k = &p->snap.keys[p->snap.nkeys++];
 
             snprintf(k->id, sizeof(k->id), "%s", ks->keys[i].access_key_id);
             k->status = ks->keys[i].status;
             k->created = ks->keys[i].create_date;
         }
-        snprintf(msg, sizeof(msg), "%zu key%s", kb_prov(j)->snap.nkeys,
-                 kb_prov(j)->snap.nkeys == 1 ? "" : "s");
+        snprintf(msg, sizeof(msg), "%zu key%s", p->snap.nkeys, p->snap.nkeys == 1 ? "" : "s");
         kb_job_event(j, S_KEYS, KB_ENGINE_DONE, msg, ks->request_id);
         s_plan(j);
     }
@@ -324,6 +308,7 @@ static void s_store(struct kb_job *j);
 static void on_create_key(void *ctx, const struct kb_aws_error *err, struct kb_iam_access_key *k)
 {
     struct kb_job *j = ctx;
+    struct kb_prov *p = kb_prov(j);
     char msg[192];
 
     kb_job_log_call(j, S_CREATE, "CreateAccessKey", err, KB_RID(k));
@@ -331,12 +316,12 @@ static void on_create_key(void *ctx, const struct kb_aws_error *err, struct kb_i
         s_fail_end(j, S_CREATE, err);
     } else {
         /* Take the secret: from here it lives only in guarded memory, until the probe ends. */
-        kb_prov(j)->new_secret = k->secret_access_key;
+        p->new_secret = k->secret_access_key;
         k->secret_access_key = NULL;
-        snprintf(kb_prov(j)->new_key, sizeof(kb_prov(j)->new_key), "%s", k->access_key_id);
+        snprintf(p->new_key, sizeof(p->new_key), "%s", k->access_key_id);
         kb_log(KB_LOG_INFO, "key-created", "tenant", j->t->name, "step", S_CREATE, "access_key_id",
-               kb_prov(j)->new_key, "request_id", k->request_id, NULL);
-        snprintf(msg, sizeof(msg), "created %s", kb_prov(j)->new_key);
+               p->new_key, "request_id", k->request_id, NULL);
+        snprintf(msg, sizeof(msg), "created %s", p->new_key);
         kb_job_event(j, S_CREATE, KB_ENGINE_DONE, msg, k->request_id);
         s_store(j);
     }
@@ -358,21 +343,21 @@ static void s_create_key(struct kb_job *j)
 static void on_compensated(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
 {
     struct kb_job *j = ctx;
+    struct kb_prov *p = kb_prov(j);
 
     kb_job_log_call(j, S_STORE, "DeleteAccessKey", err, KB_RID(ok));
     kb_log(KB_LOG_INFO, "compensate", "tenant", j->t->name, "step", S_STORE, "access_key_id",
-           kb_prov(j)->new_key, "result",
+           p->new_key, "result",
            err == NULL || kb_rc_is_code(err, "NoSuchEntity") ? "deleted" : "failed", "request_id",
            err != NULL ? err->request_id : ok->request_id, NULL);
     if (err == NULL || kb_rc_is_code(err, "NoSuchEntity"))
-        kb_job_fail(j, S_STORE, kb_prov(j)->store_request_id,
-                    "%s; the new key %s was deleted (compensation)", kb_prov(j)->store_error,
-                    kb_prov(j)->new_key);
+        kb_job_fail(j, S_STORE, p->store_request_id,
+                    "%s; the new key %s was deleted (compensation)", p->store_error, p->new_key);
     else
-        kb_job_fail(j, S_STORE, kb_prov(j)->store_request_id,
+        kb_job_fail(j, S_STORE, p->store_request_id,
                     "%s; deleting the new key %s failed too (%s: %s): a later reconcile deletes "
                     "it once it is older than aws.orphan_key_min_age",
-                    kb_prov(j)->store_error, kb_prov(j)->new_key,
+                    p->store_error, p->new_key,
                     err->code[0] != '\0' ? err->code : kb_err_name(err->err), err->message);
     kb_job_end(j);
     kb_job_unref(j);
@@ -381,21 +366,22 @@ static void on_compensated(void *ctx, const struct kb_aws_error *err, const stru
 /* The store certainly did not happen: delete the key before reporting (DESIGN.md section 7). */
 static void s_compensate(struct kb_job *j)
 {
+    struct kb_prov *p = kb_prov(j);
     int rc;
 
     kb_log(KB_LOG_WARN, "compensate", "tenant", j->t->name, "step", S_STORE, "access_key_id",
-           kb_prov(j)->new_key, "message", "deleting the key that could not be stored", NULL);
-    rc = kb_iam_delete_access_key(
-        j->client, &(struct kb_iam_access_key_input){j->t->user_name, kb_prov(j)->new_key},
-        on_compensated, j);
+           p->new_key, "message", "deleting the key that could not be stored", NULL);
+    rc = kb_iam_delete_access_key(j->client,
+                                  &(struct kb_iam_access_key_input){j->t->user_name, p->new_key},
+                                  on_compensated, j);
     /* Not kb_job_send: a compensation that cannot start says so in the store's own words. */
     if (rc == 0) {
         kb_job_ref(j);
     } else {
-        kb_job_fail(j, S_STORE, kb_prov(j)->store_request_id,
+        kb_job_fail(j, S_STORE, p->store_request_id,
                     "%s; the new key %s could not be deleted (%s): a later reconcile deletes it "
                     "once it is older than aws.orphan_key_min_age",
-                    kb_prov(j)->store_error, kb_prov(j)->new_key, kb_strerror(rc));
+                    p->store_error, p->new_key, kb_strerror(rc));
         kb_job_end(j);
     }
 }
@@ -430,17 +416,18 @@ static void s_stored(struct kb_job *j, const char *arn, const char *how, const c
 static void on_verify(void *ctx, const struct kb_aws_error *err, const struct kb_sm_description *d)
 {
     struct kb_job *j = ctx;
+    struct kb_prov *p = kb_prov(j);
     bool found = false;
 
     kb_job_log_call(j, S_STORE, "DescribeSecret", err, KB_RID(d));
     for (size_t v = 0; d != NULL && v < d->version_count; v++)
-        found = found || strcmp(d->versions[v].version_id, kb_prov(j)->new_version) == 0;
+        found = found || strcmp(d->versions[v].version_id, p->new_version) == 0;
     if (err != NULL && !kb_rc_is_code(err, "ResourceNotFoundException")) {
-        kb_job_fail(j, S_STORE, kb_prov(j)->store_request_id,
+        kb_job_fail(j, S_STORE, p->store_request_id,
                     "%s; whether it was stored is unknown (DescribeSecret failed too: %s), so the "
                     "new key %s is kept: a later reconcile finds its version or deletes it",
-                    kb_prov(j)->store_error,
-                    err->code[0] != '\0' ? err->code : kb_err_name(err->err), kb_prov(j)->new_key);
+                    p->store_error, err->code[0] != '\0' ? err->code : kb_err_name(err->err),
+                    p->new_key);
         kb_job_end(j);
     } else if (found) {
         s_stored(j, d->arn, "stored (confirmed by DescribeSecret after an unclear answer)",
@@ -454,19 +441,18 @@ static void on_verify(void *ctx, const struct kb_aws_error *err, const struct kb
 static void on_store(void *ctx, const struct kb_aws_error *err, const struct kb_sm_secret_ref *ref)
 {
     struct kb_job *j = ctx;
-    const char *op = kb_prov(j)->secret_exists ? "PutSecretValue" : "CreateSecret";
+    struct kb_prov *p = kb_prov(j);
+    const char *op = p->secret_exists ? "PutSecretValue" : "CreateSecret";
     int rc;
 
     kb_job_log_call(j, S_STORE, op, err, KB_RID(ref));
     if (err != NULL)
-        snprintf(kb_prov(j)->store_request_id, sizeof(kb_prov(j)->store_request_id), "%s",
-                 err->request_id);
+        snprintf(p->store_request_id, sizeof(p->store_request_id), "%s", err->request_id);
     if (err == NULL) {
         s_stored(j, ref->arn, "stored", ref->request_id);
     } else {
-        snprintf(kb_prov(j)->store_error, sizeof(kb_prov(j)->store_error),
-                 "%s failed: %s%s%s (HTTP %ld%s%s)", op, err->code,
-                 err->code[0] != '\0' ? ": " : "", err->message, err->status,
+        snprintf(p->store_error, sizeof(p->store_error), "%s failed: %s%s%s (HTTP %ld%s%s)", op,
+                 err->code, err->code[0] != '\0' ? ": " : "", err->message, err->status,
                  err->request_id[0] != '\0' ? ", request id " : "", err->request_id);
         if (kb_rc_store_surely_failed(err)) {
             s_compensate(j);
@@ -484,34 +470,33 @@ static void on_store(void *ctx, const struct kb_aws_error *err, const struct kb_
 
 static int s_send_store(struct kb_job *j, struct kb_secret *value)
 {
+    struct kb_prov *p = kb_prov(j);
     static const char *const current[] = {"AWSCURRENT"};
     char description[160];
 
-    if (kb_prov(j)->secret_exists)
-        return kb_sm_put_secret_value(
-            j->client,
-            &(struct kb_sm_put_secret_value_input){j->t->secret_name, kb_prov(j)->new_version,
-                                                   value, current, 1},
-            on_store, j);
+    if (p->secret_exists)
+        return kb_sm_put_secret_value(j->client,
+                                      &(struct kb_sm_put_secret_value_input){
+                                          j->t->secret_name, p->new_version, value, current, 1},
+                                      on_store, j);
     snprintf(description, sizeof(description), "keybroker: S3 access key of tenant %s", j->t->name);
     return kb_sm_create_secret(
         j->client,
-        &(struct kb_sm_create_secret_input){j->t->secret_name, kb_prov(j)->new_version, description,
-                                            j->cfg->aws.kms_key_id, value, kb_prov(j)->tags,
-                                            kb_prov(j)->ntags},
+        &(struct kb_sm_create_secret_input){j->t->secret_name, p->new_version, description,
+                                            j->cfg->aws.kms_key_id, value, p->tags, p->ntags},
         on_store, j);
 }
 
 static void s_store(struct kb_job *j)
 {
+    struct kb_prov *p = kb_prov(j);
     struct kb_secret *value = NULL;
     int rc;
 
     kb_job_event(j, S_STORE, KB_ENGINE_START, NULL, NULL);
-    rc = kb_uuid_key_version(j->t->name, kb_prov(j)->new_key, kb_prov(j)->new_version);
+    rc = kb_uuid_key_version(j->t->name, p->new_key, p->new_version);
     if (rc == 0)
-        rc = kb_sm_key_secret_new(kb_prov(j)->new_key, kb_prov(j)->new_secret, j->t->bucket,
-                                  j->region, &value);
+        rc = kb_sm_key_secret_new(p->new_key, p->new_secret, j->t->bucket, j->region, &value);
     if (rc == 0)
         rc = s_send_store(j, value);
     if (rc == 0)
@@ -519,8 +504,8 @@ static void s_store(struct kb_job *j)
     /* The client copied the body (and wipes it): the value is not needed any more. */
     kb_secret_destroy(value);
     if (rc != 0) {
-        snprintf(kb_prov(j)->store_error, sizeof(kb_prov(j)->store_error),
-                 "could not send the store request: %s", kb_strerror(rc));
+        snprintf(p->store_error, sizeof(p->store_error), "could not send the store request: %s",
+                 kb_strerror(rc));
         s_compensate(j);
     }
 }

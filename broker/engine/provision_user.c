@@ -97,39 +97,20 @@ static void s_policy(struct kb_job *j)
                 kb_iam_get_user_policy(j->client, &in, on_get_policy, j), s_end);
 }
 
-static void on_tag_user(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
-{
-    struct kb_job *j = ctx;
-
-    kb_job_log_call(j, S_TAGS, "TagUser", err, KB_RID(ok));
-    if (err != NULL) {
-        kb_job_fail_aws(j, S_TAGS, err);
-        s_end(j);
-    } else {
-        kb_job_event(j, S_TAGS, KB_ENGINE_DONE, "repaired", ok->request_id);
-        s_policy(j);
-    }
-    kb_job_unref(j);
-}
-
 /* TagUser adds or overwrites only the tags it is given: the missing ones. */
-static void s_tag_user(struct kb_job *j, const size_t *missing, size_t n)
+static int s_send_tags(struct kb_job *j, const struct kb_aws_tag *tags, size_t n, kb_aws_done_cb cb)
 {
-    struct kb_aws_tag tags[KB_CONFIG_MAX_USER_TAGS + 2];
-
-    kb_job_event(j, S_TAGS, KB_ENGINE_START, NULL, NULL);
-    kb_job_drift(j, S_TAGS, "configured tags missing or changed on the IAM user");
-    for (size_t i = 0; i < n; i++)
-        tags[i] = kb_prov(j)->tags[missing[i]];
-    kb_job_send(j, S_TAGS, "TagUser",
-                kb_iam_tag_user(j->client,
-                                &(struct kb_iam_tag_user_input){j->t->user_name, tags, n},
-                                on_tag_user, j),
-                s_end);
+    return kb_iam_tag_user(j->client, &(struct kb_iam_tag_user_input){j->t->user_name, tags, n}, cb,
+                           j);
 }
+
+static const struct kb_prov_retag s_retag_user = {
+    S_TAGS,      "TagUser", "configured tags missing or changed on the IAM user",
+    s_send_tags, s_policy,  s_end};
 
 static void s_check_user(struct kb_job *j, const struct kb_iam_user *u)
 {
+    struct kb_prov *p = kb_prov(j);
     const struct kb_config_aws *aws = &j->cfg->aws;
     size_t missing[KB_CONFIG_MAX_USER_TAGS + 2], n;
     char what[1200];
@@ -156,9 +137,9 @@ static void s_check_user(struct kb_job *j, const struct kb_iam_user *u)
         kb_job_drift(j, S_USER, what);
     }
     kb_job_event(j, S_USER, KB_ENGINE_DONE, "exists, managed by keybroker", u->request_id);
-    n = kb_rc_tags_missing(u->tags, u->tag_count, kb_prov(j)->tags, kb_prov(j)->ntags, missing);
+    n = kb_rc_tags_missing(u->tags, u->tag_count, p->tags, p->ntags, missing);
     if (n > 0)
-        s_tag_user(j, missing, n);
+        kb_prov__retag(j, &s_retag_user, missing, n);
     else
         s_policy(j);
 }
@@ -186,9 +167,10 @@ static void on_create_user(void *ctx, const struct kb_aws_error *err, const stru
 
 static void s_create_user(struct kb_job *j)
 {
+    struct kb_prov *p = kb_prov(j);
     const struct kb_config_aws *aws = &j->cfg->aws;
     struct kb_iam_create_user_input in = {j->t->user_name, aws->iam_path, aws->permissions_boundary,
-                                          kb_prov(j)->tags, kb_prov(j)->ntags};
+                                          p->tags, p->ntags};
 
     kb_job_send(j, S_USER, "CreateUser", kb_iam_create_user(j->client, &in, on_create_user, j),
                 s_end);

@@ -176,20 +176,19 @@ static void on_key_deleted(void *ctx, const struct kb_aws_error *err, const stru
 
 static void s_delete_key_next(struct kb_job *j)
 {
+    struct kb_revoke *r = kb_revoke(j);
     char msg[64];
 
-    if (kb_revoke(j)->key_next < kb_revoke(j)->nkeys) {
+    if (r->key_next < r->nkeys) {
         kb_job_send(j, "delete-keys", "DeleteAccessKey",
                     kb_iam_delete_access_key(
                         j->client,
-                        &(struct kb_iam_access_key_input){
-                            j->t->user_name, kb_revoke(j)->keys[kb_revoke(j)->key_next]},
+                        &(struct kb_iam_access_key_input){j->t->user_name, r->keys[r->key_next]},
                         on_key_deleted, j),
                     kb_job_end);
         return;
     }
-    snprintf(msg, sizeof(msg), "deleted %zu key%s", kb_revoke(j)->nkeys,
-             kb_revoke(j)->nkeys == 1 ? "" : "s");
+    snprintf(msg, sizeof(msg), "deleted %zu key%s", r->nkeys, r->nkeys == 1 ? "" : "s");
     kb_job_event(j, "delete-keys", KB_ENGINE_DONE, msg, NULL);
     s_next(j);
 }
@@ -197,14 +196,14 @@ static void s_delete_key_next(struct kb_job *j)
 static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_iam_access_keys *ks)
 {
     struct kb_job *j = ctx;
+    struct kb_revoke *r = kb_revoke(j);
 
     kb_job_log_call(j, "delete-keys", "ListAccessKeys", err, KB_RID(ks));
     if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
         s_fail(j, "delete-keys", err);
     } else {
-        for (size_t i = 0; ks != NULL && i < ks->count && kb_revoke(j)->nkeys < KB_RC_MAX_KEYS; i++)
-            snprintf(kb_revoke(j)->keys[kb_revoke(j)->nkeys++], sizeof(kb_revoke(j)->keys[0]), "%s",
-                     ks->keys[i].access_key_id);
+        for (size_t i = 0; ks != NULL && i < ks->count && r->nkeys < KB_RC_MAX_KEYS; i++)
+            snprintf(r->keys[r->nkeys++], sizeof(r->keys[0]), "%s", ks->keys[i].access_key_id);
         s_delete_key_next(j);
     }
     kb_job_unref(j);
