@@ -67,25 +67,30 @@ static bool s_fresh(const struct kb_srv_get_cache *g, const struct kb_tenant_sta
            strcmp(g->version_id, st->version_id) == 0;
 }
 
-/* Formats info with a null id and keeps the part after the id. */
+/* Formats info with a null id and keeps the part after the id, and behind it (in the same block,
+ * so that freeing the tail frees both) a copy of the ARN it was built from. */
 static int s_fill(struct kb_srv_get_cache *g, const struct kb_proto_tenant_info *info,
                   const struct kb_tenant_status *st)
 {
-    char *line = NULL, *tail = NULL, *arn = strdup(st->secret_arn);
-    size_t len = 0, tail_len = 0;
-    int rc = arn != NULL ? kb_proto_format_get(NULL, info, &line, &len) : KB_ENOMEM;
+    size_t arn_len = strlen(st->secret_arn), len = 0, tail_len = 0;
+    char *line = NULL, *tail = NULL, *block;
+    int rc = kb_proto_format_get(NULL, info, &line, &len);
 
     if (rc == 0)
         rc = kb_srv_splice_tail(line, len, &tail, &tail_len);
     free(line);
-    if (rc != 0) {
-        free(arn);
+    if (rc != 0)
         return rc;
+    block = realloc(tail, tail_len + 1 + arn_len + 1);
+    if (block == NULL) {
+        free(tail);
+        return KB_ENOMEM;
     }
+    block[tail_len] = '\0';
+    memcpy(block + tail_len + 1, st->secret_arn, arn_len + 1);
     free(g->tail);
-    free(g->arn);
-    g->tail = tail;
-    g->arn = arn;
+    g->tail = block;
+    g->arn = block + tail_len + 1;
     g->tail_len = tail_len;
     g->state = (int)st->state;
     g->last_rotation = st->last_rotation;
@@ -103,9 +108,7 @@ int kb_srv_get_line(struct kb_srv_get_cache *g, const struct kb_proto_tenant_inf
 
 void kb_srv_get_cache_free(struct kb_srv_get_cache *g, size_t count)
 {
-    for (size_t i = 0; g != NULL && i < count; i++) {
+    for (size_t i = 0; g != NULL && i < count; i++)
         free(g[i].tail);
-        free(g[i].arn);
-    }
     free(g);
 }

@@ -52,7 +52,7 @@ struct kb_srv_get_cache {
     size_t tail_len;
     int state; /* the status fields the answer shows */
     time_t last_rotation;
-    char *arn; /* owned copy of the status's ARN (NULL: not built) */
+    const char *arn; /* the ARN it was built from: in the tail's block, after the tail */
     char version_id[64];
 };
 
