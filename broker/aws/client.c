@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "aws/awserr_parse.h"
+#include "aws/awstime.h"
 #include "common/err.h"
 #include "aws/retry.h"
 #include "aws/sigv4.h"
@@ -295,20 +296,16 @@ static bool s_is_skew(const struct kb_aws_error *e)
     return false;
 }
 
-/* The offset to the server's clock from its Date header (RFC 7231 IMF-fixdate). */
+/* The offset to the server's clock from its Date header (RFC 7231 IMF-fixdate, or any other form
+ * of awstime.h). */
 static bool s_server_offset(const struct kb_http_response *resp, long *offset)
 {
     const char *date = kb_http_response_header(resp, "Date");
-    struct tm tm;
-    const char *end;
+    time_t t;
 
-    if (date == NULL)
+    if (date == NULL || kb_awstime_parse(date, false, &t) != 0)
         return false;
-    memset(&tm, 0, sizeof(tm));
-    end = strptime(date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (end == NULL || *end != '\0')
-        return false;
-    *offset = (long)(timegm(&tm) - time(NULL));
+    *offset = (long)(t - time(NULL));
     return true;
 }
 

@@ -63,10 +63,6 @@ enum kb_creds_doc {
 int kb_creds_doc_parse(enum kb_creds_doc doc, const char *buf, size_t len,
                        struct kb_credentials *out, char *why, size_t whylen);
 
-/* Parses an ISO-8601 time "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM|+HHMM|-HHMM)" into
- * *out (seconds since the epoch, fraction dropped). Returns 0 or KB_EPARSE. */
-int kb_creds_parse_time(const char *s, time_t *out);
-
 /* True when c must be fetched again at time now: it expires (expiration != 0) and fewer than
  * KB_CREDS_REFRESH_AHEAD seconds remain. */
 bool kb_creds_needs_refresh(const struct kb_credentials *c, time_t now);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aws/awstime.h"
 #include "common/err.h"
 
 static void s_why(char *why, size_t whylen, const char *text)
@@ -81,105 +82,6 @@ int kb_creds_fill(struct kb_credentials *out, const char *id, const char *secret
         s_why(why, whylen, "out of memory");
         return KB_ENOMEM;
     }
-    return 0;
-}
-
-/* ---- ISO-8601 ---- */
-
-/* Reads exactly n digits at *p and advances it. */
-static bool s_digits(const char **p, int n, int *out)
-{
-    int v = 0;
-
-    for (int i = 0; i < n; i++) {
-        char ch = (*p)[i];
-        if (ch < '0' || ch > '9')
-            return false;
-        v = v * 10 + (ch - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-static bool s_expect(const char **p, const char *any_of)
-{
-    if (**p == '\0' || strchr(any_of, **p) == NULL)
-        return false;
-    (*p)++;
-    return true;
-}
-
-static int s_days_in_month(int year, int month)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-
-    return month == 2 && leap ? 29 : days[month - 1];
-}
-
-/* Parses "Z", "+HH:MM", "-HH:MM", "+HHMM" or "-HHMM" into seconds east of UTC. */
-static bool s_zone(const char **p, long *offset)
-{
-    int sign, hh, mm;
-
-    if (**p == 'Z' || **p == 'z') {
-        (*p)++;
-        *offset = 0;
-        return true;
-    }
-    if (**p != '+' && **p != '-')
-        return false;
-    sign = **p == '-' ? -1 : 1;
-    (*p)++;
-    if (!s_digits(p, 2, &hh))
-        return false;
-    if (**p == ':')
-        (*p)++;
-    if (!s_digits(p, 2, &mm) || hh > 23 || mm > 59)
-        return false;
-    *offset = sign * (hh * 3600L + mm * 60L);
-    return true;
-}
-
-int kb_creds_parse_time(const char *s, time_t *out)
-{
-    const char *p = s;
-    int year, mon, day, hh, mi, ss;
-    long offset;
-    struct tm tm;
-    time_t t;
-
-    if (s == NULL)
-        return KB_EPARSE;
-    if (!s_digits(&p, 4, &year) || !s_expect(&p, "-") || !s_digits(&p, 2, &mon) ||
-        !s_expect(&p, "-") || !s_digits(&p, 2, &day) || !s_expect(&p, "Tt") ||
-        !s_digits(&p, 2, &hh) || !s_expect(&p, ":") || !s_digits(&p, 2, &mi) ||
-        !s_expect(&p, ":") || !s_digits(&p, 2, &ss))
-        return KB_EPARSE;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return KB_EPARSE;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
-    if (!s_zone(&p, &offset) || *p != '\0')
-        return KB_EPARSE;
-    if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > s_days_in_month(year, mon) ||
-        hh > 23 || mi > 59 || ss > 60)
-        return KB_EPARSE;
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hh;
-    tm.tm_min = mi;
-    tm.tm_sec = ss; /* a leap second 60 rolls over to the next minute */
-    t = timegm(&tm);
-    if (t == (time_t)-1)
-        return KB_EPARSE;
-    *out = t - offset;
     return 0;
 }
 
@@ -290,7 +192,7 @@ static int s_extract(enum kb_creds_doc doc, struct json_object *obj, struct kb_c
         s_why(why, whylen, "\"Expiration\" is missing or not a string");
         return KB_EPARSE;
     }
-    if (exp != NULL && kb_creds_parse_time(exp, &expiration) != 0) {
+    if (exp != NULL && kb_awstime_parse(exp, true, &expiration) != 0) {
         s_why(why, whylen, "\"Expiration\" is not an ISO-8601 time");
         return KB_EPARSE;
     }

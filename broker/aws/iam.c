@@ -119,16 +119,16 @@ static int s_parse_user(struct kb_svc_parse *p, const struct kb_xml_node *root, 
         rc = kb_wire_xml_str(p, root, s_path(path, prefix, "UserId"), KB_WIRE_MAX_ID, true,
                              &u->user_id);
     if (rc == 0)
-        rc = kb_wire_xml_str(p, root, s_path(path, prefix, "Arn"), KB_WIRE_MAX_ARN, true, &u->arn);
+        rc = kb_wire_xml_arn(p, root, s_path(path, prefix, "Arn"), true, &u->arn);
     if (rc == 0)
         rc = kb_wire_xml_str(p, root, s_path(path, prefix, "Path"), KB_WIRE_MAX_NAME, true,
                              &u->path);
     if (rc == 0)
         rc = kb_wire_xml_time(p, root, s_path(path, prefix, "CreateDate"), true, &u->create_date);
     if (rc == 0)
-        rc = kb_wire_xml_str(p, root,
+        rc = kb_wire_xml_arn(p, root,
                              s_path(path, prefix, "PermissionsBoundary/PermissionsBoundaryArn"),
-                             KB_WIRE_MAX_ARN, false, &u->permissions_boundary_arn);
+                             false, &u->permissions_boundary_arn);
     if (rc == 0) {
         struct kb_aws_tag *tags;
 
@@ -242,8 +242,8 @@ static int s_access_key_doc(struct kb_svc_parse *p, struct kb_xml_doc *doc, void
     rc = kb_wire_xml_str(p, root, "CreateAccessKeyResult/AccessKey/UserName", KB_WIRE_MAX_NAME,
                          true, &k->user_name);
     if (rc == 0)
-        rc = kb_wire_xml_str(p, root, "CreateAccessKeyResult/AccessKey/AccessKeyId", KB_WIRE_MAX_ID,
-                             true, &k->access_key_id);
+        rc = kb_wire_xml_key_id(p, root, "CreateAccessKeyResult/AccessKey/AccessKeyId",
+                                &k->access_key_id);
     if (rc == 0)
         rc = s_parse_status(p, root, "CreateAccessKeyResult/AccessKey/Status", &k->status);
     if (rc == 0)
@@ -255,6 +255,9 @@ static int s_access_key_doc(struct kb_svc_parse *p, struct kb_xml_doc *doc, void
     k->secret_access_key = node != NULL ? kb_xml_take_secret(doc, node) : NULL;
     if (k->secret_access_key == NULL || kb_secret_len(k->secret_access_key) == 0)
         return kb_svc_fail(p, KB_EPARSE, "response field %s missing",
+                           "CreateAccessKeyResult/AccessKey/SecretAccessKey");
+    if (!kb_wire_secret_key_ok(k->secret_access_key))
+        return kb_svc_fail(p, KB_EPARSE, "response field %s is not a secret access key",
                            "CreateAccessKeyResult/AccessKey/SecretAccessKey");
     return 0;
 }
@@ -281,7 +284,7 @@ static int s_key_meta(struct kb_svc_parse *p, const struct kb_xml_node *m, size_
     snprintf(path, sizeof(path), "ListAccessKeysResult/AccessKeyMetadata/member[%zu]", i);
     if (kb_xml_child(m, "AccessKeyId") == NULL)
         return kb_svc_fail(p, KB_EPARSE, "response field %s/AccessKeyId missing", path);
-    rc = kb_wire_xml_str(p, m, "AccessKeyId", KB_WIRE_MAX_ID, true, &k->access_key_id);
+    rc = kb_wire_xml_key_id(p, m, "AccessKeyId", &k->access_key_id);
     if (rc == 0)
         rc = kb_wire_xml_str(p, m, "UserName", KB_WIRE_MAX_NAME, false, &k->user_name);
     if (rc == 0)
@@ -349,6 +352,7 @@ static const struct kb_svc_op s_op_create_key =
 static const struct kb_svc_op s_op_list_keys = KB_SVC_OP(
     "ListAccessKeys", struct kb_iam_access_keys, s_parse_list_keys, NULL, s_deliver_keys, NULL);
 KB_SVC_DONE_OP(s_op_tag_user, "TagUser");
+KB_SVC_DONE_OP(s_op_untag_user, "UntagUser");
 KB_SVC_DONE_OP(s_op_put_policy, "PutUserPolicy");
 KB_SVC_DONE_OP(s_op_delete_policy, "DeleteUserPolicy");
 KB_SVC_DONE_OP(s_op_delete_user, "DeleteUser");
@@ -401,6 +405,28 @@ int kb_iam_tag_user(struct kb_aws_client *c, const struct kb_iam_tag_user_input 
     kb_wire_form_add(&b, "UserName", in->user_name);
     s_form_tags(&b, in->tags, in->tag_count);
     return s_send(c, &s_op_tag_user, &b, false, (kb_svc_fn)cb, ctx);
+}
+
+int kb_iam_untag_user(struct kb_aws_client *c, const struct kb_iam_untag_user_input *in,
+                      kb_aws_done_cb cb, void *ctx)
+{
+    struct kb_wire_buf b;
+    char key[48];
+
+    if (in == NULL || !S_NAME_OK(in->user_name) || in->key_count == 0 ||
+        in->key_count > KB_WIRE_MAX_TAGS || in->keys == NULL)
+        return KB_EINVAL;
+    for (size_t i = 0; i < in->key_count; i++) {
+        if (!kb_wire_str_ok(in->keys[i], KB_WIRE_MAX_TAG_KEY))
+            return KB_EINVAL;
+    }
+    s_form_start(&b, "UntagUser");
+    kb_wire_form_add(&b, "UserName", in->user_name);
+    for (size_t i = 0; i < in->key_count; i++) {
+        snprintf(key, sizeof(key), "TagKeys.member.%zu", i + 1);
+        kb_wire_form_add(&b, key, in->keys[i]);
+    }
+    return s_send(c, &s_op_untag_user, &b, false, (kb_svc_fn)cb, ctx);
 }
 
 int kb_iam_list_user_tags(struct kb_aws_client *c, const struct kb_iam_list_user_tags_input *in,

@@ -65,6 +65,15 @@ struct kb_iam_tag_user_input {
 int kb_iam_tag_user(struct kb_aws_client *c, const struct kb_iam_tag_user_input *in,
                     kb_aws_done_cb cb, void *ctx);
 
+struct kb_iam_untag_user_input {
+    const char *user_name;
+    const char *const *keys; /* the tag keys to remove, 1..50 */
+    size_t key_count;
+};
+/* Removes tags from a user (keys it does not carry are no error). */
+int kb_iam_untag_user(struct kb_aws_client *c, const struct kb_iam_untag_user_input *in,
+                      kb_aws_done_cb cb, void *ctx);
+
 struct kb_iam_tags {
     const struct kb_aws_tag *tags;
     size_t tag_count;

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aws/awstime.h"
 #include "common/err.h"
 
 #define S_FLAGS     (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -227,8 +228,14 @@ int kb_jsonw_time(struct kb_svc_parse *p, struct json_object *obj, const char *k
     *out = 0;
     if (v == NULL)
         return required ? kb_svc_fail(p, KB_EPARSE, "response field %s missing", key) : 0;
+    /* A string is a date too (wire.h's rule): some implementations write ISO 8601 there. */
+    if (json_object_is_type(v, json_type_string)) {
+        if (kb_awstime_parse(json_object_get_string(v), false, out) != 0)
+            return kb_svc_fail(p, KB_EPARSE, "response field %s is not a date", key);
+        return 0;
+    }
     if (!json_object_is_type(v, json_type_double) && !json_object_is_type(v, json_type_int))
-        return kb_svc_fail(p, KB_EPARSE, "response field %s is not a number", key);
+        return kb_svc_fail(p, KB_EPARSE, "response field %s is not a date", key);
     d = json_object_get_double(v);
     /* Up to the year 9999: anything else is not a date AWS would send. */
     if (!isfinite(d) || d < 0 || d > 253402300799.0)

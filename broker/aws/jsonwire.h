@@ -53,7 +53,8 @@ void kb_jsonw_wipe_string(struct json_object *str);
 /* A string copied into the arena; absent optional fields (and JSON null) yield NULL. */
 int kb_jsonw_str(struct kb_svc_parse *p, struct json_object *obj, const char *key, size_t max,
                  bool required, const char **out);
-/* A timestamp in epoch seconds (a JSON number, fraction dropped); absent optional fields yield 0.
+/* A timestamp: epoch seconds (a JSON number, fraction dropped) or a string in any form of
+ * awstime.h; absent optional fields yield 0.
  */
 int kb_jsonw_time(struct kb_svc_parse *p, struct json_object *obj, const char *key, bool required,
                   time_t *out);

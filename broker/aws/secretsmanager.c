@@ -93,6 +93,8 @@ static int s_arn_name(struct kb_svc_parse *p, struct json_object *o, const char 
 {
     int rc = kb_jsonw_str(p, o, "ARN", KB_WIRE_MAX_ARN, true, arn);
 
+    if (rc == 0 && !kb_wire_arn_ok(*arn))
+        return kb_svc_fail(p, KB_EPARSE, "response field ARN is not an ARN");
     return rc != 0 ? rc : kb_jsonw_str(p, o, "Name", KB_WIRE_MAX_NAME, true, name);
 }
 
@@ -577,6 +579,8 @@ static int s_key_obj(struct kb_svc_parse *p, struct json_object *o, struct kb_sm
         rc = kb_svc_fail(p, KB_EPARSE, "field Version is not 1");
     if (rc == 0)
         rc = s_key_field(p, o, "AccessKeyId", out->access_key_id, sizeof(out->access_key_id));
+    if (rc == 0 && !kb_wire_key_id_ok(out->access_key_id))
+        rc = kb_svc_fail(p, KB_EPARSE, "field AccessKeyId is not an access key id");
     if (rc == 0)
         rc = s_key_field(p, o, "Bucket", out->bucket, sizeof(out->bucket));
     if (rc == 0)

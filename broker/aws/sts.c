@@ -17,8 +17,7 @@ static int s_identity_doc(struct kb_svc_parse *p, const struct kb_xml_node *root
                              &id->account);
 
     if (rc == 0)
-        rc = kb_wire_xml_str(p, root, "GetCallerIdentityResult/Arn", KB_WIRE_MAX_ARN, true,
-                             &id->arn);
+        rc = kb_wire_xml_arn(p, root, "GetCallerIdentityResult/Arn", true, &id->arn);
     if (rc == 0)
         rc = kb_wire_xml_str(p, root, "GetCallerIdentityResult/UserId", KB_WIRE_MAX_NAME, true,
                              &id->user_id);

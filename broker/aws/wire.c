@@ -14,7 +14,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "aws/awstime.h"
 #include "common/err.h"
 
 /* -- body buffer ------------------------------------------------------------------------------ */
@@ -176,69 +178,6 @@ int kb_wire_content_md5(const void *body, size_t len, char out[KB_WIRE_MD5_B64_S
 
 /* -- decoders --------------------------------------------------------------------------------- */
 
-/* Reads exactly n decimal digits at *s. */
-static bool s_digits(const char **s, size_t n, long *out)
-{
-    long v = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        char c = (*s)[i];
-
-        if (c < '0' || c > '9')
-            return false;
-        v = v * 10 + (c - '0');
-    }
-    *s += n;
-    *out = v;
-    return true;
-}
-
-static bool s_expect(const char **s, char c)
-{
-    if (**s != c)
-        return false;
-    (*s)++;
-    return true;
-}
-
-int kb_wire_parse_time(const char *s, time_t *out)
-{
-    long y, mo, d, h, mi, sec;
-    struct tm tm;
-    time_t t;
-
-    if (!s_digits(&s, 4, &y) || !s_expect(&s, '-') || !s_digits(&s, 2, &mo) || !s_expect(&s, '-') ||
-        !s_digits(&s, 2, &d) || (*s != 'T' && *s != 't'))
-        return KB_EPARSE;
-    s++;
-    if (!s_digits(&s, 2, &h) || !s_expect(&s, ':') || !s_digits(&s, 2, &mi) || !s_expect(&s, ':') ||
-        !s_digits(&s, 2, &sec))
-        return KB_EPARSE;
-    if (*s == '.') {
-        s++;
-        if (*s < '0' || *s > '9')
-            return KB_EPARSE;
-        while (*s >= '0' && *s <= '9')
-            s++;
-    }
-    if (!(strcmp(s, "Z") == 0 || strcmp(s, "z") == 0 || strcmp(s, "+00:00") == 0))
-        return KB_EPARSE;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-        return KB_EPARSE;
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = (int)(y - 1900);
-    tm.tm_mon = (int)(mo - 1);
-    tm.tm_mday = (int)d;
-    tm.tm_hour = (int)h;
-    tm.tm_min = (int)mi;
-    tm.tm_sec = (int)sec;
-    t = timegm(&tm);
-    if (t == (time_t)-1)
-        return KB_EPARSE;
-    *out = t;
-    return 0;
-}
-
 char *kb_wire_url_decode(struct kb_svc_arena *a, const char *s, size_t len, size_t *out_len)
 {
     int n = 0;
@@ -260,6 +199,54 @@ char *kb_wire_url_decode(struct kb_svc_arena *a, const char *s, size_t len, size
     }
     curl_free(dec);
     return copy;
+}
+
+bool kb_wire_key_id_ok(const char *s)
+{
+    size_t n;
+
+    if (s == NULL)
+        return false;
+    n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_");
+    return s[n] == '\0' && n >= 16 && n <= 128;
+}
+
+/* One ':'-terminated part of an ARN made of the characters in set, at least min long. */
+static bool s_arn_part(const char **p, const char *set, size_t min)
+{
+    size_t n = strspn(*p, set);
+
+    if (n < min || (*p)[n] != ':')
+        return false;
+    *p += n + 1;
+    return true;
+}
+
+bool kb_wire_arn_ok(const char *s)
+{
+    static const char lower[] = "abcdefghijklmnopqrstuvwxyz0123456789-";
+    const char *p = s;
+    const char *account;
+
+    if (s == NULL || strnlen(s, KB_WIRE_MAX_ARN + 1) > KB_WIRE_MAX_ARN ||
+        strncmp(s, "arn:", 4) != 0)
+        return false;
+    p += 4;
+    if (!s_arn_part(&p, lower, 1) || !s_arn_part(&p, lower, 1) || !s_arn_part(&p, lower, 0))
+        return false;
+    account = p;
+    if (!s_arn_part(&p, "0123456789aws", 0))
+        return false;
+    if (!((size_t)(p - account) - 1 == strspn(account, "0123456789") ||
+          strncmp(account, "aws:", 4) == 0))
+        return false;
+    if (*p == '\0')
+        return false;
+    for (; *p != '\0'; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return false;
+    }
+    return true;
 }
 
 bool kb_wire_str_ok(const char *s, size_t max)
@@ -307,6 +294,39 @@ int kb_wire_xml_str(struct kb_svc_parse *p, const struct kb_xml_node *n, const c
     return 0;
 }
 
+int kb_wire_xml_arn(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
+                    bool required, const char **out)
+{
+    int rc = kb_wire_xml_str(p, n, path, KB_WIRE_MAX_ARN, required, out);
+
+    if (rc == 0 && *out != NULL && !kb_wire_arn_ok(*out))
+        return kb_svc_fail(p, KB_EPARSE, "response field %s is not an ARN", path);
+    return rc;
+}
+
+int kb_wire_xml_key_id(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
+                       const char **out)
+{
+    int rc = kb_wire_xml_str(p, n, path, KB_WIRE_MAX_ID, true, out);
+
+    if (rc == 0 && !kb_wire_key_id_ok(*out))
+        return kb_svc_fail(p, KB_EPARSE, "response field %s is not an access key id", path);
+    return rc;
+}
+
+bool kb_wire_secret_key_ok(struct kb_secret *s)
+{
+    size_t len = 0;
+    const char *v = s != NULL ? kb_secret_open(s, &len) : NULL;
+    bool ok = v != NULL && len > 0 && len <= 1024;
+
+    for (size_t i = 0; ok && i < len; i++)
+        ok = v[i] > 0x20 && v[i] < 0x7f;
+    if (v != NULL)
+        kb_secret_close(s);
+    return ok;
+}
+
 int kb_wire_xml_time(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
                      bool required, time_t *out)
 {
@@ -318,8 +338,8 @@ int kb_wire_xml_time(struct kb_svc_parse *p, const struct kb_xml_node *n, const 
             return kb_svc_fail(p, KB_EPARSE, "response field %s missing", path);
         return 0;
     }
-    if (kb_wire_parse_time(kb_xml_text(f, NULL), out) != 0)
-        return kb_svc_fail(p, KB_EPARSE, "response field %s is not an ISO 8601 time", path);
+    if (kb_awstime_parse(kb_xml_text(f, NULL), false, out) != 0)
+        return kb_svc_fail(p, KB_EPARSE, "response field %s is not a time", path);
     return 0;
 }
 
@@ -336,10 +356,7 @@ int kb_wire_xml_bool(struct kb_svc_parse *p, const struct kb_xml_node *n, const 
         return 0;
     }
     text = kb_xml_text(f, NULL);
-    if (strcmp(text, "true") == 0)
-        *out = true;
-    else if (strcmp(text, "false") != 0)
-        return kb_svc_fail(p, KB_EPARSE, "response field %s is not a boolean", path);
+    *out = strcasecmp(text, "true") == 0;
     return 0;
 }
 

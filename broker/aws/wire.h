@@ -1,11 +1,24 @@
 /*
  * wire.h - the encodings the typed AWS calls share: a growable request body, Query API form
  * fields (URL-encoded by libcurl), XML text escaping, Content-MD5 (OpenSSL MD5 + libsodium
- * base64), ISO 8601 timestamps, URL-decoding, and bounded field extraction from a parsed XML
+ * base64), URL-decoding, and bounded field extraction from a parsed XML
  * response (xml.h) into a call's arena (svc.h).
  *
  * Pure code: no I/O, no logging. A body buffer marked sensitive is wiped whenever its storage is
  * released, so it may hold a secret.
+ *
+ * How responses are read - the rule for every parser of the typed calls (XML here and in xml.h,
+ * JSON in jsonwire.h): tolerant where it is harmless, strict where security depends on it.
+ *   Tolerant, as botocore is: XML namespaces present, absent or prefixed (names are local);
+ *   elements and JSON members a parser does not know are ignored; optional fields may be missing;
+ *   booleans as kb_wire_xml_bool says; timestamps in every form of awstime.h; JSON timestamps as
+ *   epoch numbers or as strings. Different AWS implementations (moto, LocalStack, S3-compatible
+ *   stores, older partitions) differ exactly there.
+ *   Strict: what the broker stores, hands out or acts on as an identity - access key ids
+ *   (kb_wire_key_id_ok: IAM's pattern [\w]+, 16..128), secret access keys (printable ASCII, no
+ *   space), ARNs (kb_wire_arn_ok: arn:partition:service:region:account:resource), secret version
+ *   ids and staging labels (non-empty, bounded), and required fields. A response that breaks one of
+ *   these is KB_EPARSE, and the call's caller stores nothing from it.
  */
 #ifndef KB_WIRE_H
 #define KB_WIRE_H
@@ -60,13 +73,18 @@ void kb_wire_xml_elem(struct kb_wire_buf *b, const char *name, const char *text)
  * has no MD5 (a FIPS-only provider). */
 int kb_wire_content_md5(const void *body, size_t len, char out[KB_WIRE_MD5_B64_SIZE]);
 
-/* Parses an ISO 8601 UTC timestamp as AWS writes it ("2024-05-01T12:34:56Z", optional fraction,
- * "Z" or "+00:00"). Returns 0 and *out, or KB_EPARSE. */
-int kb_wire_parse_time(const char *s, time_t *out);
-
 /* URL-decodes s[0..len) ("%7B" -> "{", "+" stays "+") into the arena. Returns the copy or NULL
  * (out of memory, or a decoded NUL byte). *out_len gets its length when non-NULL. */
 char *kb_wire_url_decode(struct kb_svc_arena *a, const char *s, size_t len, size_t *out_len);
+
+/* True when s is an IAM access key id: 16..128 characters of [A-Za-z0-9_] (the model's [\w]+). */
+bool kb_wire_key_id_ok(const char *s);
+
+/* True when s looks like an ARN: "arn:" partition ":" service ":" region ":" account ":"
+ * resource, partition and service [a-z0-9-]+ and non-empty, region [a-z0-9-]*, account digits
+ * (AWS's are 12), "aws" or empty, a non-empty resource; at most KB_WIRE_MAX_ARN bytes, no control
+ * character, no space. */
+bool kb_wire_arn_ok(const char *s);
 
 /* True when s is a non-empty string of at most max bytes. */
 bool kb_wire_str_ok(const char *s, size_t max);
@@ -84,10 +102,20 @@ bool kb_wire_tags_ok(const struct kb_aws_tag *tags, size_t count, bool required)
 /* Copies the text into the arena; an optional field that is absent yields NULL. */
 int kb_wire_xml_str(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
                     size_t max, bool required, const char **out);
-/* An ISO 8601 timestamp; an optional absent field yields 0. */
+/* Like kb_wire_xml_str, then kb_wire_arn_ok / kb_wire_key_id_ok ("is not an ARN"). A key id is
+ * always required. */
+int kb_wire_xml_arn(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
+                    bool required, const char **out);
+int kb_wire_xml_key_id(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
+                       const char **out);
+/* True when s holds a secret access key: 1..1024 bytes of printable ASCII without space. */
+bool kb_wire_secret_key_ok(struct kb_secret *s);
+/* A timestamp in any form awstime.h reads (lenient); an optional absent field yields 0. */
 int kb_wire_xml_time(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
                      bool required, time_t *out);
-/* "true" or "false"; an optional absent field yields false. */
+/* botocore's reading: "true" in any case is true, every other text (also "False", "", "1") is
+ * false; an optional absent field yields false. Where false is the unsafe reading (a Block Public
+ * Access flag), that only ever causes a repair, never trust. */
 int kb_wire_xml_bool(struct kb_svc_parse *p, const struct kb_xml_node *n, const char *path,
                      bool required, bool *out);
 /* The tags in the list element at path whose items are named item ("member" for IAM, "Tag" for

@@ -365,32 +365,6 @@ static void test_container_and_imds_json(void **state)
                      KB_EPARSE);
 }
 
-static void test_parse_time(void **state)
-{
-    time_t t = 0;
-
-    assert_int_equal(kb_creds_parse_time("1970-01-01T00:00:00Z", &t), 0);
-    assert_int_equal(t, 0);
-    assert_int_equal(kb_creds_parse_time("2024-02-29T23:59:59Z", &t), 0);
-    assert_int_equal(t, 1709251199);
-    assert_int_equal(kb_creds_parse_time("2024-02-29T23:59:59.999999Z", &t), 0);
-    assert_int_equal(t, 1709251199);
-    assert_int_equal(kb_creds_parse_time("2024-03-01T01:29:59+0130", &t), 0);
-    assert_int_equal(t, 1709251199);
-    assert_int_equal(kb_creds_parse_time("2024-02-29T18:59:59-05:00", &t), 0);
-    assert_int_equal(t, 1709251199);
-    static const char *const bad[] = {
-        "2023-02-29T00:00:00Z",      "2024-13-01T00:00:00Z",     "2024-01-01T24:00:00Z",
-        "2024-01-01T00:00:00",       "2024-01-01 00:00:00Z",     "2024-01-01T00:00:00.Z",
-        "24-01-01T00:00:00Z",        "2024-01-01T00:00:00Zjunk", "",
-        "2024-01-01T00:00:00+25:00",
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        if (kb_creds_parse_time(bad[i], &t) != KB_EPARSE)
-            fail_msg("accepted %s", bad[i]);
-    }
-}
-
 /* ---- container URI allow-list ---- */
 
 static void test_container_uri_allowlist(void **state)
@@ -705,7 +679,6 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_process_json_good),
         cmocka_unit_test(test_process_json_rejects),
         cmocka_unit_test(test_container_and_imds_json),
-        cmocka_unit_test(test_parse_time),
         cmocka_unit_test(test_container_uri_allowlist),
         cmocka_unit_test(test_needs_refresh),
         cmocka_unit_test(test_credentials_copy),

@@ -167,13 +167,16 @@ static void test_user_parse_failures(void **state)
         "<CreateUserResponse><CreateUserResult/></CreateUserResponse>", /* wrong root */
         "<GetUserResponse><GetUserResult/></GetUserResponse>",          /* no User */
         "<GetUserResponse><GetUserResult><User><Path>/</Path><UserName>u</UserName>"
-        "<UserId>i</UserId><Arn>a</Arn><CreateDate>yesterday</CreateDate></User>"
+        "<UserId>i</UserId><Arn>arn:aws:iam::1:user/u</Arn><CreateDate>yesterday</CreateDate></"
+        "User>"
         "</GetUserResult></GetUserResponse>", /* bad date */
         "<GetUserResponse><GetUserResult><User><Path>/</Path><UserName></UserName>"
-        "<UserId>i</UserId><Arn>a</Arn><CreateDate>2024-05-01T12:34:56Z</CreateDate></User>"
+        "<UserId>i</UserId><Arn>arn:aws:iam::1:user/u</Arn><CreateDate>2024-05-01T12:34:56Z</"
+        "CreateDate></User>"
         "</GetUserResult></GetUserResponse>", /* empty name */
         "<GetUserResponse><GetUserResult><User><Path>/</Path><UserName>u</UserName>"
-        "<UserId>i</UserId><Arn>a</Arn><CreateDate>2024-05-01T12:34:56Z</CreateDate>"
+        "<UserId>i</UserId><Arn>arn:aws:iam::1:user/u</Arn><CreateDate>2024-05-01T12:34:56Z</"
+        "CreateDate>"
         "<Tags><member><Value>v</Value></member></Tags></User>"
         "</GetUserResult></GetUserResponse>", /* tag without key */
     };
@@ -503,19 +506,21 @@ static void test_create_access_key_failures(void **state)
     static const char *const bodies[] = {
         /* no secret */
         "<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>u</UserName>"
-        "<AccessKeyId>AKIA1</AccessKeyId><Status>Active</Status></AccessKey>"
+        "<AccessKeyId>AKIAIOSFODNN7EXAMP1</AccessKeyId><Status>Active</Status></AccessKey>"
         "</CreateAccessKeyResult></CreateAccessKeyResponse>",
         /* empty secret */
         "<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>u</UserName>"
-        "<AccessKeyId>AKIA1</AccessKeyId><Status>Active</Status><SecretAccessKey/>"
+        "<AccessKeyId>AKIAIOSFODNN7EXAMP1</AccessKeyId><Status>Active</Status><SecretAccessKey/>"
         "</AccessKey></CreateAccessKeyResult></CreateAccessKeyResponse>",
         /* bad status, secret present (must still be destroyed) */
         "<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>u</UserName>"
-        "<AccessKeyId>AKIA1</AccessKeyId><Status>Weird</Status><SecretAccessKey>s3cr3t"
+        "<AccessKeyId>AKIAIOSFODNN7EXAMP1</AccessKeyId><Status>Weird</"
+        "Status><SecretAccessKey>s3cr3t"
         "</SecretAccessKey></AccessKey></CreateAccessKeyResult></CreateAccessKeyResponse>",
         /* truncated inside the secret */
         "<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>u</UserName>"
-        "<AccessKeyId>AKIA1</AccessKeyId><Status>Active</Status><SecretAccessKey>s3cr",
+        "<AccessKeyId>AKIAIOSFODNN7EXAMP1</AccessKeyId><Status>Active</"
+        "Status><SecretAccessKey>s3cr",
         /* no key id */
         "<CreateAccessKeyResponse><CreateAccessKeyResult><AccessKey><UserName>u</UserName>"
         "<Status>Active</Status><SecretAccessKey>s3cr3t</SecretAccessKey></AccessKey>"
@@ -575,16 +580,18 @@ static void test_list_access_keys(void **state)
     assert_string_equal(g_cap.body, "Action=ListAccessKeys&Version=2010-05-08&UserName=u");
     cap_respond(200, "<ListAccessKeysResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\">"
                      "<ListAccessKeysResult><AccessKeyMetadata>"
-                     "<member><UserName>u</UserName><AccessKeyId>AKIA1</AccessKeyId>"
+                     "<member><UserName>u</UserName><AccessKeyId>AKIAIOSFODNN7EXAMP1</AccessKeyId>"
                      "<Status>Active</Status><CreateDate>2024-05-01T12:34:56Z</CreateDate></member>"
-                     "<member><UserName>u</UserName><AccessKeyId>AKIA2</AccessKeyId>"
+                     "<member><UserName>u</UserName><AccessKeyId>AKIAIOSFODNN7EXAMP2</AccessKeyId>"
                      "<Status>Inactive</Status><CreateDate>2024-05-02T00:00:00Z</CreateDate>"
                      "</member></AccessKeyMetadata><IsTruncated>false</IsTruncated>"
                      "</ListAccessKeysResult></ListAccessKeysResponse>");
     assert_int_equal(r.g.err, 0);
     assert_int_equal(r.count, 2);
     assert_false(r.truncated);
-    assert_string_equal(r.joined, "u/AKIA1/Active/1714566896;u/AKIA2/Inactive/1714608000;");
+    assert_string_equal(
+        r.joined,
+        "u/AKIAIOSFODNN7EXAMP1/Active/1714566896;u/AKIAIOSFODNN7EXAMP2/Inactive/1714608000;");
 
     memset(&r, 0, sizeof(r));
     assert_int_equal(
@@ -616,8 +623,22 @@ static void test_list_access_keys(void **state)
     cap_respond(200, "<ListAccessKeysResponse><ListAccessKeysResult>"
                      "<IsTruncated>maybe</IsTruncated></ListAccessKeysResult>"
                      "</ListAccessKeysResponse>");
+    /* botocore's reading: anything but "true" is false (a list that is not truncated) */
+    assert_int_equal(r.g.err, 0);
+    assert_false(r.truncated);
+
+    /* strict where it matters: a key id that is not one is refused, nothing is listed */
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(
+        kb_iam_list_access_keys(NULL, &(struct kb_iam_list_access_keys_input){.user_name = "u"},
+                                on_keys, &r),
+        0);
+    cap_respond(200, "<ListAccessKeysResponse><ListAccessKeysResult><AccessKeyMetadata>"
+                     "<member><AccessKeyId>AKIA 1</AccessKeyId><Status>Active</Status></member>"
+                     "</AccessKeyMetadata></ListAccessKeysResult></ListAccessKeysResponse>");
     assert_int_equal(r.g.err, KB_EPARSE);
-    assert_non_null(strstr(r.g.message, "IsTruncated"));
+    assert_non_null(strstr(r.g.message, "is not an access key id"));
+    assert_int_equal(r.count, 0);
 }
 
 /* -- STS ----------------------------------------------------------------------------------------
@@ -668,8 +689,9 @@ static void test_get_caller_identity(void **state)
 
     memset(&r, 0, sizeof(r));
     assert_int_equal(kb_sts_get_caller_identity(NULL, &in, on_identity, &r), 0);
-    cap_respond(200, "<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>a</Arn>"
-                     "<UserId>u</UserId></GetCallerIdentityResult></GetCallerIdentityResponse>");
+    cap_respond(
+        200, "<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:iam::1:user/u</Arn>"
+             "<UserId>u</UserId></GetCallerIdentityResult></GetCallerIdentityResponse>");
     assert_int_equal(r.g.err, KB_EPARSE);
     assert_non_null(strstr(r.g.message, "GetCallerIdentityResult/Account"));
     assert_int_equal(kb_sts_get_caller_identity(NULL, NULL, on_identity, &r), KB_EINVAL);

@@ -245,14 +245,16 @@ static void test_describe_secret_malformed(void **state)
         "[\"ARN\"]",                                     /* not an object */
         "{\"Name\":\"n\"}",                              /* no ARN */
         "{\"ARN\":42,\"Name\":\"n\"}",                   /* wrong type */
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"VersionIdsToStages\":[\"v1\"]}",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"VersionIdsToStages\":{\"v1\":\"AWSCURRENT\"}}",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"VersionIdsToStages\":{\"v1\":[1]}}",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"DeletedDate\":\"yesterday\"}",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"DeletedDate\":-5}",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"Tags\":[{\"Value\":\"v\"}]}",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"Tags\":{}}",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"VersionIdsToStages\":{\"\":[]}}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"VersionIdsToStages\":[\"v1\"]}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"VersionIdsToStages\":{\"v1\":\"AWSCURRENT\"}}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"VersionIdsToStages\":{\"v1\":[1]}}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"DeletedDate\":\"yesterday\"}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"DeletedDate\":-5}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"Tags\":[{\"Value\":\"v\"}]}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"Tags\":{}}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"VersionIdsToStages\":{\"\":[]}}",
+        "{\"ARN\":\"keybroker/t1\",\"Name\":\"n\"}", /* not an ARN */
+        "{\"ARN\":\"arn:aws:secretsmanager:us-east-1:1:secret:a b\",\"Name\":\"n\"}",
     };
     static const char *const field[] = {
         "empty",
@@ -269,6 +271,8 @@ static void test_describe_secret_malformed(void **state)
         "Key missing",
         "Tags is not an array",
         "bad id",
+        "ARN is not an ARN",
+        "ARN is not an ARN",
     };
 
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
@@ -339,7 +343,7 @@ static void test_list_secret_version_ids(void **state)
     in = (struct kb_sm_list_versions_input){.secret_id = "s"};
     assert_int_equal(kb_sm_list_secret_version_ids(NULL, &in, on_versions, &r), 0);
     assert_string_equal(g_cap.body, "{\"SecretId\":\"s\"}");
-    cap_respond(200, "{\"ARN\":\"a\",\"Name\":\"s\",\"Versions\":[{\"VersionStages\":[]}]}");
+    cap_respond(200, "{\"ARN\":\"" ARN "\",\"Name\":\"s\",\"Versions\":[{\"VersionStages\":[]}]}");
     assert_int_equal(r.g.err, KB_EPARSE);
     assert_non_null(strstr(r.g.message, "VersionId missing"));
     in.max_results = 101;
@@ -474,11 +478,11 @@ static void test_get_secret_value(void **state)
 static void test_get_secret_value_malformed(void **state)
 {
     static const char *const bodies[] = {
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\"}",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretBinary\":\"AAEC\"}",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretString\":{\"x\":1}}",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretString\":\"hunter2",
-        "{\"ARN\":\"a\",\"Name\":\"n\",\"SecretString\":\"hunter2\"}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"VersionId\":\"v\"}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretBinary\":\"AAEC\"}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretString\":{\"x\":1}}",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"VersionId\":\"v\",\"SecretString\":\"hunter2",
+        "{\"ARN\":\"" ARN "\",\"Name\":\"n\",\"SecretString\":\"hunter2\"}",
     };
     static const char *const field[] = {"SecretString", "SecretString", "SecretString", "truncated",
                                         "VersionId"};

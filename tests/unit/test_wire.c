@@ -46,11 +46,57 @@ static void test_tags_ok(void **state)
     assert_false(kb_wire_tags_ok(&(struct kb_aws_tag){"k", value}, 1, true));
 }
 
+/* Strict where it matters: what the broker stores or hands out as an identity. */
+static void test_identities(void **state)
+{
+    static const char *const ids_ok[] = {"AKIAIOSFODNN7EXAMPLE", "ASIA0123456789ABCDEF",
+                                         "akia_lower_is_w_chars"};
+    static const char *const ids_bad[] = {
+        "",  "AKIA1", "AKIA IOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE\n", "AKIAIOSFODNN7-EXAMPLE",
+        NULL};
+    static const char *const arns_ok[] = {
+        "arn:aws:iam::123456789012:user/keybroker/kb-a",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:keybroker/a-AbCdEf",
+        "arn:aws-cn:s3:::bucket",
+        "arn:aws:iam::aws:policy/ReadOnlyAccess",
+        "arn:aws:sts::123456789012:assumed-role/r/s",
+    };
+    static const char *const arns_bad[] = {
+        "",
+        "keybroker/a",
+        "arn:aws:iam::123456789012",          /* no resource */
+        "arn:aws:iam::123456789012:",         /* empty resource */
+        "arn::iam::123456789012:user/a",      /* no partition */
+        "arn:aws:iam::12345678901x:user/a",   /* account */
+        "arn:aws:iam::123456789012:user/a b", /* space */
+        "arn:AWS:iam::123456789012:user/a",   /* partition case */
+        "arn:aws:iam::123456789012:user/a\x01",
+        NULL,
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ids_ok) / sizeof(ids_ok[0]); i++)
+        assert_true(kb_wire_key_id_ok(ids_ok[i]));
+    for (size_t i = 0; i < sizeof(ids_bad) / sizeof(ids_bad[0]); i++) {
+        if (kb_wire_key_id_ok(ids_bad[i]))
+            fail_msg("key id accepted: %s", ids_bad[i]);
+    }
+    for (size_t i = 0; i < sizeof(arns_ok) / sizeof(arns_ok[0]); i++) {
+        if (!kb_wire_arn_ok(arns_ok[i]))
+            fail_msg("ARN refused: %s", arns_ok[i]);
+    }
+    for (size_t i = 0; i < sizeof(arns_bad) / sizeof(arns_bad[0]); i++) {
+        if (kb_wire_arn_ok(arns_bad[i]))
+            fail_msg("ARN accepted: %s", arns_bad[i]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_str_ok),
         cmocka_unit_test(test_tags_ok),
+        cmocka_unit_test(test_identities),
     };
     return KB_TEST_RUN(argc, argv, tests, NULL, NULL);
 }
