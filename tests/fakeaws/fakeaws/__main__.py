@@ -35,6 +35,9 @@ def parse_args(argv):
                    help="token-bucket rate limit per service (repeatable)")
     p.add_argument("--foreign-bucket", action="append", metavar="NAME",
                    help="a bucket owned by another account (repeatable)")
+    p.add_argument("--dialect", choices=("aws", "moto"), default="aws",
+                   help="answer as current AWS does (default) or as moto 5.2.1 does: sets the "
+                   "create_bucket_tags, bucket_defaults and moto_style settings (dialect.py)")
     p.add_argument("--verbose", action="store_true", help="log every HTTP request to stderr")
     args = p.parse_args(argv)
     if not args.host.startswith("127."):

@@ -11,10 +11,30 @@ no signature (it is not AWS) and never returns a secret access key or a secret v
     POST   /_fakeaws/config                 {"key_propagation_delay": 2.0, ...}
     POST   /_fakeaws/foreign-buckets        {"name": "taken-bucket"}  (another account owns it)
     POST   /_fakeaws/managed-policies       {"arn": "...", "document": {...}}
+
+POST /_fakeaws/config sets runtime settings (store.config in core.py); it answers the whole
+configuration. An unknown key, or a value a dialect setting does not take, is a 400 and
+changes nothing. The keys:
+
+    key_propagation_delay  seconds before a new access key is accepted (--key-delay)
+    plain_http_is_secure   the aws:SecureTransport of a plain-HTTP request (default true)
+    create_bucket_tags     true | false | "malformed": CreateBucket's <Tags> applied, silently
+                           dropped (moto 5.2.1), or refused with MalformedXML (S3 before it
+                           accepted tags at creation)
+    bucket_defaults        true | false: whether a new bucket gets S3's 2023 defaults (Block
+                           Public Access, SSE-S3, BucketOwnerEnforced); false answers the
+                           Get* calls with the "not set" errors
+    moto_style             true | false: responses written the way moto 5.2.1 writes them
+                           (the list is in dialect.py)
+
+`--dialect aws` (the default) starts with create_bucket_tags=true, bucket_defaults=true,
+moto_style=false; `--dialect moto` with false, false, true. Settings apply to the requests that
+follow, and bucket_defaults to the buckets created after it changed.
 """
 
 import json
 
+from . import dialect
 from .core import iso8601
 
 
@@ -72,12 +92,18 @@ def handle(fake, server, req):
             return 200, {"ok": True}
         if path == "/_fakeaws/config" and req.method == "POST":
             body = _json_body(req)
+            if not isinstance(body, dict):
+                return 400, {"error": "bad control request: the body must be a JSON object"}
             with store.lock:
                 for k, v in body.items():
                     if k not in store.config:
                         return 400, {"error": f"unknown config key {k}"}
-                    store.config[k] = v
-            return 200, {"config": store.config}
+                    if k in dialect.ALLOWED:
+                        problem = dialect.check_setting(k, v)
+                        if problem:
+                            return 400, {"error": problem}
+                store.config.update(body)
+                return 200, {"config": dict(store.config)}
         if path == "/_fakeaws/foreign-buckets" and req.method == "POST":
             body = _json_body(req)
             with store.lock:

@@ -89,6 +89,8 @@ class Request:
     host          the Host header
     secure        True when the request came over TLS (or the server treats loopback as secure)
     request_id    the id the response carries
+    moto_style    True when the response is written the way moto writes it (dialect.py); the
+                  server takes it from store.config once per request
     caller        Principal (set after signature verification)
     region        the region of the credential scope
     """
@@ -108,6 +110,7 @@ class Request:
         self.caller = None
         self.region = None
         self.service = None
+        self.moto_style = False
 
     def header(self, name, default=None):
         return self.headers.get(name.lower(), default)
@@ -141,6 +144,11 @@ class Store:
             # the value of aws:SecureTransport for plain-HTTP requests: fakeaws on loopback stands
             # in for an HTTPS endpoint, so bucket policies that deny non-TLS access still work
             "plain_http_is_secure": True,
+            # the dialect settings (dialect.py): which of S3's newer behaviours apply and whether
+            # responses are written the way moto writes them; --dialect sets all three
+            "create_bucket_tags": True,
+            "bucket_defaults": True,
+            "moto_style": False,
         }
         # Buckets that exist in "another account": CreateBucket answers BucketAlreadyExists.
         self.foreign_buckets = set()

@@ -8,6 +8,13 @@ the member in lowerCamelCase), then the operation's own rules apply (EntityAlrea
 NoSuchEntity, DeleteConflict, LimitExceeded, MalformedPolicyDocument, InvalidInput).
 
 User names are unique case-insensitively and looked up case-insensitively, as in IAM.
+
+With moto_style (dialect.py) the bodies are written the way moto 5.2.1 writes them: CreateDate
+with microseconds, UserIds of 20 lower-case alphanumerics, no PermissionsBoundary in the User
+element, no IsTruncated in an untruncated ListAccessKeys, GetUserPolicy's document
+percent-encoded with "/" kept and "*" encoded, and moto's messages for
+EntityAlreadyExists and the missing inline policy or access key (the server removes the
+whitespace between elements and writes moto's error body).
 """
 
 import base64
@@ -18,6 +25,7 @@ import time
 import unicodedata
 from urllib.parse import quote
 
+from . import dialect
 from . import policy as _policy
 from .core import AccessKey, AwsError, Response, iso8601, query_operation, xml_escape, Authz
 
@@ -342,11 +350,19 @@ def validate(req, op):
                     errors.append(f"Value '{keys}' at 'tagKeys' failed to satisfy constraint: "
                                   f"Member must have length less than or equal to {MAX_TAGS}")
                 for i, k in enumerate(keys, 1):
-                    if not isinstance(k, str) or not 1 <= len(k) <= 128 or \
-                            not all(_tag_char_ok(c) for c in k):
-                        errors.append(f"Value '{k}' at 'tagKeys.{i}.member' failed to satisfy "
-                                      f"constraint: Member must satisfy regular expression "
-                                      f"pattern: [\\p{{L}}\\p{{Z}}\\p{{N}}_.:/=+\\-@]+")
+                    where = f"tagKeys.{i}.member"
+                    if not isinstance(k, str):
+                        k = ""
+                    if len(k) < 1:
+                        errors.append(f"Value '{k}' at '{where}' failed to satisfy constraint: "
+                                      f"Member must have length greater than or equal to 1")
+                    elif len(k) > 128:
+                        errors.append(f"Value '{k}' at '{where}' failed to satisfy constraint: "
+                                      f"Member must have length less than or equal to 128")
+                    elif not all(_tag_char_ok(c) for c in k):
+                        errors.append(f"Value '{k}' at '{where}' failed to satisfy constraint: "
+                                      f"Member must satisfy regular expression pattern: "
+                                      f"[\\p{{L}}\\p{{Z}}\\p{{N}}_.:/=+\\-@]+")
             values[member] = keys
             continue
         value = req.params.get(member)
@@ -495,11 +511,16 @@ def _tags_xml(tags, indent):
     return out + f"{indent}</Tags>\n"
 
 
-def _user_fields(u, indent, full):
+def _date(req, epoch):
+    """IAM's timestamp: whole seconds, or moto's microseconds in moto_style."""
+    return dialect.iso_micro(epoch) if req.moto_style else iso8601(epoch)
+
+
+def _user_fields(u, indent, full, req):
     out = (_el("Path", u.path, indent) + _el("UserName", u.name, indent)
            + _el("UserId", u.id, indent) + _el("Arn", u.arn, indent)
-           + _el("CreateDate", iso8601(u.created), indent))
-    if full and u.boundary:
+           + _el("CreateDate", _date(req, u.created), indent))
+    if full and u.boundary and not req.moto_style:  # moto never returns the boundary
         out += (f"{indent}<PermissionsBoundary>\n"
                 + _el("PermissionsBoundaryType", "PermissionsBoundaryPolicy", indent + "  ")
                 + _el("PermissionsBoundaryArn", u.boundary, indent + "  ")
@@ -509,8 +530,8 @@ def _user_fields(u, indent, full):
     return out
 
 
-def _user_xml(u, full=True):
-    return "    <User>\n" + _user_fields(u, "      ", full) + "    </User>\n"
+def _user_xml(u, req, full=True):
+    return "    <User>\n" + _user_fields(u, "      ", full, req) + "    </User>\n"
 
 
 def _paginate(values, items, sort_key):
@@ -568,18 +589,20 @@ def _create_user(store, req, v):
     tags = v.get("Tags") or []
     _check_tags(tags)
     if state.get(name) is not None:
-        raise AwsError("EntityAlreadyExists", f"User with name {name} already exists.",
-                       status=409)
+        message = f"User {name} already exists" if req.moto_style \
+            else f"User with name {name} already exists."
+        raise AwsError("EntityAlreadyExists", message, status=409)
     boundary = None
     if v.get("PermissionsBoundary") is not None:
         boundary = _managed_policy(store, v["PermissionsBoundary"], boundary=True)
-    u = User(name, path, state.new_id("AIDA"),
+    user_id = dialect.moto_user_id() if req.moto_style else state.new_id("AIDA")
+    u = User(name, path, user_id,
              f"arn:aws:iam::{store.account_id}:user{path}{name}", time.time())
     for k, val in tags:
         u.tags[k.lower()] = (k, val)
     u.boundary = boundary
     state.users[name.lower()] = u
-    return _response("CreateUser", req, _user_xml(u))
+    return _response("CreateUser", req, _user_xml(u, req))
 
 
 def _get_user(store, req, v):
@@ -589,9 +612,9 @@ def _get_user(store, req, v):
         # The root: IAM answers with the account's identity and no user name or path.
         out = ("    <User>\n" + _el("UserId", store.account_id, "      ")
                + _el("Arn", store.root_arn(), "      ")
-               + _el("CreateDate", iso8601(0), "      ") + "    </User>\n")
+               + _el("CreateDate", _date(req, 0), "      ") + "    </User>\n")
         return _response("GetUser", req, out)
-    return _response("GetUser", req, _user_xml(_user_or_404(state, name)))
+    return _response("GetUser", req, _user_xml(_user_or_404(state, name), req))
 
 
 def _user_keys(store, user_name):
@@ -622,7 +645,7 @@ def _list_users(store, req, v):
     page, tail = _paginate(v, users, lambda u: u.name.lower())
     out = "    <Users>\n"
     for u in page:
-        out += "      <member>\n" + _user_fields(u, "        ", False) + "      </member>\n"
+        out += "      <member>\n" + _user_fields(u, "        ", False, req) + "      </member>\n"
     return _response("ListUsers", req, out + "    </Users>\n" + tail)
 
 
@@ -690,24 +713,25 @@ def _put_user_policy(store, req, v):
     return _response("PutUserPolicy", req)
 
 
-def _inline_or_404(u, name):
+def _inline_or_404(u, name, req):
     if name not in u.inline:
-        raise AwsError("NoSuchEntity", f"The user policy with name {name} cannot be found.",
-                       status=404)
+        message = f"Policy {name} not found" if req.moto_style \
+            else f"The user policy with name {name} cannot be found."
+        raise AwsError("NoSuchEntity", message, status=404)
     return u.inline[name]
 
 
 def _get_user_policy(store, req, v):
     u = _user_or_404(_state(store), v["UserName"])
-    text, _ = _inline_or_404(u, v["PolicyName"])
+    text, _ = _inline_or_404(u, v["PolicyName"], req)
     out = (_el("UserName", u.name, "    ") + _el("PolicyName", v["PolicyName"], "    ")
-           + _el("PolicyDocument", quote(text, safe="*"), "    "))
+           + _el("PolicyDocument", quote(text, safe="/" if req.moto_style else "*"), "    "))
     return _response("GetUserPolicy", req, out)
 
 
 def _delete_user_policy(store, req, v):
     u = _user_or_404(_state(store), v["UserName"])
-    _inline_or_404(u, v["PolicyName"])
+    _inline_or_404(u, v["PolicyName"], req)
     del u.inline[v["PolicyName"]]
     return _response("DeleteUserPolicy", req)
 
@@ -797,7 +821,7 @@ def _create_access_key(store, req, v):
         out += _el("UserName", owner, "      ")
     out += (_el("AccessKeyId", key_id, "      ") + _el("Status", key.status, "      ")
             + _el("SecretAccessKey", secret, "      ")
-            + _el("CreateDate", iso8601(key.created), "      ") + "    </AccessKey>\n")
+            + _el("CreateDate", _date(req, key.created), "      ") + "    </AccessKey>\n")
     return _response("CreateAccessKey", req, out)
 
 
@@ -811,7 +835,9 @@ def _list_access_keys(store, req, v):
         if owner is not None:
             out += _el("UserName", owner, "        ")
         out += (_el("AccessKeyId", k.id, "        ") + _el("Status", k.status, "        ")
-                + _el("CreateDate", iso8601(k.created), "        ") + "      </member>\n")
+                + _el("CreateDate", _date(req, k.created), "        ") + "      </member>\n")
+    if req.moto_style and "<IsTruncated>false" in tail:
+        tail = ""  # moto's ListAccessKeys has no IsTruncated
     return _response("ListAccessKeys", req, out + "    </AccessKeyMetadata>\n" + tail)
 
 
@@ -820,7 +846,7 @@ def _owned_key_or_404(store, req, v):
     key = store.access_keys.get(v["AccessKeyId"])
     if key is None or key not in _owned_keys(store, owner):
         raise AwsError("NoSuchEntity", f"The Access Key with id {v['AccessKeyId']} cannot be "
-                       f"found.", status=404)
+                       f"found{'' if req.moto_style else '.'}", status=404)
     return key
 
 
@@ -854,7 +880,7 @@ def _get_access_key_last_used(store, req, v):
     out += "    <AccessKeyLastUsed>\n"
     used = key.last_used
     if used:
-        out += (_el("LastUsedDate", iso8601(used["date"]), "      ")
+        out += (_el("LastUsedDate", _date(req, used["date"]), "      ")
                 + _el("ServiceName", used["service"], "      ")
                 + _el("Region", used["region"], "      "))
     else:

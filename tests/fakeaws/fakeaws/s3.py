@@ -20,6 +20,8 @@ Behaviour that follows current S3 rather than legacy S3, deliberately:
     region (legacy us-east-1 answered 200 to a re-create; S3 now documents the 409 everywhere);
   * GetObject/HeadObject of a missing key answer 403 AccessDenied instead of 404 NoSuchKey when
     the caller is not allowed s3:ListBucket on the bucket, as S3 does.
+The dialect settings (dialect.py: create_bucket_tags, bucket_defaults, moto_style) turn the
+first three back, or into what moto 5.2.1 answers; s3_buckets.py and s3_objects.py apply them.
 
 The code is in four modules. This one is the service module the server loads (the contract in
 core.py): it names the operation a request is for, says what the request needs in IAM terms,
@@ -468,7 +470,8 @@ def handle(store, req, op):
     bucket = _get_bucket(store, req, bucket_name)
     if op in _BUCKET_HANDLERS:
         if op in _CHECKSUM_REQUIRED:
-            _require_checksum(req)
+            if not req.moto_style:  # moto requires no Content-MD5
+                _require_checksum(req)
             _check_digests(req)
         return _BUCKET_HANDLERS[op](store, req, bucket)
     if op == "PutObject":

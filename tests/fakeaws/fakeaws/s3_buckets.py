@@ -7,6 +7,12 @@ GetBucketLocation get the bucket's name; every other handler here gets the Bucke
 has already looked up, and for the operations that require one, handle() has already checked the
 Content-MD5 or x-amz-checksum-* header. A bucket policy is validated here, as S3 validates it
 when it is put; policy.py evaluates it, through s3.bucket_policy().
+
+The dialect settings (dialect.py) apply here: create_bucket_tags (what CreateBucket does with
+the <Tags> of its configuration), bucket_defaults (whether a new bucket gets S3's 2023
+defaults, and whether DeleteBucketEncryption restores SSE-S3 or removes the configuration) and
+moto_style (moto's ways of answering: a re-create in us-east-1 is a 200, PutBucketPolicy
+answers `True`, GetBucketVersioning's root is GetBucketVersioningResponse, ...).
 """
 
 import fnmatch
@@ -93,6 +99,14 @@ def _list_buckets(store, req):
         inner += _el("ContinuationToken", _encode_token(names[-1]))
     if "prefix" in req.params:
         inner += _el("Prefix", prefix)
+    if req.moto_style:
+        items = "".join(
+            f"<Bucket><Name>{xml_escape(n)}</Name>"
+            f"<CreationDate>{_iso_ms(state.buckets[n].created)}</CreationDate></Bucket>"
+            for n in names)
+        inner = f"<Buckets>{items}</Buckets>{_owner_xml(store)}"
+        if truncated:
+            inner += _el("ContinuationToken", _encode_token(names[-1]))
     return _xml_doc("ListAllMyBucketsResult", inner)
 
 
@@ -114,7 +128,13 @@ def _create_bucket(store, req, name):
                                    "(Location/Bucket configuration)")
         tag_el = _single(children, "Tags")
         if tag_el is not None:
-            tags = _parse_tag_list(tag_el, "bucket")
+            mode = store.config["create_bucket_tags"]
+            if mode == "malformed":
+                # S3 before tags at creation: <Tags> was not in CreateBucketConfiguration's schema.
+                raise _malformed_xml()
+            if mode is True:
+                tags = _parse_tag_list(tag_el, "bucket")
+            # False: moto 5.2.1 reads only the LocationConstraint and drops the tags unread.
     # The endpoint is regional (SigV4 scope = store.region): the constraint must name it.
     region = store.region
     if constraint is not None and constraint not in _LOCATION_CONSTRAINTS:
@@ -147,7 +167,9 @@ def _create_bucket(store, req, name):
     if acl is not None and acl not in _CANNED_BUCKET_ACLS:
         raise AwsError("InvalidArgument", "Invalid canned ACL", extra={"ArgumentName": "x-amz-acl",
                                                                       "ArgumentValue": acl})
-    effective_ownership = ownership or "BucketOwnerEnforced"
+    defaults = store.config["bucket_defaults"]
+    # Before April 2023 (and in moto) a bucket had no ownership controls unless asked for.
+    effective_ownership = ownership or ("BucketOwnerEnforced" if defaults else None)
     if effective_ownership == "BucketOwnerEnforced" and (
             (acl is not None and acl != "private") or any(req.header(h) for h in _GRANT_HEADERS)):
         raise AwsError("InvalidBucketAclWithObjectOwnership", "Bucket cannot have ACLs set with "
@@ -155,7 +177,12 @@ def _create_bucket(store, req, name):
     if req.header("x-amz-bucket-object-lock-enabled", "").lower() == "true":
         raise _not_implemented("CreateBucket", "PUT", "with x-amz-bucket-object-lock-enabled")
     # Real S3 answered 200 to a re-create of your own bucket in legacy us-east-1; S3 now answers
-    # 409 BucketAlreadyOwnedByYou in every region, and so does fakeaws.
+    # 409 BucketAlreadyOwnedByYou in every region, and so does fakeaws, except in moto_style:
+    # moto keeps the legacy 200 for a us-east-1 bucket re-created through us-east-1.
+    existing = state.buckets.get(name)
+    if existing is not None and req.moto_style and existing.region == "us-east-1" \
+            and region == "us-east-1":
+        return Response(200, b"", headers={"Location": f"/{name}"})
     if name in state.buckets:
         raise AwsError("BucketAlreadyOwnedByYou", "Your previous request to create the named "
                        "bucket succeeded and you already own it.", status=409,
@@ -166,9 +193,13 @@ def _create_bucket(store, req, name):
                        "different name and try again.", status=409, extra={"BucketName": name})
     bucket = Bucket(name, region, constraint, time.time())
     bucket.ownership = effective_ownership
+    if not defaults:
+        bucket.public_access_block = None
+        bucket.encryption = None
     bucket.tags = tags or None
     state.buckets[name] = bucket
-    location = f"/{name}" if region == "us-east-1" else f"http://{name}.s3.amazonaws.com/"
+    location = f"/{name}" if region == "us-east-1" or req.moto_style \
+        else f"http://{name}.s3.amazonaws.com/"
     return Response(200, b"", headers={"Location": location})
 
 
@@ -178,6 +209,9 @@ def _head_bucket(store, req, name):
         raise AwsError("AccessDenied", "Forbidden", status=403,
                        headers={"x-amz-bucket-region": store.region})
     bucket = _get_bucket(store, req, name)
+    if req.moto_style:
+        return Response(200, b"", content_type="application/xml",
+                        headers={"x-amz-bucket-region": bucket.region})
     return Response(200, b"", headers={"x-amz-bucket-region": bucket.region,
                                        "x-amz-access-point-alias": "false"})
 
@@ -223,9 +257,10 @@ def _put_public_access_block(store, req, bucket):
 def _get_public_access_block(store, req, bucket):
     config = bucket.public_access_block
     if config is None:
+        # moto leaves out the BucketName that S3's other "not set" errors carry.
         raise AwsError("NoSuchPublicAccessBlockConfiguration", "The public access block "
                        "configuration was not found", status=404,
-                       extra={"BucketName": bucket.name})
+                       extra={} if req.moto_style else {"BucketName": bucket.name})
     inner = "".join(_el(f, _bool(config[f])) for f in _PAB_FIELDS)
     return _xml_doc("PublicAccessBlockConfiguration", inner)
 
@@ -282,8 +317,12 @@ def _get_bucket_encryption(store, req, bucket):
 
 def _delete_bucket_encryption(store, req, bucket):
     # Since January 2023 every bucket is encrypted: deleting the configuration restores SSE-S3.
-    bucket.encryption = {"SSEAlgorithm": "AES256", "KMSMasterKeyID": None,
-                         "BucketKeyEnabled": False}
+    # Without the 2023 defaults (bucket_defaults false, as before and in moto) it is removed.
+    if store.config["bucket_defaults"]:
+        bucket.encryption = {"SSEAlgorithm": "AES256", "KMSMasterKeyID": None,
+                             "BucketKeyEnabled": False}
+    else:
+        bucket.encryption = None
     return Response(204)
 
 
@@ -463,6 +502,8 @@ def _put_bucket_policy(store, req, bucket):
             f"perform: s3:PutBucketPolicy on resource: \"{_bucket_arn(bucket.name)}\" because "
             f"public policies are blocked by the BlockPublicPolicy block public access setting.")
     bucket.policy = text
+    if req.moto_style:
+        return Response(200, b"True", content_type="application/xml")
     return Response(204)
 
 
@@ -470,7 +511,8 @@ def _get_bucket_policy(store, req, bucket):
     if bucket.policy is None:
         raise AwsError("NoSuchBucketPolicy", "The bucket policy does not exist", status=404,
                        extra={"BucketName": bucket.name})
-    return Response(200, bucket.policy, content_type="application/json")
+    return Response(200, bucket.policy,
+                    content_type="application/xml" if req.moto_style else "application/json")
 
 
 def _delete_bucket_policy(store, req, bucket):
@@ -541,4 +583,10 @@ def _get_bucket_versioning(store, req, bucket):
         inner += _el("Status", bucket.versioning)
     if bucket.mfa_delete:
         inner += _el("MfaDelete", bucket.mfa_delete)
+    if req.moto_style:
+        if not inner:
+            return Response(200, f'<?xml version="1.0" encoding="UTF-8"?>\n'
+                                 f'<GetBucketVersioningResponse xmlns="{XMLNS}"/>',
+                            content_type="application/xml")
+        return _xml_doc("GetBucketVersioningResponse", inner)
     return _xml_doc("VersioningConfiguration", inner)

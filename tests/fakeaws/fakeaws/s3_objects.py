@@ -5,7 +5,8 @@ headers, server-side encryption and object tags).
 
 s3.handle() calls these handlers with the Bucket it has already looked up. Keys are listed in the
 order of their UTF-8 bytes, as S3 lists them. The continuation tokens defined here are also
-ListBuckets's (s3_buckets.py).
+ListBuckets's (s3_buckets.py). With moto_style (dialect.py) the listings are written the way
+moto 5.2.1 writes them (_moto_list_v2, _moto_list_v1).
 """
 
 import base64
@@ -135,6 +136,9 @@ def _list_objects_v2(store, req, bucket):
                                         after_item=after_item,
                                         after_key=start_after if token is None else None)
     owner = _owner_xml(store) if fetch_owner else ""
+    if req.moto_style:
+        return _moto_list_v2(bucket, entries, truncated, last, prefix, delimiter, max_keys,
+                             encoding, start_after, owner)
     inner = [_el("Name", bucket.name), _el("Prefix", _enc(prefix, encoding))]
     if delimiter:
         inner.append(_el("Delimiter", _enc(delimiter, encoding)))
@@ -160,6 +164,9 @@ def _list_objects(store, req, bucket):
     marker = req.params.get("marker", "")
     entries, truncated, last = _collect(bucket.live_keys(), prefix, delimiter, max_keys,
                                         after_item=marker or None)
+    if req.moto_style:
+        return _moto_list_v1(store, req, bucket, entries, truncated, last, prefix, delimiter,
+                             max_keys, encoding)
     inner = [_el("Name", bucket.name), _el("Prefix", _enc(prefix, encoding)),
              _el("Marker", _enc(marker, encoding))]
     if truncated and delimiter:
@@ -171,6 +178,72 @@ def _list_objects(store, req, bucket):
         inner.append(_el("EncodingType", encoding))
     inner.append(f"<IsTruncated>{_bool(truncated)}</IsTruncated>")
     return _list_result(bucket, inner, entries, encoding, _owner_xml(store))
+
+
+def _mel(name, value):
+    """An element as moto writes it: empty ones self-closed (<Prefix/>)."""
+    return f"<{name}/>" if value == "" else _el(name, value)
+
+
+def _moto_contents(bucket, key, encoding, owner):
+    """A <Contents> as moto writes it: the ETag's quotes unescaped, the Owner last."""
+    obj = bucket.current(key)
+    return (f"<Contents>{_el('Key', _enc(key, encoding))}"
+            f"<LastModified>{_iso_ms(obj.last_modified)}</LastModified>"
+            f"<ETag>{obj.etag}</ETag><Size>{obj.size}</Size>"
+            f"{_el('StorageClass', obj.storage_class)}{owner}</Contents>")
+
+
+def _moto_entries(bucket, entries, encoding, owner):
+    contents = "".join(_moto_contents(bucket, name, encoding, owner)
+                       for kind, name in entries if kind == "key")
+    prefixes = "".join(f"<CommonPrefixes>{_el('Prefix', _enc(name, encoding))}</CommonPrefixes>"
+                       for kind, name in entries if kind == "prefix")
+    return contents, prefixes
+
+
+def _moto_list_v2(bucket, entries, truncated, last, prefix, delimiter, max_keys, encoding,
+                  start_after, owner):
+    """ListObjectsV2 as moto writes it: the model's element order, empty elements self-closed,
+    no ContinuationToken echoed, and max-keys=0 never truncated."""
+    if max_keys == 0:
+        truncated = False
+    contents, prefixes = _moto_entries(bucket, entries, encoding, owner)
+    inner = [f"<IsTruncated>{_bool(truncated)}</IsTruncated>", contents,
+             _el("Name", bucket.name), _mel("Prefix", _enc(prefix, encoding))]
+    if delimiter:
+        inner.append(_el("Delimiter", _enc(delimiter, encoding)))
+    inner.append(f"<MaxKeys>{max_keys}</MaxKeys>")
+    inner.append(prefixes)
+    if encoding:
+        inner.append(_el("EncodingType", encoding))
+    inner.append(f"<KeyCount>{len(entries)}</KeyCount>")
+    if truncated:
+        inner.append(_el("NextContinuationToken", _encode_token(last)))
+    if start_after is not None:
+        inner.append(_mel("StartAfter", _enc(start_after, encoding)))
+    return _xml_doc("ListBucketResult", "".join(inner))
+
+
+def _moto_list_v1(store, req, bucket, entries, truncated, last, prefix, delimiter, max_keys,
+                  encoding):
+    """ListObjects as moto writes it: no Marker, Prefix only when one was sent."""
+    if max_keys == 0:
+        truncated = False
+    contents, prefixes = _moto_entries(bucket, entries, encoding, _owner_xml(store))
+    inner = [f"<IsTruncated>{_bool(truncated)}</IsTruncated>"]
+    if truncated and delimiter:
+        inner.append(_el("NextMarker", _enc(last, encoding)))
+    inner += [contents, _el("Name", bucket.name)]
+    if "prefix" in req.params:
+        inner.append(_mel("Prefix", _enc(prefix, encoding)))
+    if delimiter:
+        inner.append(_el("Delimiter", _enc(delimiter, encoding)))
+    inner.append(f"<MaxKeys>{max_keys}</MaxKeys>")
+    inner.append(prefixes)
+    if encoding:
+        inner.append(_el("EncodingType", encoding))
+    return _xml_doc("ListBucketResult", "".join(inner))
 
 
 def _list_object_versions(store, req, bucket):

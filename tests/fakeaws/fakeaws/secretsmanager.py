@@ -20,6 +20,13 @@ Behaviour follows the service model (botocore secretsmanager 2017-10-17) and the
 
 dump_state never contains a secret value: only its SHA-256 and, for a JSON object value, its
 "AccessKeyId" member.
+
+With moto_style (dialect.py) the outputs are written the way moto 5.2.1 writes them (_moto):
+integer epochs for CreatedDate/LastChangedDate/LastAccessedDate and floats for
+DeletionDate/DeletedDate, DescribeSecret with moto's nulls (LastAccessedDate is always null),
+key order and extra SecretVersionsToStages, ListSecretVersionIds with the name as ARN,
+NextToken "" and no KmsKeyIds. The server
+writes moto's Content-Type and error shape.
 """
 
 import base64
@@ -478,7 +485,56 @@ def handle(store, req, op):
     state.purge(now)
     params = _params(req, op)
     out = HANDLERS[op](state, req, params, now)
+    if req.moto_style:
+        out = _moto(state, op, params, out)
     return Response(200, json.dumps(out), content_type="application/x-amz-json-1.1")
+
+
+def _moto(state, op, params, out):
+    """An operation's output as moto 5.2.1 writes it."""
+    def whole(v):
+        return None if v is None else int(v)
+
+    def fine(v):
+        return None if v is None else round(float(v), 6)
+
+    if op == "DescribeSecret":
+        secret = state.lookup(params["SecretId"])
+        stages = _stages_map(secret)
+        # moto writes LastAccessedDate null whatever happened, and leaves Tags, Description
+        # and the stage maps out when there are none.
+        doc = {"ARN": secret.arn, "Name": secret.name,
+               "LastChangedDate": whole(secret.last_changed), "LastAccessedDate": None,
+               "NextRotationDate": None, "DeletedDate": fine(secret.deletion_date),
+               "CreatedDate": whole(secret.created), "KmsKeyId": secret.kms_key_id}
+        if secret.tags:
+            doc["Tags"] = [dict(t) for t in secret.tags]
+        if secret.description is not None:
+            doc["Description"] = secret.description
+        if stages:
+            doc["VersionIdsToStages"] = stages
+            doc["SecretVersionsToStages"] = stages
+        return doc
+    if op == "ListSecretVersionIds":
+        versions = []
+        for v in out["Versions"]:
+            # moto's LastAccessedDate starts as the version's creation time.
+            e = {"CreatedDate": whole(v["CreatedDate"]),
+                 "LastAccessedDate": whole(v.get("LastAccessedDate", v["CreatedDate"])),
+                 "VersionId": v["VersionId"]}
+            if "VersionStages" in v:
+                e["VersionStages"] = v["VersionStages"]
+            versions.append(e)
+        return {"ARN": out["Name"], "Name": out["Name"], "NextToken": out.get("NextToken", ""),
+                "Versions": versions}
+    out = dict(out)
+    for key in ("CreatedDate", "LastChangedDate", "LastAccessedDate"):
+        if key in out:
+            out[key] = whole(out[key])
+    for key in ("DeletionDate", "DeletedDate"):
+        if key in out:
+            out[key] = fine(out[key])
+    return out
 
 
 # -- helpers ----------------------------------------------------------------------------------

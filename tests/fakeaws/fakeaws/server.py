@@ -5,6 +5,9 @@ and evaluating IAM policies; every call goes into the call log.
 Order of checks for an AWS request (the order AWS's front ends use, as far as it matters here):
     route to a service -> operation name -> signature -> faults / rate limit -> IAM policy
     -> the operation itself
+
+With the moto_style setting (dialect.py) the request is marked req.moto_style, the service
+modules write their bodies as moto does, and errors and headers go through dialect.py.
 """
 
 import hashlib
@@ -23,7 +26,7 @@ import traceback
 import uuid
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from . import control, faults, policy, sigv4
+from . import control, dialect, faults, policy, sigv4
 from .core import AwsError, Request, Response, Store, xml_escape
 
 SERVICE_MODULES = {}
@@ -98,6 +101,8 @@ def detect_service(req):
 def format_error(service, err, req):
     """An AwsError in the wire format of `service`. Returns (status, headers, body)."""
     mod = SERVICE_MODULES[service]
+    if req.moto_style:
+        return dialect.format_error(mod.PROTOCOL, getattr(mod, "XMLNS", None), err, req)
     headers = dict(err.headers)
     if mod.PROTOCOL == "query":
         body = (f'<ErrorResponse xmlns="{mod.XMLNS}">\n'
@@ -136,6 +141,8 @@ def _host_id(req):
 def success_headers(service, req, resp):
     mod = SERVICE_MODULES[service]
     headers = dict(resp.headers)
+    if req.moto_style:
+        return headers
     if mod.PROTOCOL == "rest-xml":
         headers.setdefault("x-amz-request-id", req.request_id)
         headers.setdefault("x-amz-id-2", _host_id(req))
@@ -259,6 +266,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         service = detect_service(req)
         mod = SERVICE_MODULES[service]
         req.service = service
+        req.moto_style = fake.store.config["moto_style"] is True
         entry = {"time": time.time(), "service": service, "operation": None, "key_id": None,
                  "caller": None, "status": None, "error": None, "request_id": req.request_id,
                  "fault": None, "resource": None}
@@ -282,6 +290,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     policy.check(fake.store, req, mod.authorize(fake.store, req, op))
                 resp = mod.handle(fake.store, req, op)
             status, headers, body = resp.status, success_headers(service, req, resp), resp.body
+            if req.moto_style:
+                headers, body = dialect.success(mod.PROTOCOL, op, req, headers, body)
         except AwsError as err:
             entry["error"] = err.code
             status, headers, body = format_error(service, err, req)
@@ -356,6 +366,7 @@ def make_server(args):
     for name, mod in SERVICE_MODULES.items():
         store.services[name] = mod.new_state(store)
     store.config["key_propagation_delay"] = args.key_delay
+    store.config.update(dialect.DIALECTS[getattr(args, "dialect", "aws")])
     for b in args.foreign_bucket or []:
         store.foreign_buckets.add(b)
     fake = FakeAWS(store)

@@ -2,7 +2,8 @@
 
 GetCallerIdentity needs no permission (an explicit Deny does not stop it either), so authorize()
 asks for nothing. The root answers with the account id as UserId and the account root ARN; an IAM
-user with its unique id (AIDA...) and user ARN.
+user with its unique id (AIDA...) and user ARN. In moto_style (dialect.py) the elements come in
+moto's order: UserId, Account, Arn.
 """
 
 from .core import Response, query_operation, xml_escape
@@ -37,11 +38,13 @@ def handle(store, req, op):
         info = iam.principal_info(store, caller.user_name)
         user_id = info["user_id"] if info else caller.key_id
         arn = info["arn"] if info else caller.arn
+    fields = [f"    <Arn>{xml_escape(arn)}</Arn>\n", f"    <UserId>{user_id}</UserId>\n",
+              f"    <Account>{store.account_id}</Account>\n"]
+    if req.moto_style:  # moto: UserId, Account, Arn
+        fields = fields[1:] + fields[:1]
     body = (f'<GetCallerIdentityResponse xmlns="{XMLNS}">\n'
             f"  <GetCallerIdentityResult>\n"
-            f"    <Arn>{xml_escape(arn)}</Arn>\n"
-            f"    <UserId>{user_id}</UserId>\n"
-            f"    <Account>{store.account_id}</Account>\n"
+            + "".join(fields) +
             f"  </GetCallerIdentityResult>\n"
             f"  <ResponseMetadata>\n"
             f"    <RequestId>{req.request_id}</RequestId>\n"

@@ -174,6 +174,104 @@ class TagTests(IamTestCase):
         self.assertEqual(self.iam("list-user-tags", "--user-name", "t")["Tags"], [])
 
 
+class UntagUserTests(IamTestCase):
+    """UntagUser (Action=UntagUser, TagKeys.member.N) and TagUser, with IAM's semantics."""
+
+    def query(self, body, creds=None):
+        return self.fa.signed("iam", "POST", headers=FORM, creds=creds,
+                              body="Version=2010-05-08&" + body)
+
+    def tags(self, user):
+        return self.iam("list-user-tags", "--user-name", user)["Tags"]
+
+    def setUp(self):
+        super().setUp()
+        self.iam("create-user", "--user-name", "u", "--tags", "Key=owner,Value=kb",
+                 "Key=Env,Value=prod", "Key=team,Value=x")
+
+    def test_untag_removes_the_keys_keeps_the_order_and_ignores_absent_ones(self):
+        r = self.query("Action=UntagUser&UserName=u&TagKeys.member.1=Env"
+                       "&TagKeys.member.2=absent")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertRegex(r.body.decode(), r'^<UntagUserResponse xmlns="https://iam.amazonaws.'
+                                          r'com/doc/2010-05-08/">\s*<ResponseMetadata>\s*'
+                                          r'<RequestId>[^<]+</RequestId>\s*</ResponseMetadata>'
+                                          r'\s*</UntagUserResponse>\s*$')
+        self.assertEqual(self.tags("u"), [{"Key": "owner", "Value": "kb"},
+                                          {"Key": "team", "Value": "x"}])
+        # Tag keys are case-insensitive in IAM.
+        self.assertEqual(self.query("Action=UntagUser&UserName=u&TagKeys.member.1=OWNER")
+                         .status, 200)
+        self.assertEqual(self.tags("u"), [{"Key": "team", "Value": "x"}])
+        # Removing what is not there, twice, is still a success.
+        self.assertEqual(self.query("Action=UntagUser&UserName=u&TagKeys.member.1=owner")
+                         .status, 200)
+        self.iam("untag-user", "--user-name", "u", "--tag-keys", "team")
+        self.assertEqual(self.tags("u"), [])
+        self.assertNotIn("Tags", self.iam("get-user", "--user-name", "u")["User"])
+
+    def test_untag_of_a_missing_user_is_no_such_entity(self):
+        r = self.query("Action=UntagUser&UserName=nobody&TagKeys.member.1=owner")
+        self.assertEqual((r.status, r.xml_code()), (404, "NoSuchEntity"))
+        self.assertIn(b"The user with name nobody cannot be found.", r.body)
+        r = self.query("Action=TagUser&UserName=nobody&Tags.member.1.Key=a"
+                       "&Tags.member.1.Value=b")
+        self.assertEqual((r.status, r.xml_code()), (404, "NoSuchEntity"))
+
+    def test_untag_validation(self):
+        r = self.query("Action=UntagUser&UserName=u")
+        self.assertEqual((r.status, r.xml_code()), (400, "ValidationError"))
+        self.assertIn(b"Value null at &apos;tagKeys&apos; failed to satisfy constraint: "
+                      b"Member must not be null", r.body)
+        r = self.query("Action=UntagUser&UserName=u&TagKeys.member.1=" + "k" * 129)
+        self.assertEqual(r.xml_code(), "ValidationError")
+        self.assertIn(b"tagKeys.1.member", r.body)
+        self.assertIn(b"Member must have length less than or equal to 128", r.body)
+        r = self.query("Action=UntagUser&UserName=u&TagKeys.member.1=owner"
+                       "&TagKeys.member.2=bad%21key")
+        self.assertEqual(r.xml_code(), "ValidationError")
+        self.assertIn(b"tagKeys.2.member", r.body)
+        self.assertIn(b"regular expression pattern", r.body)
+        many = "&".join(f"TagKeys.member.{i}=k{i}" for i in range(1, 52))
+        r = self.query("Action=UntagUser&UserName=u&" + many)
+        self.assertEqual(r.xml_code(), "ValidationError")
+        self.assertIn(b"Member must have length less than or equal to 50", r.body)
+        r = self.query("Action=UntagUser&TagKeys.member.1=owner")
+        self.assertEqual(r.xml_code(), "ValidationError")
+        self.assertIn(b"userName", r.body)
+        # Nothing was removed by the refused requests.
+        self.assertEqual(len(self.tags("u")), 3)
+
+    def test_tag_user_merges_and_enforces_the_limit(self):
+        r = self.query("Action=TagUser&UserName=u&Tags.member.1.Key=Env&Tags.member.1.Value=dev"
+                       "&Tags.member.2.Key=new&Tags.member.2.Value=")
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(self.tags("u"), [{"Key": "owner", "Value": "kb"},
+                                          {"Key": "Env", "Value": "dev"},
+                                          {"Key": "team", "Value": "x"},
+                                          {"Key": "new", "Value": ""}])
+        many = "&".join(f"Tags.member.{i}.Key=k{i}&Tags.member.{i}.Value=v"
+                        for i in range(1, 48))
+        r = self.query("Action=TagUser&UserName=u&" + many)
+        self.assertEqual((r.status, r.xml_code()), (409, "LimitExceeded"))
+        self.assertEqual(len(self.tags("u")), 4)
+
+    def test_untag_is_authorized_with_the_tag_keys(self):
+        self.iam("create-user", "--user-name", "tagger")
+        self.iam("put-user-policy", "--user-name", "tagger", "--policy-name", "p",
+                 "--policy-document", doc([{
+                     "Effect": "Allow", "Action": "iam:UntagUser",
+                     "Resource": f"arn:aws:iam::{ACCOUNT}:user/u",
+                     "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": ["team"]}}}]))
+        creds = self.key_for("tagger")
+        r = self.query("Action=UntagUser&UserName=u&TagKeys.member.1=owner", creds=creds)
+        self.assertEqual((r.status, r.xml_code()), (403, "AccessDenied"))
+        self.assertIn(b"iam:UntagUser", r.body)
+        r = self.query("Action=UntagUser&UserName=u&TagKeys.member.1=team", creds=creds)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual([t["Key"] for t in self.tags("u")], ["owner", "Env"])
+
+
 class InlinePolicyTests(IamTestCase):
     def test_put_get_list_delete_round_trip(self):
         self.iam("create-user", "--user-name", "p")
