@@ -29,6 +29,12 @@ aws s3api head-bucket --bucket "$bucket" >/dev/null 2>&1 || true
 aws s3api create-bucket --bucket "$bucket" >/dev/null
 aws s3api put-bucket-tagging --bucket "$bucket" --tagging \
     "TagSet=[{Key=keybroker:tenant,Value=$tenant},{Key=keybroker:managed,Value=true}]"
+aws s3api put-public-access-block --bucket "$bucket" --public-access-block-configuration \
+    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+aws s3api put-bucket-encryption --bucket "$bucket" --server-side-encryption-configuration \
+    '{"Rules":[{"ApplyServerSideEncryptionByDefault":{"SSEAlgorithm":"AES256"}}]}'
+aws s3api put-bucket-ownership-controls --bucket "$bucket" --ownership-controls \
+    'Rules=[{ObjectOwnership=BucketOwnerEnforced}]'
 aws s3api put-bucket-policy --bucket "$bucket" --policy "{\"Version\":\"2012-10-17\",\
 \"Statement\":[{\"Sid\":\"KeybrokerDenyInsecureTransport\",\"Effect\":\"Deny\",\"Principal\":\"*\",\
 \"Action\":[\"s3:*\"],\"Resource\":[\"arn:aws:s3:::$bucket\",\"arn:aws:s3:::$bucket/*\"],\

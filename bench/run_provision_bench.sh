@@ -75,7 +75,8 @@ import collections, json, sys
 fresh = json.load(open(sys.argv[1]))["calls"]
 second = json.load(open(sys.argv[2]))["calls"]
 n = int(sys.argv[3])
-minimal = ["HeadBucket", "CreateBucket", "PutBucketPolicy", "GetUser", "CreateUser",
+minimal = ["HeadBucket", "CreateBucket", "PutPublicAccessBlock", "PutBucketEncryption",
+           "PutBucketOwnershipControls", "PutBucketPolicy", "GetUser", "CreateUser",
            "PutUserPolicy", "DescribeSecret", "CreateAccessKey", "CreateSecret",
            "GetCallerIdentity", "ListObjectsV2"]
 reads = ["HeadBucket", "GetBucketTagging", "GetPublicAccessBlock", "GetBucketEncryption",

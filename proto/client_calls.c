@@ -354,10 +354,10 @@ static void on_progress(void *ctx, const struct kb_proto_reply *reply, const cha
         pc->cb(pc->ctx, &p);
 }
 
-int kb_client_provision(struct kb_client *c, const char *tenant, kb_client_progress_cb progress,
-                        void *ctx, struct kb_client_states **out)
+static int s_provision(struct kb_client *c, const char *tenant, bool adopt_bucket,
+                       kb_client_progress_cb progress, void *ctx, struct kb_client_states **out)
 {
-    struct kb_proto_request req = {.op = KB_PROTO_OP_PROVISION};
+    struct kb_proto_request req = {.op = KB_PROTO_OP_PROVISION, .adopt_bucket = adopt_bucket};
     struct s_progress_ctx pc = {progress, ctx};
     struct kb_proto_reply reply;
     struct json_object *arr = NULL;
@@ -367,7 +367,7 @@ int kb_client_provision(struct kb_client *c, const char *tenant, kb_client_progr
     if (out == NULL)
         return -EINVAL;
     *out = NULL;
-    rc = s_set_tenant(c, &req, tenant, false);
+    rc = s_set_tenant(c, &req, tenant, adopt_bucket);
     if (rc == 0)
         rc = kb_client_exchange(c, &req, on_progress, &pc, &reply);
     if (rc != 0)
@@ -379,6 +379,18 @@ int kb_client_provision(struct kb_client *c, const char *tenant, kb_client_progr
         rc = s_result_error(c, rc, "provision");
     kb_proto_reply_cleanup(&reply);
     return rc;
+}
+
+int kb_client_provision(struct kb_client *c, const char *tenant, kb_client_progress_cb progress,
+                        void *ctx, struct kb_client_states **out)
+{
+    return s_provision(c, tenant, false, progress, ctx, out);
+}
+
+int kb_client_adopt(struct kb_client *c, const char *tenant, kb_client_progress_cb progress,
+                    void *ctx, struct kb_client_states **out)
+{
+    return s_provision(c, tenant, true, progress, ctx, out);
 }
 
 /* rotate and revoke answer {"tenant","state"[,"message"]}. */
@@ -474,6 +486,7 @@ int kb_client_call(struct kb_client *c, const struct kb_client_request *r,
     req.tenant_count = r->tenant_count;
     req.delete_bucket = r->delete_bucket;
     req.force_delete_secret = r->force_delete_secret;
+    req.adopt_bucket = r->adopt_bucket;
     rc = kb_client_exchange(c, &req, on_raw_line, &raw, &reply);
     if (rc != 0)
         return rc;

@@ -289,6 +289,7 @@ const struct kb_proto_field_rule kb_proto_fields[KB_PROTO_FIELD_COUNT] = {
     [KB_PROTO_FIELD_DELETE_BUCKET] = {"delete_bucket", KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE)},
     [KB_PROTO_FIELD_FORCE_DELETE] = {"force_delete_secret", KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE)},
     [KB_PROTO_FIELD_TENANTS] = {"tenants", KB_PROTO_OP_BIT(KB_PROTO_OP_WATCH)},
+    [KB_PROTO_FIELD_ADOPT_BUCKET] = {"adopt_bucket", KB_PROTO_OP_BIT(KB_PROTO_OP_PROVISION)},
 };
 
 enum kb_proto_field kb_proto_field_from_name(const char *name, size_t len)
@@ -445,6 +446,8 @@ static int s_read_field(enum kb_proto_field f, struct json_object *v, struct kb_
         return s_read_bool(v, &req->force_delete_secret, "force_delete_secret", err);
     case KB_PROTO_FIELD_TENANTS:
         return v == NULL ? 0 : s_read_tenants(v, req, err);
+    case KB_PROTO_FIELD_ADOPT_BUCKET:
+        return s_read_bool(v, &req->adopt_bucket, "adopt_bucket", err);
     case KB_PROTO_FIELD_COUNT:
         break;
     }
@@ -474,6 +477,9 @@ static int s_parse_fields(struct json_object *root, struct kb_proto_request *req
     if (rc == 0 && (KB_PROTO_TENANT_REQUIRED & KB_PROTO_OP_BIT(req->op)) != 0 && !req->has_tenant)
         rc = s_fail(err, KB_PROTO_EBAD_REQUEST, "field \"tenant\" is missing (op \"%s\" needs it)",
                     kb_proto_op_name(req->op));
+    if (rc == 0 && req->adopt_bucket && !req->has_tenant)
+        rc = s_fail(err, KB_PROTO_EBAD_REQUEST,
+                    "field \"tenant\" is missing (\"adopt_bucket\" names one tenant)");
     return rc;
 }
 

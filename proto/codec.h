@@ -113,6 +113,8 @@ struct kb_proto_request {
     char tenant[KB_PROTO_MAX_TENANT + 1];
     bool delete_bucket;       /* revoke */
     bool force_delete_secret; /* revoke */
+    bool adopt_bucket;        /* provision, with a tenant: take its untagged bucket under
+                                 management (kbctl adopt) */
     /* watch: the names to watch; NULL and 0 mean every tenant the peer may see. When parsed, the
      * array and its strings are one malloc'd block owned by the request; when formatting, the
      * caller's (borrowed). */

@@ -221,6 +221,10 @@ bool kb_proto_parse_flat(const char *line, size_t len, struct kb_proto_request *
     if (seen[KB_PROTO_FIELD_FORCE_DELETE] &&
         !s_bool(&vals[KB_PROTO_FIELD_FORCE_DELETE], &req->force_delete_secret))
         return false;
+    if (seen[KB_PROTO_FIELD_ADOPT_BUCKET] &&
+        (!s_bool(&vals[KB_PROTO_FIELD_ADOPT_BUCKET], &req->adopt_bucket) ||
+         (req->adopt_bucket && !req->has_tenant)))
+        return false;
     /* A list of names goes through json-c; only "tenants":null (every tenant) stays here. */
     return !seen[KB_PROTO_FIELD_TENANTS] || vals[KB_PROTO_FIELD_TENANTS].kind == S_NULL;
 }

@@ -479,6 +479,8 @@ static int s_check_request(const struct kb_proto_request *r)
         return KB_EINVAL;
     if ((r->delete_bucket || r->force_delete_secret) && r->op != KB_PROTO_OP_REVOKE)
         return KB_EINVAL;
+    if (r->adopt_bucket && (r->op != KB_PROTO_OP_PROVISION || !r->has_tenant))
+        return KB_EINVAL;
     if (r->tenant_count > 0 && r->op != KB_PROTO_OP_WATCH)
         return KB_EINVAL;
     return s_names_valid(r->tenants, r->tenant_count) ? 0 : KB_EINVAL;
@@ -500,6 +502,8 @@ int kb_proto_format_request(const struct kb_proto_request *req, char **out, size
         rc = s_add(o, "delete_bucket", json_object_new_boolean(1));
     if (rc == 0 && req->force_delete_secret)
         rc = s_add(o, "force_delete_secret", json_object_new_boolean(1));
+    if (rc == 0 && req->adopt_bucket)
+        rc = s_add(o, "adopt_bucket", json_object_new_boolean(1));
     if (rc == 0 && req->tenant_count > 0) {
         arr = json_object_new_array();
         rc = arr == NULL ? KB_ENOMEM : 0;

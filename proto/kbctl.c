@@ -277,9 +277,9 @@ static int s_json_states_rc(const char *result)
     return rc;
 }
 
-static int s_provision(const struct kbctl *k, int argc, char **argv)
+static int s_provision_as(const struct kbctl *k, const char *tenant, bool adopt)
 {
-    struct kb_client_request req = {.op = "provision", .tenant = argc > 0 ? argv[0] : NULL};
+    struct kb_client_request req = {.op = "provision", .tenant = tenant, .adopt_bucket = adopt};
     struct kb_client_states *s = NULL;
     struct kb_client *c = NULL;
     char *result = NULL;
@@ -295,11 +295,24 @@ static int s_provision(const struct kbctl *k, int argc, char **argv)
     rc = kbctl_connect(k, &c);
     if (rc != 0)
         return rc;
-    rc = kb_client_provision(c, req.tenant, on_progress, NULL, &s);
-    rc = rc != 0 ? kbctl_fail(c, rc, "provision") : s_print_states(s);
+    if (adopt)
+        rc = kb_client_adopt(c, tenant, on_progress, NULL, &s);
+    else
+        rc = kb_client_provision(c, tenant, on_progress, NULL, &s);
+    rc = rc != 0 ? kbctl_fail(c, rc, adopt ? "adopt" : "provision") : s_print_states(s);
     kb_client_states_free(s);
     kb_client_close(c);
     return rc;
+}
+
+static int s_provision(const struct kbctl *k, int argc, char **argv)
+{
+    return s_provision_as(k, argc > 0 ? argv[0] : NULL, false);
+}
+
+static int s_adopt(const struct kbctl *k, int argc, char **argv)
+{
+    return s_provision_as(k, argv[0], true);
 }
 
 static int s_rotate_revoke(const struct kbctl *k, const char *op, const char *tenant)
@@ -430,6 +443,15 @@ static const struct s_command s_commands[] = {
      "are printed as they arrive, then one line per tenant with its final state. Exits 1 when\n"
      "a tenant ends in state error.\n",
      s_provision},
+    {"adopt", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS,
+     "(admin) take TENANT's existing, untagged bucket under management",
+     "(admin) Provisions TENANT like `provision`, and where its bucket already exists without\n"
+     "keybroker's tags (a bucket you created yourself), takes it under management instead of\n"
+     "refusing it: tags it (its own tags are kept), then sets Block Public Access, default\n"
+     "encryption, BucketOwnerEnforced and keybroker's bucket policy (which replaces the\n"
+     "bucket's). The broker logs the adoption with your uid and announces it. A bucket that\n"
+     "carries another tenant's keybroker tags is still refused. Adopt only buckets you own.\n",
+     s_adopt},
     {"rotate", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS,
      "(admin) rotate TENANT's access key (not supported yet)",
      "(admin) Asks the broker to rotate TENANT's access key now and prints the tenant and its\n"

@@ -314,8 +314,14 @@ static struct kb_op *s_op_new(struct kb_engine *e, const struct kb_job_kind *kin
     return op;
 }
 
+/* An operation's options, by kind. */
+struct s_opts {
+    struct kb_engine_revoke_opts revoke;
+    struct kb_engine_provision_opts provision;
+};
+
 static int s_submit(struct kb_engine *e, const char *tenant, const struct kb_job_kind *kind,
-                    const struct kb_engine_revoke_opts *ropts, kb_engine_progress_cb progress,
+                    const struct s_opts *opts, kb_engine_progress_cb progress,
                     kb_engine_done_cb done, void *ctx)
 {
     size_t first = 0, count = e->cfg->ntenants;
@@ -335,8 +341,10 @@ static int s_submit(struct kb_engine *e, const char *tenant, const struct kb_job
     op = s_op_new(e, kind, count, progress, done, ctx);
     if (op == NULL)
         return KB_ENOMEM;
-    if (ropts != NULL)
-        op->ropts = *ropts;
+    if (opts != NULL) {
+        op->ropts = opts->revoke;
+        op->popts = opts->provision;
+    }
     for (size_t i = 0; i < count; i++) {
         struct kb_queued *q = calloc(1, sizeof(*q));
 
@@ -379,16 +387,30 @@ int kb_engine_provision(struct kb_engine *e, const char *tenant, kb_engine_progr
     return s_submit(e, tenant, &kb_job_kind_provision, NULL, progress, done, ctx);
 }
 
+int kb_engine_provision_with(struct kb_engine *e, const char *tenant,
+                             const struct kb_engine_provision_opts *opts,
+                             kb_engine_progress_cb progress, kb_engine_done_cb done, void *ctx)
+{
+    struct s_opts o = {0};
+
+    if (e == NULL || tenant == NULL)
+        return KB_EINVAL;
+    if (opts != NULL)
+        o.provision = *opts;
+    return s_submit(e, tenant, &kb_job_kind_provision, &o, progress, done, ctx);
+}
+
 int kb_engine_revoke(struct kb_engine *e, const char *tenant,
                      const struct kb_engine_revoke_opts *opts, kb_engine_progress_cb progress,
                      kb_engine_done_cb done, void *ctx)
 {
-    static const struct kb_engine_revoke_opts none;
+    struct s_opts o = {0};
 
     if (e == NULL || tenant == NULL)
         return KB_EINVAL;
-    return s_submit(e, tenant, &kb_job_kind_revoke, opts != NULL ? opts : &none, progress, done,
-                    ctx);
+    if (opts != NULL)
+        o.revoke = *opts;
+    return s_submit(e, tenant, &kb_job_kind_revoke, &o, progress, done, ctx);
 }
 
 void kb_engine_cancel(struct kb_engine *e)

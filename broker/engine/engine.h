@@ -109,6 +109,18 @@ void kb_engine_set_events(struct kb_engine *e, struct kb_events *bus);
 int kb_engine_provision(struct kb_engine *e, const char *tenant, kb_engine_progress_cb progress,
                         kb_engine_done_cb done, void *ctx);
 
+struct kb_engine_provision_opts {
+    /* Take the tenant's bucket under management when it exists without keybroker's tags (not
+     * when it carries another tenant's): tags it, then reads and repairs every setting. Emits
+     * "adopted". Only on an operator's explicit request (kbctl adopt). */
+    bool adopt_bucket;
+};
+
+/* kb_engine_provision of one tenant (required) with opts (NULL: none). */
+int kb_engine_provision_with(struct kb_engine *e, const char *tenant,
+                             const struct kb_engine_provision_opts *opts,
+                             kb_engine_progress_cb progress, kb_engine_done_cb done, void *ctx);
+
 struct kb_engine_revoke_opts {
     bool delete_bucket;       /* delete the bucket when it is empty (kept otherwise, reported) */
     bool force_delete_secret; /* ForceDeleteWithoutRecovery instead of aws.recovery_window_days */

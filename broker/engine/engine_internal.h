@@ -40,6 +40,7 @@ struct kb_op {
     struct kb_op *next;
     const struct kb_job_kind *kind;
     struct kb_engine_revoke_opts ropts;
+    struct kb_engine_provision_opts popts;
     kb_engine_progress_cb progress;
     kb_engine_done_cb done;
     void *ctx;
@@ -61,6 +62,7 @@ struct kb_engine {
     size_t running;
     size_t live_jobs; /* jobs not yet freed */
     struct kb_op *ops;
+    struct kb_engine_quirks quirks;
     uv_timer_t kick; /* runs the scheduler and completes empty operations, always later */
     bool canceled, destroying, kick_closed;
 };

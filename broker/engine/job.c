@@ -58,6 +58,8 @@ struct kb_job *kb_job__new(struct kb_engine *e, const struct kb_queued *q)
     j->region = e->region;
     j->partition = e->partition;
     j->ropts = &q->op->ropts;
+    j->popts = &q->op->popts;
+    j->quirks = &e->quirks;
     j->refs = 1;
     e->live_jobs++;
     return j;
@@ -170,6 +172,22 @@ void kb_job_event(struct kb_job *j, const char *step, enum kb_engine_result resu
     kb_events_emit(j->e->events, &bev);
     if (j->op->progress != NULL)
         j->op->progress(j->op->ctx, &ev);
+}
+
+void kb_job_adopted(struct kb_job *j, const char *why, const char *request_id)
+{
+    char arn[320];
+    struct kb_event ev = {.kind = KB_EVENT_ADOPTED,
+                          .tenant = j->t->name,
+                          .op = j->kind->name,
+                          .message = why,
+                          .request_id = request_id != NULL ? request_id : "",
+                          .arn = arn};
+
+    kb_strf(arn, sizeof(arn), "arn:%s:s3:::%s", j->partition, j->t->bucket);
+    kb_log(KB_LOG_WARN, "bucket adopted", "tenant", j->t->name, "bucket", j->t->bucket, "why", why,
+           "request_id", request_id != NULL && request_id[0] != '\0' ? request_id : NULL, NULL);
+    kb_events_emit(j->e->events, &ev);
 }
 
 void kb_job_fail(struct kb_job *j, const char *step, const char *request_id, const char *fmt, ...)

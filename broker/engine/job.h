@@ -40,6 +40,14 @@ struct kb_job_kind {
     void (*release)(struct kb_job *j); /* frees what the state owns (NULL: nothing); once */
 };
 
+/* What the engine has learned about the AWS endpoint it talks to, for every later job (not kept
+ * across restarts: the first job after a start learns it again). */
+struct kb_engine_quirks {
+    /* CreateBucket with Tags in CreateBucketConfiguration was refused (moto, LocalStack, MinIO,
+     * Ceph RGW...): create untagged and tag with PutBucketTagging (provision_bucket.c). */
+    bool create_bucket_no_tags;
+};
+
 struct kb_job {
     struct kb_engine *e;
     const struct kb_job_kind *kind;
@@ -50,7 +58,9 @@ struct kb_job {
     struct kb_aws_client *client; /* the engine's */
     const struct kb_config *cfg;  /* the engine's */
     const char *region, *partition;
-    const struct kb_engine_revoke_opts *ropts; /* the operation's; revoke only */
+    const struct kb_engine_revoke_opts *ropts;    /* the operation's; revoke only */
+    const struct kb_engine_provision_opts *popts; /* the operation's; provision only */
+    struct kb_engine_quirks *quirks;              /* the engine's */
     unsigned refs;
     bool ended, failed;
     const char *fail_step; /* static, the step of the first failure */
@@ -110,6 +120,10 @@ void kb_job_log_call(struct kb_job *j, const char *step, const char *operation,
 
 /* The request id of a typed result that may be NULL (the call failed). */
 #define KB_RID(result) ((result) != NULL ? (result)->request_id : NULL)
+
+/* Records that the job took a bucket without keybroker's tags under management (why: a sentence
+ * naming the reason): warns in the log and emits "adopted" on the bus with the bucket's ARN. */
+void kb_job_adopted(struct kb_job *j, const char *why, const char *request_id);
 
 /* Logs drift (warn) as an event "drift". */
 void kb_job_drift(struct kb_job *j, const char *step, const char *what);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "aws/iam.h"
 #include "common/err.h"
 #include "config/policy.h"
 
@@ -47,14 +48,56 @@ static void s_start(struct kb_job *j)
     kb_prov__user_start(j);
 }
 
+static void on_intent_removed(void *ctx, const struct kb_aws_error *err,
+                              const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+
+    kb_job_log_call(j, "bucket-record", "UntagUser", err, KB_RID(ok));
+    /* A record left behind adopts nothing but this tenant's own bucket, within a day; the next
+     * run removes it. Not worth failing a tenant whose bucket and user are in place. */
+    if (err != NULL)
+        kb_job_event(j, "bucket-record", KB_ENGINE_SKIP,
+                     "could not remove the creation record from the IAM user (the next run "
+                     "removes it)",
+                     err->request_id);
+    else
+        kb_job_event(j, "bucket-record", KB_ENGINE_DONE, "removed from the IAM user",
+                     ok->request_id);
+    kb_prov__key_start(j);
+    kb_job_unref(j);
+}
+
+/* The bucket carries keybroker's tags now: the record of its creation goes. */
+static void s_remove_intent(struct kb_job *j)
+{
+    static const char *const keys[] = {KB_RC_TAG_CREATING};
+    struct kb_iam_untag_user_input in = {j->t->user_name, keys, 1};
+
+    kb_job_event(j, "bucket-record", KB_ENGINE_START, NULL, NULL);
+    kb_job_send(j, "bucket-record", "UntagUser",
+                kb_iam_untag_user(j->client, &in, on_intent_removed, j), kb_job_end);
+}
+
 void kb_prov__chain_end(struct kb_job *j)
 {
     struct kb_prov *p = kb_prov(j);
 
+    if (p->bucket_parked && !p->user_running) {
+        p->bucket_parked = false;
+        if (!j->failed) {
+            kb_prov__bucket_resume(j);
+            return;
+        }
+        kb_job_event(j, "bucket", KB_ENGINE_SKIP, "not created: the IAM user step failed", NULL);
+        p->bucket_running = false;
+    }
     if (p->bucket_running || p->user_running)
         return;
     if (j->failed)
         kb_job_end(j);
+    else if (p->intent_written || p->intent_seen)
+        s_remove_intent(j);
     else
         kb_prov__key_start(j);
 }

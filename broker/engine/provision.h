@@ -3,7 +3,10 @@
  * provision_user.c, provision_key.c): the kind's state and the entry points of its chains.
  *
  * provision.c starts the bucket chain and the user chain concurrently and owns their join: the
- * key step (provision_key.c) runs only once both have ended and neither failed.
+ * key step (provision_key.c) runs only once both have ended and neither failed. Where the
+ * endpoint refuses tags in CreateBucket, the bucket chain parks until the user chain has ended
+ * (the creation is recorded on the user first), and the join removes that record before the key
+ * step.
  */
 #ifndef KB_PROVISION_H
 #define KB_PROVISION_H
@@ -28,6 +31,12 @@ struct kb_prov {
     bool bucket_fresh, user_fresh;
     unsigned user_tries; /* GetUser/CreateUser rounds (a user deleted and re-created meanwhile) */
     size_t setting;
+    /* The untagged creation (provision_bucket.c): the bucket chain waits for the user chain,
+     * records the creation on the user, and the join removes the record. */
+    bool bucket_parked;  /* waiting for the user chain to end */
+    bool intent_written; /* this run wrote the creation record */
+    bool intent_seen;    /* the user carries one (this run's, an earlier run's) */
+    char intent[KB_RC_INTENT_SIZE];
 
     /* the key step */
     bool secret_exists;
@@ -65,6 +74,8 @@ static inline struct kb_prov *kb_prov(struct kb_job *j)
 
 /* provision_bucket.c / provision_user.c: each ends with kb_prov__chain_end(j). */
 void kb_prov__bucket_start(struct kb_job *j);
+/* provision_bucket.c: the parked bucket chain goes on, the user chain having ended well. */
+void kb_prov__bucket_resume(struct kb_job *j);
 void kb_prov__user_start(struct kb_job *j);
 /* provision.c: called by each chain when it has ended (ok or failed); the join. */
 void kb_prov__chain_end(struct kb_job *j);

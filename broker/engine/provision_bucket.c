@@ -3,30 +3,53 @@
  * and writes only where AWS differs.
  *
  *   HeadBucket -> 404: CreateBucket with keybroker's tags in CreateBucketConfiguration, so a crash
- *                      can never leave an untagged bucket of ours
+ *                      can never leave an untagged bucket of ours; where the endpoint refuses
+ *                      tags there (kb_rc_create_tags_refused: moto, LocalStack, MinIO, Ceph),
+ *                      the untagged creation below
  *              -> 200: GetBucketTagging -> keybroker:managed=true and keybroker:tenant=<tenant>,
- *                      else refused untouched; configured tags missing -> PutBucketTagging
+ *                      else refused untouched (see "Adoption"); configured tags missing ->
+ *                      PutBucketTagging
  *   then each setting: read -> compare -> put when different (drift is logged and repaired):
  *     public-access-block (all four on), encryption (SSE-S3, or SSE-KMS with aws.kms_key_id),
  *     ownership (BucketOwnerEnforced), bucket-policy (deny non-TLS, compared semantically).
  *
- * On a bucket this run created, the reads are skipped: S3 gives every new bucket Block Public
- * Access on, SSE-S3 and BucketOwnerEnforced (its defaults since January/April 2023, in every
- * region), so the fresh path writes only what differs from those defaults - the bucket policy,
- * and the encryption when a KMS key is configured. An account whose defaults differ anyway (it
- * cannot change them: S3 applies them to every CreateBucket) would be repaired by the next
- * reconcile, which reads every setting.
+ * On a bucket this run created, every setting is written without reading it first: S3 has given
+ * new buckets Block Public Access, SSE-S3 and BucketOwnerEnforced since 2023, but S3-compatible
+ * stores, emulators and accounts of other partitions do not, and a security product sets what it
+ * promises instead of assuming it. Writing costs one call per setting, as reading would, and
+ * leaves nothing open until a later reconcile.
  *
- * This file never writes to a bucket that does not carry keybroker's tags for its tenant.
+ * The untagged creation, crash-safe. The record of the creation goes on the tenant's IAM user
+ * (tag keybroker:creating-bucket = "<bucket> <unix time>") BEFORE the untagged CreateBucket, so
+ * the chain first waits for the user chain to end (the user must exist and be ours). Then
+ * CreateBucket without tags -> PutBucketTagging at once -> the settings; the join
+ * (provision.c) removes the record. A crash between CreateBucket and PutBucketTagging leaves an
+ * untagged bucket and the record; the next run finds the bucket without any tag, reads the
+ * user's tags, and only when the user is this tenant's (keybroker's tags) and its record names
+ * this bucket and is under a day old (KB_RC_INTENT_MAX_AGE) does it tag the bucket and go on
+ * ("adopted" event: a creation this broker recorded). Someone else's bucket never carries such a
+ * record on our user, so it is never adopted this way. The one window left: another principal of
+ * the same account creating a bucket of exactly this name between our record and our
+ * CreateBucket, which then answers BucketAlreadyOwnedByYou; that bucket is adopted like ours.
+ *
+ * Adoption. A bucket that exists without keybroker's tags is refused, untouched, unless the
+ * operator asks for it explicitly (kbctl adopt TENANT: kb_engine_provision_with, adopt_bucket):
+ * then, when it carries no keybroker tag of another tenant, it is tagged (its own tags kept)
+ * and every setting is read and repaired, and the job emits "adopted".
+ *
+ * This file never writes to a bucket that does not carry keybroker's tags for its tenant, except
+ * to tag it in the two cases above.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/provision.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "config/policy.h"
+#include "aws/iam.h"
 #include "aws/s3.h"
 
 #define S_STEP "bucket"
@@ -228,37 +251,13 @@ static void s_read_policy(struct kb_job *j)
                 kb_s3_get_bucket_policy(s_client(j), s_in(j, &in), on_policy, j), s_end);
 }
 
-/* -- the fresh path ---------------------------------------------------------------------------- */
-
-static void s_default(struct kb_job *j, const char *what)
-{
-    kb_job_event(j, s_step(j), KB_ENGINE_SKIP, what, NULL);
-    kb_prov(j)->setting++;
-    s_next(j);
-}
-
-static void s_fresh_pab(struct kb_job *j)
-{
-    s_default(j, "new bucket: S3's default (all four Block Public Access settings on)");
-}
-
-static void s_fresh_encryption(struct kb_job *j)
-{
-    if (j->cfg->aws.kms_key_id != NULL)
-        s_put_encryption(j);
-    else
-        s_default(j, "new bucket: S3's default (SSE-S3, AES256)");
-}
-
-static void s_fresh_ownership(struct kb_job *j)
-{
-    s_default(j, "new bucket: S3's default (BucketOwnerEnforced)");
-}
+/* -- the settings, in order ---------------------------------------------------------------------
+ */
 
 static const struct s_setting s_settings[] = {
-    {"public-access-block", s_fresh_pab, s_read_pab},
-    {"encryption", s_fresh_encryption, s_read_encryption},
-    {"ownership", s_fresh_ownership, s_read_ownership},
+    {"public-access-block", s_put_pab, s_read_pab},
+    {"encryption", s_put_encryption, s_read_encryption},
+    {"ownership", s_put_ownership, s_read_ownership},
     {"bucket-policy", s_put_policy, s_read_policy},
 };
 #define S_NSETTINGS (sizeof(s_settings) / sizeof(s_settings[0]))
@@ -297,7 +296,8 @@ static void on_tags_put(void *ctx, const struct kb_aws_error *err, const struct 
         kb_job_fail_aws(j, "bucket-tags", err);
         s_end(j);
     } else {
-        kb_job_event(j, "bucket-tags", KB_ENGINE_DONE, "repaired", ok->request_id);
+        kb_job_event(j, "bucket-tags", KB_ENGINE_DONE,
+                     kb_prov(j)->bucket_fresh ? "set" : "repaired", ok->request_id);
         s_next(j);
     }
     kb_job_unref(j);
@@ -305,27 +305,26 @@ static void on_tags_put(void *ctx, const struct kb_aws_error *err, const struct 
 
 /* The bucket's tags with ours (and the configured ones) set over them, in one PutBucketTagging
  * (it replaces the whole set). */
-static void s_repair_tags(struct kb_job *j, const struct kb_s3_tags *have)
+static void s_put_tags(struct kb_job *j, const struct kb_aws_tag *have, size_t nhave)
 {
     struct kb_prov *p = kb_prov(j);
-    struct kb_aws_tag *all = calloc(have->tag_count + p->ntags, sizeof(*all));
+    struct kb_aws_tag *all = calloc(nhave + p->ntags, sizeof(*all));
     size_t n = 0;
     int rc;
 
     kb_job_event(j, "bucket-tags", KB_ENGINE_START, NULL, NULL);
-    kb_job_drift(j, "bucket-tags", "configured tags missing or changed on the bucket");
     if (all == NULL) {
         kb_job_fail(j, "bucket-tags", NULL, "out of memory");
         s_end(j);
         return;
     }
-    for (size_t i = 0; i < have->tag_count; i++) {
+    for (size_t i = 0; i < nhave; i++) {
         size_t w;
 
-        for (w = 0; w < p->ntags && strcmp(p->tags[w].key, have->tags[i].key) != 0; w++)
+        for (w = 0; w < p->ntags && strcmp(p->tags[w].key, have[i].key) != 0; w++)
             ;
         if (w == p->ntags)
-            all[n++] = have->tags[i];
+            all[n++] = have[i];
     }
     memcpy(all + n, p->tags, p->ntags * sizeof(*all));
     rc = kb_s3_put_bucket_tagging(
@@ -333,6 +332,50 @@ static void s_repair_tags(struct kb_job *j, const struct kb_s3_tags *have)
         on_tags_put, j);
     free(all);
     kb_job_send(j, "bucket-tags", "PutBucketTagging", rc, s_end);
+}
+
+static void s_refuse(struct kb_job *j, const char *request_id)
+{
+    kb_job_fail(j, S_STEP, request_id,
+                "bucket %s exists and is not managed by keybroker for tenant %s; refusing to "
+                "adopt it (if it is yours, `kbctl adopt %s` takes it under management)",
+                j->t->bucket, j->t->name, j->t->name);
+    s_end(j);
+}
+
+static void on_intent_read(void *ctx, const struct kb_aws_error *err,
+                           const struct kb_iam_tags *tags)
+{
+    struct kb_job *j = ctx;
+    struct kb_prov *p = kb_prov(j);
+
+    kb_job_log_call(j, S_STEP, "ListUserTags", err, KB_RID(tags));
+    if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
+        kb_job_fail_aws(j, S_STEP, err);
+        s_end(j);
+    } else if (err != NULL || !kb_rc_tags_ours(tags->tags, tags->tag_count, j->t->name) ||
+               !kb_rc_intent_ok(tags->tags, tags->tag_count, j->t->bucket, time(NULL))) {
+        s_refuse(j, err != NULL ? err->request_id : tags->request_id);
+    } else {
+        p->intent_seen = true;
+        kb_job_adopted(j,
+                       "an untagged bucket whose creation this broker recorded on the tenant's IAM "
+                       "user (a run stopped between CreateBucket and PutBucketTagging)",
+                       tags->request_id);
+        kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists: created by an earlier run, tagging it",
+                     tags->request_id);
+        s_put_tags(j, NULL, 0);
+    }
+    kb_job_unref(j);
+}
+
+/* A bucket without any tag: ours only when the user records its creation. */
+static void s_read_intent(struct kb_job *j)
+{
+    struct kb_iam_list_user_tags_input in = {j->t->user_name, NULL};
+
+    kb_job_send(j, S_STEP, "ListUserTags", kb_iam_list_user_tags(j->client, &in, on_intent_read, j),
+                s_end);
 }
 
 static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s3_tags *tags)
@@ -345,18 +388,31 @@ static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s
     if (err != NULL) {
         kb_job_fail_aws(j, S_STEP, err);
         s_end(j);
-    } else if (!kb_rc_tags_ours(tags->tags, tags->tag_count, j->t->name)) {
-        kb_job_fail(j, S_STEP, tags->request_id,
-                    "bucket %s exists and is not managed by keybroker for tenant %s; refusing to "
-                    "adopt it",
-                    j->t->bucket, j->t->name);
-        s_end(j);
-    } else {
+    } else if (kb_rc_tags_ours(tags->tags, tags->tag_count, j->t->name)) {
         kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists, managed by keybroker", tags->request_id);
-        if (kb_rc_tags_missing(tags->tags, tags->tag_count, p->tags, p->ntags, missing) > 0)
-            s_repair_tags(j, tags);
-        else
+        if (kb_rc_tags_missing(tags->tags, tags->tag_count, p->tags, p->ntags, missing) > 0) {
+            kb_job_drift(j, "bucket-tags", "configured tags missing or changed on the bucket");
+            s_put_tags(j, tags->tags, tags->tag_count);
+        } else {
             s_next(j);
+        }
+    } else if (kb_rc_tags_keybroker(tags->tags, tags->tag_count)) {
+        /* keybroker's tags for another tenant (or half of them): never ours, not even on
+         * request. */
+        kb_job_fail(j, S_STEP, tags->request_id,
+                    "bucket %s carries keybroker tags of another tenant; refusing to adopt it",
+                    j->t->bucket);
+        s_end(j);
+    } else if (j->popts->adopt_bucket) {
+        kb_job_adopted(j, "an existing bucket, on the operator's request (kbctl adopt)",
+                       tags->request_id);
+        kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists: adopted on request, tagging it",
+                     tags->request_id);
+        s_put_tags(j, tags->tags, tags->tag_count);
+    } else if (tags->tag_count == 0) {
+        s_read_intent(j);
+    } else {
+        s_refuse(j, tags->request_id);
     }
     kb_job_unref(j);
 }
@@ -367,6 +423,87 @@ static void s_read_tags(struct kb_job *j)
 
     kb_job_send(j, S_STEP, "GetBucketTagging",
                 kb_s3_get_bucket_tagging(s_client(j), s_in(j, &in), on_tags, j), s_end);
+}
+
+static void s_exists_elsewhere(struct kb_job *j, const char *request_id)
+{
+    kb_job_fail(j, S_STEP, request_id,
+                "bucket %s belongs to another AWS account; refusing to adopt it (choose another "
+                "bucket name)",
+                j->t->bucket);
+    s_end(j);
+}
+
+static void on_create_untagged(void *ctx, const struct kb_aws_error *err,
+                               const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+    struct kb_prov *p = kb_prov(j);
+
+    kb_job_log_call(j, S_STEP, "CreateBucket", err, KB_RID(ok));
+    if (err == NULL) {
+        p->bucket_fresh = true;
+        kb_job_event(j, S_STEP, KB_ENGINE_DONE,
+                     "created without tags (the endpoint refuses them in CreateBucket); tagging "
+                     "it now",
+                     ok->request_id);
+        s_put_tags(j, NULL, 0);
+    } else if (kb_rc_is_code(err, "BucketAlreadyOwnedByYou")) {
+        s_read_tags(j);
+    } else if (kb_rc_is_code(err, "BucketAlreadyExists")) {
+        s_exists_elsewhere(j, err->request_id);
+    } else {
+        kb_job_fail_aws(j, S_STEP, err);
+        s_end(j);
+    }
+    kb_job_unref(j);
+}
+
+static void on_intent_written(void *ctx, const struct kb_aws_error *err,
+                              const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+    struct kb_s3_create_bucket_input in = {.bucket = j->t->bucket, .region = j->region};
+
+    kb_job_log_call(j, S_STEP, "TagUser", err, KB_RID(ok));
+    if (err != NULL) {
+        kb_job_fail_aws(j, S_STEP, err);
+        s_end(j);
+    } else {
+        kb_prov(j)->intent_written = true;
+        kb_job_send(j, S_STEP, "CreateBucket",
+                    kb_s3_create_bucket(s_client(j), &in, on_create_untagged, j), s_end);
+    }
+    kb_job_unref(j);
+}
+
+void kb_prov__bucket_resume(struct kb_job *j)
+{
+    struct kb_prov *p = kb_prov(j);
+    struct kb_aws_tag record;
+
+    kb_rc_intent_value(j->t->bucket, time(NULL), p->intent);
+    record = (struct kb_aws_tag){KB_RC_TAG_CREATING, p->intent};
+    kb_job_send(j, S_STEP, "TagUser",
+                kb_iam_tag_user(j->client,
+                                &(struct kb_iam_tag_user_input){j->t->user_name, &record, 1},
+                                on_intent_written, j),
+                s_end);
+}
+
+/* The endpoint refuses tags in CreateBucket: record the creation on the IAM user first, which
+ * needs the user chain to have ended. */
+static void s_create_untagged(struct kb_job *j)
+{
+    struct kb_prov *p = kb_prov(j);
+
+    kb_job_event(j, S_STEP, KB_ENGINE_START,
+                 "the endpoint refuses tags in CreateBucket: creating it untagged once the IAM "
+                 "user records the creation",
+                 NULL);
+    p->bucket_parked = true;
+    if (!p->user_running)
+        kb_prov__chain_end(j);
 }
 
 static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
@@ -382,11 +519,12 @@ static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb
         /* Created meanwhile by us (a lost response, another broker): judge it by its tags. */
         s_read_tags(j);
     } else if (kb_rc_is_code(err, "BucketAlreadyExists")) {
-        kb_job_fail(j, S_STEP, err->request_id,
-                    "bucket %s belongs to another AWS account; refusing to adopt it (choose "
-                    "another bucket name)",
-                    j->t->bucket);
-        s_end(j);
+        s_exists_elsewhere(j, err->request_id);
+    } else if (kb_rc_create_tags_refused(err)) {
+        kb_log(KB_LOG_WARN, "CreateBucket refused tags; creating buckets untagged and tagging them",
+               "tenant", j->t->name, "code", err->code, "request_id", err->request_id, NULL);
+        j->quirks->create_bucket_no_tags = true;
+        s_create_untagged(j);
     } else {
         kb_job_fail_aws(j, S_STEP, err);
         s_end(j);
@@ -400,6 +538,10 @@ static void s_create(struct kb_job *j)
     struct kb_s3_create_bucket_input in = {
         .bucket = j->t->bucket, .region = j->region, .tags = p->tags, .tag_count = p->ntags};
 
+    if (j->quirks->create_bucket_no_tags) {
+        s_create_untagged(j);
+        return;
+    }
     kb_job_send(j, S_STEP, "CreateBucket", kb_s3_create_bucket(s_client(j), &in, on_create, j),
                 s_end);
 }

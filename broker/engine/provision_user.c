@@ -137,6 +137,10 @@ static void s_check_user(struct kb_job *j, const struct kb_iam_user *u)
         kb_job_drift(j, S_USER, what);
     }
     kb_job_event(j, S_USER, KB_ENGINE_DONE, "exists, managed by keybroker", u->request_id);
+    /* A bucket creation recorded here (provision_bucket.c): the join removes the record once the
+     * bucket chain has succeeded. */
+    if (kb_rc_has_intent(u->tags, u->tag_count))
+        p->intent_seen = true;
     n = kb_rc_tags_missing(u->tags, u->tag_count, p->tags, p->ntags, missing);
     if (n > 0)
         kb_prov__retag(j, &s_retag_user, missing, n);

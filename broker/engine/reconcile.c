@@ -3,7 +3,9 @@
  */
 #include "engine/reconcile.h"
 
+#include <errno.h>
 #include <fnmatch.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +31,38 @@ bool kb_rc_tags_ours(const struct kb_aws_tag *tags, size_t count, const char *te
 
     return tenant != NULL && managed != NULL && strcmp(managed, "true") == 0 && owner != NULL &&
            strcmp(owner, tenant) == 0;
+}
+
+bool kb_rc_tags_keybroker(const struct kb_aws_tag *tags, size_t count)
+{
+    return s_tag(tags, count, KB_RC_TAG_MANAGED) != NULL ||
+           s_tag(tags, count, KB_RC_TAG_TENANT) != NULL;
+}
+
+void kb_rc_intent_value(const char *bucket, time_t now, char out[KB_RC_INTENT_SIZE])
+{
+    snprintf(out, KB_RC_INTENT_SIZE, "%s %lld", bucket, (long long)now);
+}
+
+bool kb_rc_has_intent(const struct kb_aws_tag *tags, size_t count)
+{
+    return s_tag(tags, count, KB_RC_TAG_CREATING) != NULL;
+}
+
+bool kb_rc_intent_ok(const struct kb_aws_tag *tags, size_t count, const char *bucket, time_t now)
+{
+    const char *v = s_tag(tags, count, KB_RC_TAG_CREATING);
+    size_t n = strlen(bucket);
+    char *end = NULL;
+    long long when;
+
+    if (v == NULL || strncmp(v, bucket, n) != 0 || v[n] != ' ' || v[n + 1] < '0' || v[n + 1] > '9')
+        return false;
+    errno = 0;
+    when = strtoll(v + n + 1, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return false;
+    return when <= (long long)now + 300 && (long long)now - when <= KB_RC_INTENT_MAX_AGE;
 }
 
 int kb_rc_tenant_tags(const struct kb_tenant *t, struct kb_aws_tag **out, size_t *count)
@@ -150,6 +184,20 @@ int kb_rc_plan_keys(const struct kb_rc_snapshot *s, time_t now, uint64_t min_age
 bool kb_rc_is_code(const struct kb_aws_error *err, const char *code)
 {
     return err != NULL && err->err == KB_EAWS && strcmp(err->code, code) == 0;
+}
+
+bool kb_rc_create_tags_refused(const struct kb_aws_error *err)
+{
+    static const char *const codes[] = {"MalformedXML", "InvalidArgument", "InvalidRequest",
+                                        "NotImplemented"};
+
+    if (err == NULL || err->err != KB_EAWS || (err->status != 400 && err->status != 501))
+        return false;
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        if (strcmp(err->code, codes[i]) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool kb_rc_store_surely_failed(const struct kb_aws_error *err)

@@ -25,6 +25,12 @@
 #define KB_RC_TAG_TENANT  "keybroker:tenant"
 #define KB_RC_TAG_MANAGED "keybroker:managed"
 
+/* The record of a bucket creation in progress, on the tenant's IAM user (provision_bucket.c):
+ * written before an untagged CreateBucket, removed once the bucket carries keybroker's tags. */
+#define KB_RC_TAG_CREATING   "keybroker:creating-bucket"
+#define KB_RC_INTENT_MAX_AGE (24 * 3600) /* seconds: an older record adopts nothing */
+#define KB_RC_INTENT_SIZE    96
+
 /* IAM allows 2 keys per user; a snapshot keeps a few more so a surprise is still seen. */
 #define KB_RC_MAX_KEYS  8
 #define KB_RC_KEY_SLOTS 2
@@ -42,6 +48,20 @@ int kb_rc_tenant_tags(const struct kb_tenant *t, struct kb_aws_tag **out, size_t
  * with another value, and returns how many. Keys compare exactly. */
 size_t kb_rc_tags_missing(const struct kb_aws_tag *have, size_t nhave,
                           const struct kb_aws_tag *want, size_t nwant, size_t *missing);
+
+/* Whether tags hold keybroker:tenant or keybroker:managed at all (a resource some keybroker
+ * manages, for this tenant or another). */
+bool kb_rc_tags_keybroker(const struct kb_aws_tag *tags, size_t count);
+
+/* The value of the creation record of bucket at now: "<bucket> <unix seconds>". */
+void kb_rc_intent_value(const char *bucket, time_t now, char out[KB_RC_INTENT_SIZE]);
+
+/* Whether tags (the IAM user's) hold a creation record of exactly bucket, written at most
+ * KB_RC_INTENT_MAX_AGE before now and at most 5 minutes after it (clock skew). */
+bool kb_rc_intent_ok(const struct kb_aws_tag *tags, size_t count, const char *bucket, time_t now);
+
+/* Whether tags hold a creation record at all (of any bucket, any age). */
+bool kb_rc_has_intent(const struct kb_aws_tag *tags, size_t count);
 
 /* Bucket settings as configured: all four Block Public Access flags on; SSE-S3 when kms_key_id is
  * NULL, else aws:kms with exactly that key; BucketOwnerEnforced. */
@@ -102,6 +122,11 @@ int kb_rc_plan_keys(const struct kb_rc_snapshot *s, time_t now, uint64_t min_age
 
 /* Whether err is AWS's error code (KB_EAWS with that exact code). */
 bool kb_rc_is_code(const struct kb_aws_error *err, const char *code);
+
+/* Whether a failed CreateBucket was refused because the endpoint does not know Tags in
+ * CreateBucketConfiguration (added by AWS in 2025): a 400 or 501 with MalformedXML,
+ * InvalidArgument, InvalidRequest or NotImplemented, as moto, LocalStack, MinIO and Ceph answer. */
+bool kb_rc_create_tags_refused(const struct kb_aws_error *err);
 
 /* Whether a failed CreateSecret/PutSecretValue certainly did not store anything: AWS answered a
  * 4xx that is neither throttling nor a timeout. A 5xx, a network error or a timeout may hide a

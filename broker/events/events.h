@@ -21,6 +21,9 @@ enum kb_event_kind {
     KB_EVENT_PROVISIONED, /* a tenant reached READY: arn, version_id */
     KB_EVENT_REVOKED,     /* a tenant was revoked: arn (the secret's, before its deletion) */
     KB_EVENT_AUTHZ,       /* a socket request was authorized or refused: peer, op, tenant */
+    KB_EVENT_ADOPTED,     /* a bucket without keybroker's tags was taken under management: arn
+                             (the bucket's), message (why: an operator's adopt, or a creation
+                             this broker recorded before it crashed), request_id */
     KB_EVENT_KIND_COUNT
 };
 
@@ -43,14 +46,14 @@ struct kb_event {
     const char *op;         /* job kind ("provision", "revoke") or request op ("get", ...) */
     const char *step;       /* STEP: "bucket", "create-key", ... */
     const char *result;     /* STEP: "start" | "done" | "skip" | "error"; AUTHZ: "allow" | "deny" */
-    const char *message;    /* STEP: "" when none */
-    const char *request_id; /* STEP: of the AWS call that decided the step; "" when none */
-    const char *arn;        /* PROVISIONED, REVOKED */
+    const char *message;    /* STEP: "" when none; ADOPTED */
+    const char *request_id; /* STEP, ADOPTED: of the AWS call that decided it; "" when none */
+    const char *arn;        /* PROVISIONED, REVOKED, ADOPTED */
     const char *version_id; /* PROVISIONED (NULL when unknown) */
     const struct kb_event_peer *peer; /* AUTHZ */
 };
 
-/* "step", "provisioned", "revoked", "authz". Static string. */
+/* "step", "provisioned", "revoked", "authz", "adopted". Static string. */
 const char *kb_event_kind_name(enum kb_event_kind kind);
 
 typedef void (*kb_event_cb)(void *ctx, const struct kb_event *ev);

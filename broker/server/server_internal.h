@@ -215,6 +215,8 @@ void kb_srv_log_peer(enum kb_log_level level, const char *event, const struct kb
 
 /* An authorization decision: denials and admin ops at once, repeated read allows folded. */
 void kb_srv_log_authz(struct kb_srv_conn *c, const struct kb_proto_request *req, bool allow);
+/* Warns that the peer of c asked to adopt tenant's bucket (kbctl adopt). */
+void kb_srv_log_adopt(const struct kb_srv_conn *c, const char *tenant);
 
 /* Logs the folded allows of c when a second has passed since the last time (or force). */
 void kb_srv_log_flush(struct kb_srv_conn *c, uint64_t now_ms, bool force);

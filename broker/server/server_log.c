@@ -56,6 +56,15 @@ static void s_line(const struct kb_srv_conn *c, enum kb_proto_op op, const char 
            count > 1 ? n : NULL, NULL);
 }
 
+void kb_srv_log_adopt(const struct kb_srv_conn *c, const char *tenant)
+{
+    struct s_ids ids;
+
+    s_ids(c, &ids);
+    kb_log(KB_LOG_WARN, "adopt requested", "tenant", tenant, "uid", ids.uid, "gid", ids.gid, "pid",
+           ids.pid, NULL);
+}
+
 static bool s_foldable(enum kb_proto_op op)
 {
     return op == KB_PROTO_OP_GET || op == KB_PROTO_OP_LIST || op == KB_PROTO_OP_STATUS ||

@@ -52,7 +52,7 @@ static void s_emit_authz(struct kb_srv_conn *c, const struct kb_proto_request *r
     struct kb_event ev = {
         .kind = KB_EVENT_AUTHZ,
         .tenant = req->has_tenant ? req->tenant : NULL,
-        .op = kb_proto_op_name(req->op),
+        .op = req->adopt_bucket ? "adopt" : kb_proto_op_name(req->op),
         .result = allow ? "allow" : "deny",
         .peer = &peer,
     };
@@ -353,6 +353,7 @@ static void s_job(struct kb_srv_conn *c, const struct kb_proto_request *req)
 {
     struct kb_server *s = c->srv;
     struct kb_engine_revoke_opts ro = {req->delete_bucket, req->force_delete_secret};
+    struct kb_engine_provision_opts po = {req->adopt_bucket};
     const char *tenant = req->has_tenant ? req->tenant : NULL;
     struct kb_srv_job *job;
     int rc;
@@ -370,10 +371,14 @@ static void s_job(struct kb_srv_conn *c, const struct kb_proto_request *req)
     job->srv = s;
     job->op = req->op;
     memcpy(job->id, req->id, sizeof(job->id));
-    if (req->op == KB_PROTO_OP_REVOKE)
+    if (req->op == KB_PROTO_OP_REVOKE) {
         rc = kb_engine_revoke(s->engine, tenant, &ro, on_progress, on_done, job);
-    else
+    } else if (req->adopt_bucket) {
+        kb_srv_log_adopt(c, tenant);
+        rc = kb_engine_provision_with(s->engine, tenant, &po, on_progress, on_done, job);
+    } else {
         rc = kb_engine_provision(s->engine, tenant, on_progress, on_done, job);
+    }
     if (rc == 0) {
         s_job_link(job);
     } else {

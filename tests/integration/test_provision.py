@@ -526,7 +526,8 @@ class TestForeign(ProvisionCase):
         self.assertEqual(r.rc, 1, r)
         self.assertEqual(r.summary["fb"], ("error", "step bucket: bucket acme-fb exists and is "
                                            "not managed by keybroker for tenant fb; refusing to "
-                                           "adopt it"))
+                                           "adopt it (if it is yours, `kbctl adopt fb` takes it "
+                                           "under management)"))
         self.assertEqual(self._snapshot(bucket=t.bucket)[1], before)
         writes = [c for c in self.calls_since(seq) if c["service"] == "s3"
                   and not c["operation"].startswith(READS)]
@@ -540,8 +541,8 @@ class TestForeign(ProvisionCase):
         before = self._snapshot(bucket="acme-shared")[1]
         r = self.kb.run(self.kb.config([thief]))
         self.assertEqual(r.rc, 1, r)
-        self.assertIn("bucket acme-shared exists and is not managed by keybroker for tenant "
-                      "thief; refusing to adopt it", r.summary["thief"][1])
+        self.assertIn("bucket acme-shared carries keybroker tags of another tenant; refusing to "
+                      "adopt it", r.summary["thief"][1])
         self.assertEqual(self._snapshot(bucket="acme-shared")[1], before)
 
         self.fa.control("POST", "/_fakeaws/foreign-buckets", {"name": "acme-elsewhere"})
@@ -704,6 +705,82 @@ class TestRevoke(ProvisionCase):
         self.assertNotIn(t.bucket, buckets(st))
         self.assertNotIn(t.secret, secrets(st))
         self.assertNotIn(t.user, users(st))
+
+
+class TestDialect(ProvisionCase):
+    """Endpoints that are not today's AWS: tags refused in CreateBucket (pre-2025 S3, MinIO, Ceph),
+    no 2023 bucket defaults, responses written as moto writes them."""
+
+    def setUp(self):
+        super().setUp()
+        self.fa.control("POST", "/_fakeaws/config", {"create_bucket_tags": "malformed",
+                                                     "bucket_defaults": False,
+                                                     "moto_style": True})
+
+    def test_tags_fallback_sets_every_setting_and_converges(self):
+        tenants = [Tenant("da", "acme-dial-a", "read-write", "x/"),
+                   Tenant("db", "acme-dial-b", "read-only")]
+        cfg = self.kb.config(tenants)
+        seq = self.last_seq()
+        r = self.kb.run(cfg)
+        self.assertEqual(r.rc, 0, r)
+        ops = [c["operation"] for c in self.calls_since(seq)]
+        # the creation is recorded on the user, the bucket created untagged, tagged at once, and
+        # the record removed again
+        self.assertEqual(ops.count("TagUser"), 2, ops)
+        self.assertEqual(ops.count("PutBucketTagging"), 2, ops)
+        self.assertEqual(ops.count("UntagUser"), 2, ops)
+        for op in ("PutPublicAccessBlock", "PutBucketEncryption", "PutBucketOwnershipControls"):
+            self.assertEqual(ops.count(op), 2, (op, ops))
+        # tagged, Block Public Access, encryption, ownership and policy all in place
+        self.assertConverged(tenants)
+        for t in tenants:
+            user = users(self.fa.state())[t.user]
+            self.assertNotIn("keybroker:creating-bucket", user.get("tags", {}), user)
+        # a second run writes nothing
+        seq = self.last_seq()
+        self.assertEqual(self.kb.run(cfg).rc, 0)
+        writes = [c["operation"] for c in self.calls_since(seq)
+                  if not c["operation"].startswith(READS)]
+        self.assertEqual(writes, [])
+
+    def test_kill9_between_untagged_create_and_tagging_converges(self):
+        t = Tenant("dk", "acme-dial-kill", "read-only")
+        cfg = self.kb.config([t])
+        seq = self.last_seq()
+        # The second CreateBucket is the untagged one: freeze it, kill the broker while S3
+        # carries it out, so PutBucketTagging is never sent.
+        self.fa.fault(kind="delay", delay_ms=1500, operation="CreateBucket", skip=1, count=1)
+        p = self.kb.popen(cfg)
+        self.addCleanup(lambda: p.poll() is None and p.kill())
+        deadline = time.monotonic() + 30
+        while self.fa.control("GET", "/_fakeaws/faults")["rules"] and p.poll() is None:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        p.kill()
+        p.communicate()
+        while not [c for c in self.calls_since(seq) if c["fault"] == "delay"]:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.02)
+        state = self.fa.state()
+        bucket = state["services"]["s3"]["buckets"][t.bucket]
+        self.assertEqual(bucket.get("tags") or {}, {}, bucket)
+        self.assertIn("keybroker:creating-bucket", users(state)[t.user].get("tags", {}))
+        # the restart recognises its own creation, tags the bucket and finishes
+        r = self.kb.run(cfg)
+        self.assertEqual(r.rc, 0, r)
+        self.assertConverged([t])
+        self.assertNotIn("keybroker:creating-bucket",
+                         users(self.fa.state())[t.user].get("tags", {}))
+
+    def test_untagged_bucket_without_record_is_still_refused(self):
+        t = Tenant("dr", "acme-dial-refused", "read-only")
+        self.fa.aws("s3api", "create-bucket", "--bucket", t.bucket)
+        r = self.kb.run(self.kb.config([t]))
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("refusing to adopt it", r.summary["dr"][1])
+        self.assertEqual(self.fa.state()["services"]["s3"]["buckets"][t.bucket].get("tags") or {},
+                         {})
 
 
 class TestCrash(ProvisionCase):

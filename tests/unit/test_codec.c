@@ -65,6 +65,17 @@ static void test_parse_status_and_provision(void **state)
     assert_false(s_req.has_tenant);
     s_ok("{\"v\":1,\"op\":\"provision\",\"tenant\":\"x-1_2+3=4,5\"}");
     assert_string_equal(s_req.tenant, "x-1_2+3=4,5");
+    assert_false(s_req.adopt_bucket);
+    /* kbctl adopt: one named tenant only */
+    s_ok("{\"v\":1,\"op\":\"provision\",\"tenant\":\"billing\",\"adopt_bucket\":true}");
+    assert_true(s_req.adopt_bucket);
+    s_ok("{\"v\":1,\"op\":\"provision\",\"adopt_bucket\":false}");
+    assert_false(s_req.adopt_bucket);
+    REFUSED("{\"v\":1,\"op\":\"provision\",\"adopt_bucket\":true}", KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"provision\",\"tenant\":\"b\",\"adopt_bucket\":1}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"revoke\",\"tenant\":\"b\",\"adopt_bucket\":true}",
+            KB_PROTO_EBAD_REQUEST);
 }
 
 static void test_parse_rotate_and_revoke(void **state)

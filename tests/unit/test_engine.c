@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "aws/svc.h"
 #include "common/uuid.h"
+#include "events/events.h"
 
 #define MAX_CALLS 256
 
@@ -42,6 +43,10 @@ static struct {
     long fail_status;
     const char *fail_code;
     bool bucket_exists_untagged;
+    bool create_tags_refused; /* CreateBucket with <Tags>: 400 MalformedXML, as moto answers */
+    bool user_records_bucket; /* ListUserTags: ours, with a fresh creation record of the bucket */
+    bool adopt;               /* provision with adopt_bucket */
+    int adopted_events;
     unsigned keys;
     char last_key[64];
     char key_user[32][64]; /* user of key AKIAFAKE<n>, by n */
@@ -57,6 +62,7 @@ static struct {
     char done_state[8][16];
     char done_message[8][1024];
     struct kb_engine *engine;
+    struct kb_events *bus;
     const struct kb_config *cfg;
     size_t max_provisioning;
 } F;
@@ -124,7 +130,28 @@ static void respond(struct pending *p)
             answer(p, 404, NULL, "NotFound");
     } else if (strcmp(p->op, "GetBucketTagging") == 0) {
         answer(p, 404, NULL, "NoSuchTagSet");
-    } else if (strcmp(p->op, "GetUser") == 0) {
+    } else if (strcmp(p->op, "CreateBucket") == 0 && F.create_tags_refused &&
+               strstr(p->body, "<Tags>") != NULL) {
+        answer(p, 400, NULL, "MalformedXML");
+    } else if (strcmp(p->op, "GetPublicAccessBlock") == 0) {
+        answer(p, 404, NULL, "NoSuchPublicAccessBlockConfiguration"); /* as before 2023 */
+    } else if (strcmp(p->op, "GetBucketEncryption") == 0) {
+        answer(p, 404, NULL, "ServerSideEncryptionConfigurationNotFoundError");
+    } else if (strcmp(p->op, "GetBucketOwnershipControls") == 0) {
+        answer(p, 404, NULL, "OwnershipControlsNotFoundError");
+    } else if (strcmp(p->op, "GetBucketPolicy") == 0) {
+        answer(p, 404, NULL, "NoSuchBucketPolicy");
+    } else if (strcmp(p->op, "ListUserTags") == 0 && F.user_records_bucket) {
+        snprintf(body, sizeof(body),
+                 "<ListUserTagsResponse><ListUserTagsResult><Tags>"
+                 "<member><Key>keybroker:tenant</Key><Value>billing</Value></member>"
+                 "<member><Key>keybroker:managed</Key><Value>true</Value></member>"
+                 "<member><Key>keybroker:creating-bucket</Key><Value>acme-billing %lld</Value>"
+                 "</member></Tags><IsTruncated>false</IsTruncated></ListUserTagsResult>"
+                 "</ListUserTagsResponse>",
+                 (long long)time(NULL) - 60);
+        answer(p, 200, body, NULL);
+    } else if (strcmp(p->op, "GetUser") == 0 || strcmp(p->op, "ListUserTags") == 0) {
         answer(p, 404, NULL, "NoSuchEntity");
     } else if (strcmp(p->op, "CreateUser") == 0) {
         form_value(p->body, "UserName=", user, sizeof(user));
@@ -308,12 +335,31 @@ static int teardown(void **state)
 }
 
 /* Provisions tenant (NULL: all) of cfg to the end. */
+static void on_adopted(void *ctx, const struct kb_event *ev)
+{
+    (void)ctx;
+    assert_string_equal(ev->arn, "arn:aws:s3:::acme-billing");
+    assert_non_null(ev->message);
+    F.adopted_events++;
+}
+
 static void provision(const struct kb_config *cfg, const char *tenant)
 {
     F.cfg = cfg;
     assert_int_equal(kb_engine_new(&F.loop, cfg, s_client, &F.engine), 0);
+    assert_int_equal(kb_events_new(&F.bus), 0);
+    assert_int_equal(kb_events_subscribe(F.bus, KB_EVENT_MASK(KB_EVENT_ADOPTED), on_adopted, NULL,
+                                         &(struct kb_events_sub *){NULL}),
+                     0);
+    kb_engine_set_events(F.engine, F.bus);
     F.in_provision = true;
-    assert_int_equal(kb_engine_provision(F.engine, tenant, on_progress, on_done, NULL), 0);
+    if (F.adopt)
+        assert_int_equal(kb_engine_provision_with(F.engine, tenant,
+                                                  &(struct kb_engine_provision_opts){true},
+                                                  on_progress, on_done, NULL),
+                         0);
+    else
+        assert_int_equal(kb_engine_provision(F.engine, tenant, on_progress, on_done, NULL), 0);
     F.in_provision = false;
     assert_int_equal(F.done_calls, 0);
     uv_run(&F.loop, UV_RUN_DEFAULT);
@@ -325,6 +371,8 @@ static void finish(struct kb_config *cfg)
 {
     kb_engine_destroy(F.engine);
     uv_run(&F.loop, UV_RUN_DEFAULT);
+    kb_events_destroy(F.bus);
+    F.bus = NULL;
     kb_config_destroy(cfg);
 }
 
@@ -341,12 +389,27 @@ static size_t find(const char *op, size_t from)
     "{\"tenants\":[{\"name\":\"billing\",\"bucket\":\"acme-billing\",\"prefix\":\"in/\","          \
     "\"access\":\"read-write\"}]}"
 
+#define TWO_TENANTS                                                                                \
+    "{\"broker\":{\"concurrency\":1},"                                                             \
+    "\"tenants\":[{\"name\":\"billing\",\"bucket\":\"acme-billing\",\"access\":\"read-only\"},"    \
+    "{\"name\":\"ops\",\"bucket\":\"acme-ops\",\"access\":\"read-only\"}]}"
+
 static void test_fresh_tenant_minimal_calls_in_order(void **state)
 {
-    static const char *const minimal[] = {"HeadBucket",        "CreateBucket",    "PutBucketPolicy",
-                                          "GetUser",           "CreateUser",      "PutUserPolicy",
-                                          "DescribeSecret",    "CreateAccessKey", "CreateSecret",
-                                          "GetCallerIdentity", "ListObjectsV2"};
+    static const char *const minimal[] = {"HeadBucket",
+                                          "CreateBucket",
+                                          "PutPublicAccessBlock",
+                                          "PutBucketEncryption",
+                                          "PutBucketOwnershipControls",
+                                          "PutBucketPolicy",
+                                          "GetUser",
+                                          "CreateUser",
+                                          "PutUserPolicy",
+                                          "DescribeSecret",
+                                          "CreateAccessKey",
+                                          "CreateSecret",
+                                          "GetCallerIdentity",
+                                          "ListObjectsV2"};
     struct kb_config *cfg = load(ONE_TENANT);
     struct kb_tenant_status st;
     char version[KB_UUID_STR_SIZE];
@@ -363,7 +426,11 @@ static void test_fresh_tenant_minimal_calls_in_order(void **state)
     }
     /* each chain in order; the key step after both chains; the probe after the store */
     assert_true(find("HeadBucket", 0) < find("CreateBucket", 0));
-    assert_true(find("CreateBucket", 0) < find("PutBucketPolicy", 0));
+    /* every secure setting is written on the new bucket, none assumed from S3's defaults */
+    assert_true(find("CreateBucket", 0) < find("PutPublicAccessBlock", 0));
+    assert_true(find("PutPublicAccessBlock", 0) < find("PutBucketEncryption", 0));
+    assert_true(find("PutBucketEncryption", 0) < find("PutBucketOwnershipControls", 0));
+    assert_true(find("PutBucketOwnershipControls", 0) < find("PutBucketPolicy", 0));
     assert_true(find("GetUser", 0) < find("CreateUser", 0));
     assert_true(find("CreateUser", 0) < find("PutUserPolicy", 0));
     /* the chains run concurrently: both first calls go out before either second one */
@@ -404,7 +471,7 @@ static void test_concurrency_bound(void **state)
     assert_int_equal(F.done_err, 0);
     assert_int_equal(F.done_count, 6);
     assert_int_equal(F.max_provisioning, 2);
-    assert_int_equal(F.ncalls, 6 * 11);
+    assert_int_equal(F.ncalls, 6 * 14);
     for (int i = 0; i < 6; i++)
         assert_string_equal(F.done_state[i], "ready");
     finish(cfg);
@@ -453,9 +520,10 @@ static void test_foreign_bucket_is_refused(void **state)
     F.bucket_exists_untagged = true;
     provision(cfg, NULL);
     assert_int_equal(F.done_err, KB_EAWS);
-    assert_string_equal(F.done_message[0], "step bucket: bucket acme-billing exists and is not "
-                                           "managed by keybroker for tenant billing; refusing "
-                                           "to adopt it");
+    assert_string_equal(F.done_message[0],
+                        "step bucket: bucket acme-billing exists and is not managed by keybroker "
+                        "for tenant billing; refusing to adopt it (if it is yours, `kbctl adopt "
+                        "billing` takes it under management)");
     /* nothing was written to the bucket, and no key was made */
     for (size_t i = 0; i < F.ncalls; i++) {
         if (strcmp(F.subjects[i], "acme-billing") == 0)
@@ -463,6 +531,80 @@ static void test_foreign_bucket_is_refused(void **state)
                         strcmp(F.calls[i], "GetBucketTagging") == 0);
     }
     assert_int_equal(find("CreateAccessKey", 0), SIZE_MAX);
+    finish(cfg);
+}
+
+/* The endpoint refuses tags in CreateBucket (moto, LocalStack...): the creation is recorded on
+ * the IAM user first, the bucket created untagged and tagged at once, every setting written, and
+ * the record removed before the key step; the next tenant does not try tags again. */
+static void test_create_bucket_tags_fallback(void **state)
+{
+    struct kb_config *cfg = load(TWO_TENANTS);
+    size_t tag_user, create2, tagging, untag;
+
+    F.create_tags_refused = true;
+    provision(cfg, NULL);
+    assert_int_equal(F.done_err, 0);
+    assert_string_equal(F.done_state[0], "ready");
+    assert_string_equal(F.done_state[1], "ready");
+    tag_user = find("TagUser", 0);
+    assert_int_not_equal(tag_user, SIZE_MAX);
+    assert_true(find("PutUserPolicy", 0) < tag_user); /* the user chain ended first */
+    create2 = find("CreateBucket", tag_user);
+    tagging = find("PutBucketTagging", create2);
+    untag = find("UntagUser", tagging);
+    assert_true(create2 != SIZE_MAX && tagging != SIZE_MAX && untag != SIZE_MAX);
+    assert_true(find("PutPublicAccessBlock", tagging) < find("PutBucketPolicy", tagging));
+    assert_true(untag < find("DescribeSecret", tagging));
+    /* 2 tenants one after the other: one refused attempt with tags, then two untagged
+     * creations (the engine remembers what the endpoint refused) */
+    {
+        size_t creates = 0;
+
+        for (size_t i = 0; i < F.ncalls; i++)
+            creates += strcmp(F.calls[i], "CreateBucket") == 0;
+        assert_int_equal(creates, 3);
+    }
+    finish(cfg);
+}
+
+/* After a crash between the untagged CreateBucket and PutBucketTagging: the bucket has no tag,
+ * the user records its creation, so the run tags it, reads every setting, removes the record. */
+static void test_untagged_bucket_with_creation_record_converges(void **state)
+{
+    struct kb_config *cfg = load(ONE_TENANT);
+    size_t tagging;
+
+    F.bucket_exists_untagged = true;
+    F.user_records_bucket = true;
+    provision(cfg, NULL);
+    assert_int_equal(F.done_err, 0);
+    assert_string_equal(F.done_state[0], "ready");
+    tagging = find("PutBucketTagging", find("ListUserTags", 0));
+    assert_int_not_equal(tagging, SIZE_MAX);
+    assert_int_not_equal(find("GetPublicAccessBlock", tagging), SIZE_MAX);
+    assert_int_not_equal(find("UntagUser", tagging), SIZE_MAX);
+    assert_int_equal(F.adopted_events, 1);
+    finish(cfg);
+}
+
+/* An operator's own untagged bucket: refused by default (test_foreign_bucket_is_refused), taken
+ * under management on request, announced. */
+static void test_adopt_on_request(void **state)
+{
+    struct kb_config *cfg = load(ONE_TENANT);
+    size_t tagging;
+
+    F.bucket_exists_untagged = true;
+    F.adopt = true;
+    provision(cfg, "billing");
+    assert_int_equal(F.done_err, 0);
+    assert_string_equal(F.done_state[0], "ready");
+    assert_int_equal(find("ListUserTags", 0), SIZE_MAX);
+    tagging = find("PutBucketTagging", 0);
+    assert_int_not_equal(tagging, SIZE_MAX);
+    assert_int_not_equal(find("GetBucketEncryption", tagging), SIZE_MAX);
+    assert_int_equal(F.adopted_events, 1);
     finish(cfg);
 }
 
@@ -511,6 +653,10 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_store_failure_deletes_the_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unclear_store_failure_reads_before_deleting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_bucket_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_bucket_tags_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_untagged_bucket_with_creation_record_converges, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_adopt_on_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_tenants_and_unknown_tenant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_drops_queued_jobs, setup, teardown),
     };

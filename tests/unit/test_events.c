@@ -99,6 +99,7 @@ static void test_edges(void **state)
     kb_events_emit(bus, &bad); /* an unknown kind reaches nobody */
     assert_int_equal(r.n, 0);
     assert_string_equal(kb_event_kind_name(KB_EVENT_AUTHZ), "authz");
+    assert_string_equal(kb_event_kind_name(KB_EVENT_ADOPTED), "adopted");
     assert_string_equal(kb_event_kind_name(KB_EVENT_KIND_COUNT), "unknown");
     kb_events_destroy(bus); /* frees the subscription still on it */
 }

@@ -146,6 +146,12 @@ typedef void (*kb_client_progress_cb)(void *ctx, const struct kb_client_progress
  * for each progress line as it arrives, before the call returns. */
 int kb_client_provision(struct kb_client *c, const char *tenant, kb_client_progress_cb progress,
                         void *ctx, struct kb_client_states **out);
+/* provision (admin) of one tenant whose bucket exists without keybroker's tags (an operator's
+ * own bucket): the broker tags it, puts its settings under management (Block Public Access,
+ * encryption, BucketOwnerEnforced, its bucket policy) and logs and announces the adoption. A
+ * bucket tagged for another tenant is still refused. Otherwise like kb_client_provision. */
+int kb_client_adopt(struct kb_client *c, const char *tenant, kb_client_progress_cb progress,
+                    void *ctx, struct kb_client_states **out);
 /* rotate (admin) */
 int kb_client_rotate(struct kb_client *c, const char *tenant, struct kb_client_states **out);
 /* revoke (admin): deletes the tenant's keys, policy and user and schedules its secret's deletion;
@@ -158,11 +164,11 @@ int kb_client_metrics(struct kb_client *c, char **text);
 
 /*
  * Any request, for tools that want the broker's JSON as is. op is the wire name ("get");
- * tenant, tenants (watch) and the revoke flags are sent when set. Each line that arrives before
- * the final response (provision progress) goes to on_line (may be NULL) as raw JSON without its
- * newline, borrowed until it returns. On success *result_json is the "result" object as compact
- * JSON (caller frees with free()). Returns 0, -EINVAL (unknown op, bad tenant name, op "watch":
- * use kb_client_watch_start), KB_CLIENT_EREMOTE, or a transport error.
+ * tenant, tenants (watch), the revoke flags and adopt_bucket are sent when set. Each line that
+ * arrives before the final response (provision progress) goes to on_line (may be NULL) as raw JSON
+ * without its newline, borrowed until it returns. On success *result_json is the "result" object as
+ * compact JSON (caller frees with free()). Returns 0, -EINVAL (unknown op, bad tenant name, op
+ * "watch": use kb_client_watch_start), KB_CLIENT_EREMOTE, or a transport error.
  */
 struct kb_client_request {
     const char *op;
@@ -171,6 +177,7 @@ struct kb_client_request {
     size_t tenant_count;
     bool delete_bucket;       /* revoke only */
     bool force_delete_secret; /* revoke only */
+    bool adopt_bucket;        /* provision only, with a tenant (kb_client_adopt) */
 };
 typedef void (*kb_client_line_cb)(void *ctx, const char *line, size_t len);
 int kb_client_call(struct kb_client *c, const struct kb_client_request *req,
