@@ -75,7 +75,7 @@ import collections, json, sys
 fresh = json.load(open(sys.argv[1]))["calls"]
 second = json.load(open(sys.argv[2]))["calls"]
 n = int(sys.argv[3])
-minimal = ["HeadBucket", "CreateBucket", "PutPublicAccessBlock", "PutBucketEncryption",
+minimal = ["HeadBucket", "CreateBucket", "GetBucketTagging", "PutPublicAccessBlock", "PutBucketEncryption",
            "PutBucketOwnershipControls", "PutBucketPolicy", "GetUser", "CreateUser",
            "PutUserPolicy", "DescribeSecret", "CreateAccessKey", "CreateSecret",
            "GetCallerIdentity", "ListObjectsV2"]

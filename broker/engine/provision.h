@@ -37,6 +37,7 @@ struct kb_prov {
     bool intent_written; /* this run wrote the creation record */
     bool intent_seen;    /* the user carries one (this run's, an earlier run's) */
     char intent[KB_RC_INTENT_SIZE];
+    char create_request_id[96]; /* of the CreateBucket that made the bucket (the step's) */
 
     /* the key step */
     bool secret_exists;

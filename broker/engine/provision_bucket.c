@@ -3,9 +3,10 @@
  * and writes only where AWS differs.
  *
  *   HeadBucket -> 404: CreateBucket with keybroker's tags in CreateBucketConfiguration, so a crash
- *                      can never leave an untagged bucket of ours; where the endpoint refuses
- *                      tags there (kb_rc_create_tags_refused: moto, LocalStack, MinIO, Ceph),
- *                      the untagged creation below
+ *                      can never leave an untagged bucket of ours -> GetBucketTagging, because
+ *                      some endpoints (moto 5.2) accept the field and drop the tags; where the
+ *                      endpoint refuses tags there (kb_rc_create_tags_refused: pre-2025 S3,
+ *                      LocalStack, MinIO, Ceph) or dropped them, the untagged creation below
  *              -> 200: GetBucketTagging -> keybroker:managed=true and keybroker:tenant=<tenant>,
  *                      else refused untouched (see "Adoption"); configured tags missing ->
  *                      PutBucketTagging
@@ -506,6 +507,46 @@ static void s_create_untagged(struct kb_job *j)
         kb_prov__chain_end(j);
 }
 
+/* Some endpoints (moto 5.2) answer a tagged CreateBucket 200 and drop the tags: read them back
+ * once. Missing -> the endpoint is treated as one that refuses them (later buckets take the
+ * recorded, untagged path) and this one is tagged now. */
+static void on_created_tags(void *ctx, const struct kb_aws_error *err,
+                            const struct kb_s3_tags *tags)
+{
+    struct kb_job *j = ctx;
+    struct kb_prov *p = kb_prov(j);
+    size_t missing[KB_CONFIG_MAX_USER_TAGS + 2];
+
+    kb_job_log_call(j, S_STEP, "GetBucketTagging", err, KB_RID(tags));
+    if (err != NULL) {
+        kb_job_fail_aws(j, S_STEP, err);
+        s_end(j);
+    } else if (kb_rc_tags_missing(tags->tags, tags->tag_count, p->tags, p->ntags, missing) == 0) {
+        kb_job_event(j, S_STEP, KB_ENGINE_DONE, "created (tagged at creation)",
+                     p->create_request_id);
+        s_next(j);
+    } else {
+        kb_log(KB_LOG_WARN,
+               "CreateBucket dropped the tags; creating buckets untagged and tagging "
+               "them",
+               "tenant", j->t->name, "request_id", tags->request_id, NULL);
+        j->quirks->create_bucket_no_tags = true;
+        kb_job_event(j, S_STEP, KB_ENGINE_DONE,
+                     "created; the endpoint dropped the tags given to CreateBucket, tagging it now",
+                     p->create_request_id);
+        s_put_tags(j, tags->tags, tags->tag_count);
+    }
+    kb_job_unref(j);
+}
+
+static void s_verify_tags(struct kb_job *j)
+{
+    struct kb_s3_bucket_input in;
+
+    kb_job_send(j, S_STEP, "GetBucketTagging",
+                kb_s3_get_bucket_tagging(s_client(j), s_in(j, &in), on_created_tags, j), s_end);
+}
+
 static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
 {
     struct kb_job *j = ctx;
@@ -513,8 +554,9 @@ static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb
     kb_job_log_call(j, S_STEP, "CreateBucket", err, KB_RID(ok));
     if (err == NULL) {
         kb_prov(j)->bucket_fresh = true;
-        kb_job_event(j, S_STEP, KB_ENGINE_DONE, "created (tagged at creation)", ok->request_id);
-        s_next(j);
+        kb_strf(kb_prov(j)->create_request_id, sizeof(kb_prov(j)->create_request_id), "%s",
+                ok->request_id);
+        s_verify_tags(j);
     } else if (kb_rc_is_code(err, "BucketAlreadyOwnedByYou")) {
         /* Created meanwhile by us (a lost response, another broker): judge it by its tags. */
         s_read_tags(j);

@@ -773,6 +773,21 @@ class TestDialect(ProvisionCase):
         self.assertNotIn("keybroker:creating-bucket",
                          users(self.fa.state())[t.user].get("tags", {}))
 
+    def test_tags_dropped_by_create_bucket_are_put_and_converge(self):
+        # moto 5.2: CreateBucket takes the tags and keeps none
+        self.fa.control("POST", "/_fakeaws/config", {"create_bucket_tags": False})
+        tenants = [Tenant("dd", "acme-dial-drop", "read-only"),
+                   Tenant("de", "acme-dial-drop-2", "read-only")]
+        cfg = self.kb.config(tenants)
+        r = self.kb.run(cfg)
+        self.assertEqual(r.rc, 0, r)
+        self.assertConverged(tenants)
+        seq = self.last_seq()
+        self.assertEqual(self.kb.run(cfg).rc, 0)
+        writes = [c["operation"] for c in self.calls_since(seq)
+                  if not c["operation"].startswith(READS)]
+        self.assertEqual(writes, [])
+
     def test_untagged_bucket_without_record_is_still_refused(self):
         t = Tenant("dr", "acme-dial-refused", "read-only")
         self.fa.aws("s3api", "create-bucket", "--bucket", t.bucket)

@@ -47,6 +47,9 @@ static struct {
     bool user_records_bucket; /* ListUserTags: ours, with a fresh creation record of the bucket */
     bool adopt;               /* provision with adopt_bucket */
     int adopted_events;
+    bool create_drops_tags; /* a tagged CreateBucket succeeds but keeps no tag (moto 5.2) */
+    char tagged[16][64];    /* buckets that carry keybroker's tags */
+    size_t ntagged;
     unsigned keys;
     char last_key[64];
     char key_user[32][64]; /* user of key AKIAFAKE<n>, by n */
@@ -117,6 +120,15 @@ static void form_value(const char *body, const char *key, char *out, size_t len)
     out[n] = '\0';
 }
 
+static bool s_tagged(const char *bucket)
+{
+    for (size_t i = 0; i < F.ntagged; i++) {
+        if (strcmp(F.tagged[i], bucket) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void respond(struct pending *p)
 {
     char body[2048], user[64];
@@ -129,7 +141,22 @@ static void respond(struct pending *p)
         else
             answer(p, 404, NULL, "NotFound");
     } else if (strcmp(p->op, "GetBucketTagging") == 0) {
-        answer(p, 404, NULL, "NoSuchTagSet");
+        if (s_tagged(p->bucket)) {
+            snprintf(body, sizeof(body),
+                     "<Tagging><TagSet><Tag><Key>keybroker:tenant</Key><Value>%s</Value></Tag>"
+                     "<Tag><Key>keybroker:managed</Key><Value>true</Value></Tag></TagSet>"
+                     "</Tagging>",
+                     p->bucket + strlen("acme-"));
+            answer(p, 200, body, NULL);
+        } else {
+            answer(p, 404, NULL, "NoSuchTagSet");
+        }
+    } else if ((strcmp(p->op, "CreateBucket") == 0 && strstr(p->body, "<Tags>") != NULL &&
+                !F.create_drops_tags && !F.create_tags_refused) ||
+               strcmp(p->op, "PutBucketTagging") == 0) {
+        assert_true(F.ntagged < 16);
+        snprintf(F.tagged[F.ntagged++], sizeof(F.tagged[0]), "%s", p->bucket);
+        answer(p, 200, "", NULL);
     } else if (strcmp(p->op, "CreateBucket") == 0 && F.create_tags_refused &&
                strstr(p->body, "<Tags>") != NULL) {
         answer(p, 400, NULL, "MalformedXML");
@@ -396,19 +423,13 @@ static size_t find(const char *op, size_t from)
 
 static void test_fresh_tenant_minimal_calls_in_order(void **state)
 {
-    static const char *const minimal[] = {"HeadBucket",
-                                          "CreateBucket",
-                                          "PutPublicAccessBlock",
-                                          "PutBucketEncryption",
-                                          "PutBucketOwnershipControls",
-                                          "PutBucketPolicy",
-                                          "GetUser",
-                                          "CreateUser",
-                                          "PutUserPolicy",
-                                          "DescribeSecret",
-                                          "CreateAccessKey",
-                                          "CreateSecret",
-                                          "GetCallerIdentity",
+    static const char *const minimal[] = {"HeadBucket",          "CreateBucket",
+                                          "GetBucketTagging",    "PutPublicAccessBlock",
+                                          "PutBucketEncryption", "PutBucketOwnershipControls",
+                                          "PutBucketPolicy",     "GetUser",
+                                          "CreateUser",          "PutUserPolicy",
+                                          "DescribeSecret",      "CreateAccessKey",
+                                          "CreateSecret",        "GetCallerIdentity",
                                           "ListObjectsV2"};
     struct kb_config *cfg = load(ONE_TENANT);
     struct kb_tenant_status st;
@@ -471,7 +492,7 @@ static void test_concurrency_bound(void **state)
     assert_int_equal(F.done_err, 0);
     assert_int_equal(F.done_count, 6);
     assert_int_equal(F.max_provisioning, 2);
-    assert_int_equal(F.ncalls, 6 * 14);
+    assert_int_equal(F.ncalls, 6 * 15);
     for (int i = 0; i < 6; i++)
         assert_string_equal(F.done_state[i], "ready");
     finish(cfg);
@@ -568,6 +589,29 @@ static void test_create_bucket_tags_fallback(void **state)
     finish(cfg);
 }
 
+/* moto 5.2 takes the tags in CreateBucket and keeps none: read back, tagged at once, and the next
+ * tenant takes the recorded, untagged path. */
+static void test_create_bucket_tags_dropped(void **state)
+{
+    struct kb_config *cfg = load(TWO_TENANTS);
+    size_t first_tagging, tag_user;
+
+    F.create_drops_tags = true;
+    provision(cfg, NULL);
+    assert_int_equal(F.done_err, 0);
+    assert_string_equal(F.done_state[0], "ready");
+    assert_string_equal(F.done_state[1], "ready");
+    first_tagging = find("PutBucketTagging", find("GetBucketTagging", 0));
+    assert_int_not_equal(first_tagging, SIZE_MAX);
+    assert_true(first_tagging < find("PutPublicAccessBlock", 0));
+    /* the second tenant records its creation on its user and creates untagged */
+    tag_user = find("TagUser", first_tagging);
+    assert_int_not_equal(tag_user, SIZE_MAX);
+    assert_int_not_equal(find("UntagUser", tag_user), SIZE_MAX);
+    assert_true(s_tagged("acme-billing") && s_tagged("acme-ops"));
+    finish(cfg);
+}
+
 /* After a crash between the untagged CreateBucket and PutBucketTagging: the bucket has no tag,
  * the user records its creation, so the run tags it, reads every setting, removes the record. */
 static void test_untagged_bucket_with_creation_record_converges(void **state)
@@ -654,6 +698,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_unclear_store_failure_reads_before_deleting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_bucket_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_bucket_tags_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_bucket_tags_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untagged_bucket_with_creation_record_converges, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_adopt_on_request, setup, teardown),
