@@ -92,6 +92,19 @@ static int s_make(const struct s_fields *f, time_t *out)
     return 0;
 }
 
+/* An optional ".digits" (fractions of a second are dropped): false for a "." without digits. */
+static bool s_fraction(const char **p)
+{
+    if (**p != '.')
+        return true;
+    (*p)++;
+    if (**p < '0' || **p > '9')
+        return false;
+    while (**p >= '0' && **p <= '9')
+        (*p)++;
+    return true;
+}
+
 /* HH:MM:SS */
 static bool s_clock(const char **p, struct s_fields *f)
 {
@@ -108,13 +121,8 @@ static int s_iso(const char *s, bool strict, time_t *out)
         !s_expect(&p, "-") || !s_digits(&p, 2, &f.day) || !s_expect(&p, strict ? "Tt" : "Tt ") ||
         !s_clock(&p, &f))
         return KB_EPARSE;
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return KB_EPARSE;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
+    if (!s_fraction(&p))
+        return KB_EPARSE;
     if (*p == 'Z' || *p == 'z')
         p++;
     else if (*p == '+' || *p == '-') {
@@ -173,13 +181,8 @@ static int s_epoch(const char *s, time_t *out)
         if (v > S_MAX_EPOCH)
             return KB_EPARSE;
     }
-    if (*p == '.') {
-        p++;
-        if (*p < '0' || *p > '9')
-            return KB_EPARSE;
-        while (*p >= '0' && *p <= '9')
-            p++;
-    }
+    if (!s_fraction(&p))
+        return KB_EPARSE;
     if (*p != '\0')
         return KB_EPARSE;
     *out = (time_t)v;

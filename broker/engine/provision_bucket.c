@@ -305,8 +305,9 @@ static void on_tags_put(void *ctx, const struct kb_aws_error *err, const struct 
 }
 
 /* The bucket's tags with ours (and the configured ones) set over them, in one PutBucketTagging
- * (it replaces the whole set). */
-static void s_put_tags(struct kb_job *j, const struct kb_aws_tag *have, size_t nhave)
+ * (it replaces the whole set). drift: the drift line to log after the step's start, or NULL. */
+static void s_put_tags(struct kb_job *j, const struct kb_aws_tag *have, size_t nhave,
+                       const char *drift)
 {
     struct kb_prov *p = kb_prov(j);
     struct kb_aws_tag *all = calloc(nhave + p->ntags, sizeof(*all));
@@ -314,6 +315,8 @@ static void s_put_tags(struct kb_job *j, const struct kb_aws_tag *have, size_t n
     int rc;
 
     kb_job_event(j, "bucket-tags", KB_ENGINE_START, NULL, NULL);
+    if (drift != NULL)
+        kb_job_drift(j, "bucket-tags", drift);
     if (all == NULL) {
         kb_job_fail(j, "bucket-tags", NULL, "out of memory");
         s_end(j);
@@ -365,7 +368,7 @@ static void on_intent_read(void *ctx, const struct kb_aws_error *err,
                        tags->request_id);
         kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists: created by an earlier run, tagging it",
                      tags->request_id);
-        s_put_tags(j, NULL, 0);
+        s_put_tags(j, NULL, 0, NULL);
     }
     kb_job_unref(j);
 }
@@ -391,12 +394,11 @@ static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s
         s_end(j);
     } else if (kb_rc_tags_ours(tags->tags, tags->tag_count, j->t->name)) {
         kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists, managed by keybroker", tags->request_id);
-        if (kb_rc_tags_missing(tags->tags, tags->tag_count, p->tags, p->ntags, missing) > 0) {
-            kb_job_drift(j, "bucket-tags", "configured tags missing or changed on the bucket");
-            s_put_tags(j, tags->tags, tags->tag_count);
-        } else {
+        if (kb_rc_tags_missing(tags->tags, tags->tag_count, p->tags, p->ntags, missing) > 0)
+            s_put_tags(j, tags->tags, tags->tag_count,
+                       "configured tags missing or changed on the bucket");
+        else
             s_next(j);
-        }
     } else if (kb_rc_tags_keybroker(tags->tags, tags->tag_count)) {
         /* keybroker's tags for another tenant (or half of them): never ours, not even on
          * request. */
@@ -409,7 +411,7 @@ static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s
                        tags->request_id);
         kb_job_event(j, S_STEP, KB_ENGINE_DONE, "exists: adopted on request, tagging it",
                      tags->request_id);
-        s_put_tags(j, tags->tags, tags->tag_count);
+        s_put_tags(j, tags->tags, tags->tag_count, NULL);
     } else if (tags->tag_count == 0) {
         s_read_intent(j);
     } else {
@@ -426,12 +428,21 @@ static void s_read_tags(struct kb_job *j)
                 kb_s3_get_bucket_tagging(s_client(j), s_in(j, &in), on_tags, j), s_end);
 }
 
-static void s_exists_elsewhere(struct kb_job *j, const char *request_id)
+/* A failed CreateBucket, tagged or not: created meanwhile (a lost response, another broker:
+ * judged by its tags), another account's, or an error. */
+static void s_create_failed(struct kb_job *j, const struct kb_aws_error *err)
 {
-    kb_job_fail(j, S_STEP, request_id,
-                "bucket %s belongs to another AWS account; refusing to adopt it (choose another "
-                "bucket name)",
-                j->t->bucket);
+    if (kb_rc_is_code(err, "BucketAlreadyOwnedByYou")) {
+        s_read_tags(j);
+        return;
+    }
+    if (kb_rc_is_code(err, "BucketAlreadyExists"))
+        kb_job_fail(j, S_STEP, err->request_id,
+                    "bucket %s belongs to another AWS account; refusing to adopt it (choose "
+                    "another bucket name)",
+                    j->t->bucket);
+    else
+        kb_job_fail_aws(j, S_STEP, err);
     s_end(j);
 }
 
@@ -448,14 +459,9 @@ static void on_create_untagged(void *ctx, const struct kb_aws_error *err,
                      "created without tags (the endpoint refuses them in CreateBucket); tagging "
                      "it now",
                      ok->request_id);
-        s_put_tags(j, NULL, 0);
-    } else if (kb_rc_is_code(err, "BucketAlreadyOwnedByYou")) {
-        s_read_tags(j);
-    } else if (kb_rc_is_code(err, "BucketAlreadyExists")) {
-        s_exists_elsewhere(j, err->request_id);
+        s_put_tags(j, NULL, 0, NULL);
     } else {
-        kb_job_fail_aws(j, S_STEP, err);
-        s_end(j);
+        s_create_failed(j, err);
     }
     kb_job_unref(j);
 }
@@ -534,7 +540,7 @@ static void on_created_tags(void *ctx, const struct kb_aws_error *err,
         kb_job_event(j, S_STEP, KB_ENGINE_DONE,
                      "created; the endpoint dropped the tags given to CreateBucket, tagging it now",
                      p->create_request_id);
-        s_put_tags(j, tags->tags, tags->tag_count);
+        s_put_tags(j, tags->tags, tags->tag_count, NULL);
     }
     kb_job_unref(j);
 }
@@ -557,19 +563,13 @@ static void on_create(void *ctx, const struct kb_aws_error *err, const struct kb
         kb_strf(kb_prov(j)->create_request_id, sizeof(kb_prov(j)->create_request_id), "%s",
                 ok->request_id);
         s_verify_tags(j);
-    } else if (kb_rc_is_code(err, "BucketAlreadyOwnedByYou")) {
-        /* Created meanwhile by us (a lost response, another broker): judge it by its tags. */
-        s_read_tags(j);
-    } else if (kb_rc_is_code(err, "BucketAlreadyExists")) {
-        s_exists_elsewhere(j, err->request_id);
     } else if (kb_rc_create_tags_refused(err)) {
         kb_log(KB_LOG_WARN, "CreateBucket refused tags; creating buckets untagged and tagging them",
                "tenant", j->t->name, "code", err->code, "request_id", err->request_id, NULL);
         j->quirks->create_bucket_no_tags = true;
         s_create_untagged(j);
     } else {
-        kb_job_fail_aws(j, S_STEP, err);
-        s_end(j);
+        s_create_failed(j, err);
     }
     kb_job_unref(j);
 }
