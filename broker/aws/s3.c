@@ -535,10 +535,10 @@ int kb_s3_list_objects_v2(struct kb_aws_client *c, const struct kb_s3_list_objec
     snprintf(max, sizeof(max), "%u", in->max_keys);
     /* Parameters in canonical (sorted) order; values percent-encoded by libcurl. */
     kb_wire_buf_init(&q, false);
-    kb_wire_form_add(&q, "list-type", "2");
-    kb_wire_form_add(&q, "max-keys", max);
+    kb_wire_query_add(&q, "list-type", "2");
+    kb_wire_query_add(&q, "max-keys", max);
     if (in->prefix != NULL && in->prefix[0] != '\0')
-        kb_wire_form_add(&q, "prefix", in->prefix);
+        kb_wire_query_add(&q, "prefix", in->prefix);
     rc = kb_wire_buf_status(&q);
     if (rc == 0) {
         r.bucket = in->bucket;

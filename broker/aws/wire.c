@@ -89,7 +89,8 @@ void kb_wire_buf_free(struct kb_wire_buf *b)
 
 /* -- encoders --------------------------------------------------------------------------------- */
 
-static void s_add_escaped(struct kb_wire_buf *b, const char *s)
+/* Appends s percent-encoded; form: a space as '+' (curl_easy_escape writes "%20"). */
+static void s_add_escaped(struct kb_wire_buf *b, const char *s, bool form)
 {
     size_t len = strlen(s);
     char *enc;
@@ -105,17 +106,38 @@ static void s_add_escaped(struct kb_wire_buf *b, const char *s)
         b->failed = true;
         return;
     }
-    kb_wire_buf_adds(b, enc);
+    if (form) {
+        const char *run = enc, *hit;
+
+        while ((hit = strstr(run, "%20")) != NULL) {
+            kb_wire_buf_add(b, run, (size_t)(hit - run));
+            kb_wire_buf_add(b, "+", 1);
+            run = hit + 3;
+        }
+        kb_wire_buf_adds(b, run);
+    } else {
+        kb_wire_buf_adds(b, enc);
+    }
     curl_free(enc);
+}
+
+static void s_add_pair(struct kb_wire_buf *b, const char *key, const char *value, bool form)
+{
+    if (b->len > 0)
+        kb_wire_buf_add(b, "&", 1);
+    s_add_escaped(b, key, form);
+    kb_wire_buf_add(b, "=", 1);
+    s_add_escaped(b, value != NULL ? value : "", form);
 }
 
 void kb_wire_form_add(struct kb_wire_buf *b, const char *key, const char *value)
 {
-    if (b->len > 0)
-        kb_wire_buf_add(b, "&", 1);
-    s_add_escaped(b, key);
-    kb_wire_buf_add(b, "=", 1);
-    s_add_escaped(b, value != NULL ? value : "");
+    s_add_pair(b, key, value, true);
+}
+
+void kb_wire_query_add(struct kb_wire_buf *b, const char *key, const char *value)
+{
+    s_add_pair(b, key, value, false);
 }
 
 void kb_wire_xml_text(struct kb_wire_buf *b, const char *s)

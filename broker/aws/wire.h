@@ -58,9 +58,16 @@ int kb_wire_buf_status(const struct kb_wire_buf *b);
 /* Wipes (when sensitive) and frees the storage; b may be reused after kb_wire_buf_init. */
 void kb_wire_buf_free(struct kb_wire_buf *b);
 
-/* Appends "&key=value" ("key=value" on an empty buffer) with both halves percent-encoded by
- * curl_easy_escape (everything but RFC 3986's unreserved characters). */
+/* Appends "&key=value" ("key=value" on an empty buffer) to an application/x-www-form-urlencoded
+ * body (IAM, STS): both halves percent-encoded by curl_easy_escape (everything but RFC 3986's
+ * unreserved characters), a space written '+' as the form encoding (and botocore) writes it.
+ * AWS reads "%20" as well; moto 5.2 re-encodes the parsed form before it checks the payload
+ * hash, so it refuses the signature of a body with "%20" in it. */
 void kb_wire_form_add(struct kb_wire_buf *b, const char *key, const char *value);
+
+/* The same for a URL's query string (S3): a space stays "%20", since SigV4 reads '+' in a query
+ * as a literal '+'. */
+void kb_wire_query_add(struct kb_wire_buf *b, const char *key, const char *value);
 
 /* Appends s with & < > " ' escaped as XML entities. */
 void kb_wire_xml_text(struct kb_wire_buf *b, const char *s);

@@ -117,7 +117,7 @@ static void test_create_user_minimal(void **state)
     struct user_got r = {0};
 
     assert_int_equal(kb_iam_create_user(NULL, &in, on_user, &r), 0);
-    assert_string_equal(g_cap.body, "Action=CreateUser&Version=2010-05-08&UserName=a%20b%2Bc");
+    assert_string_equal(g_cap.body, "Action=CreateUser&Version=2010-05-08&UserName=a+b%2Bc");
     cap_fail(KB_EAWS, 409, "EntityAlreadyExists");
     assert_int_equal(r.g.calls, 1);
     assert_int_equal(r.g.err, KB_EAWS);
@@ -327,9 +327,9 @@ static void test_put_user_policy_encodes_document(void **state)
     assert_string_equal(g_cap.body,
                         "Action=PutUserPolicy&Version=2010-05-08&UserName=kb-t1"
                         "&PolicyName=keybroker-s3&PolicyDocument="
-                        "%7B%22Version%22%3A%20%222012-10-17%22%2C%20%22Statement%22%3A%20%5B%7B"
-                        "%22Effect%22%3A%20%22Allow%22%2C%20%22Action%22%3A%20%22s3%3AGetObject%22"
-                        "%2C%20%22Resource%22%3A%20%22arn%3Aaws%3As3%3A%3A%3Ab%2Fp%2A%22%7D%5D%7D");
+                        "%7B%22Version%22%3A+%222012-10-17%22%2C+%22Statement%22%3A+%5B%7B"
+                        "%22Effect%22%3A+%22Allow%22%2C+%22Action%22%3A+%22s3%3AGetObject%22"
+                        "%2C+%22Resource%22%3A+%22arn%3Aaws%3As3%3A%3A%3Ab%2Fp%2A%22%7D%5D%7D");
     cap_respond(200, "<PutUserPolicyResponse/>");
     assert_int_equal(g.err, 0);
     assert_int_equal(g.calls, 1);
