@@ -212,6 +212,11 @@ int kb_broker_run(const struct kb_broker_options *opt)
     } else {
         kb_log(KB_LOG_INFO, "started", "version", opt->version != NULL ? opt->version : "0",
                "socket", kb_server_path(d.server), NULL);
+        if (!d.cfg->aws.deny_insecure_transport)
+            kb_log(KB_LOG_WARN, "config", "warning",
+                   "aws.deny_insecure_transport is false: keybroker does not manage the buckets' "
+                   "policies, and nothing makes S3 refuse their requests without TLS",
+                   NULL);
     }
     uv_run(&d.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&d.loop) != 0) {

@@ -63,6 +63,11 @@
  *     "orphan_key_min_age": "10m"   1m..30d, an unreferenced key younger than this is left alone
  *     "recovery_window_days": 30    7..30, when a tenant's secret is deleted
  *     "overlap": "1h"               0s..30d, how long AWSPREVIOUS keys stay active after rotation
+ *     "deny_insecure_transport": true  each bucket's policy denies requests without TLS, and
+ *                            keybroker keeps it so; false = keybroker neither reads nor writes
+ *                            bucket policies (for emulators that apply a bucket policy's Deny
+ *                            without its condition, e.g. moto 5.2, where the statement would deny
+ *                            everything; never on AWS)
  *   },
  *   "tenants": [             [] by default (zero tenants is a valid, idle broker)
  *     {"name": "billing"     required, [A-Za-z0-9+=,.@_-], 1..64, unique ignoring case (as IAM);
@@ -208,6 +213,7 @@ struct kb_config_aws {
     uint64_t orphan_key_min_age; /* seconds */
     uint32_t recovery_window_days;
     uint64_t overlap; /* seconds */
+    bool deny_insecure_transport;
 };
 
 struct kb_config {

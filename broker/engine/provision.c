@@ -25,7 +25,7 @@ static bool s_prepare(struct kb_job *j)
         rc = kb_policy_tenant(j->t, j->partition, &p->user_policy, msg, sizeof(msg));
     else
         snprintf(msg, sizeof(msg), "%s", kb_strerror(rc));
-    if (rc == 0) {
+    if (rc == 0 && j->cfg->aws.deny_insecure_transport) {
         rc = kb_policy_bucket(j->t->bucket, j->partition, &p->bucket_policy);
         if (rc != 0)
             snprintf(msg, sizeof(msg), "bucket policy: %s", kb_strerror(rc));

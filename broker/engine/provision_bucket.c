@@ -12,7 +12,8 @@
  *                      PutBucketTagging
  *   then each setting: read -> compare -> put when different (drift is logged and repaired):
  *     public-access-block (all four on), encryption (SSE-S3, or SSE-KMS with aws.kms_key_id),
- *     ownership (BucketOwnerEnforced), bucket-policy (deny non-TLS, compared semantically).
+ *     ownership (BucketOwnerEnforced), bucket-policy (deny non-TLS, compared semantically;
+ *     neither read nor written when aws.deny_insecure_transport is false).
  *
  * On a bucket this run created, every setting is written without reading it first: S3 has given
  * new buckets Block Public Access, SSE-S3 and BucketOwnerEnforced since 2023, but S3-compatible
@@ -280,6 +281,14 @@ static void s_next(struct kb_job *j)
     }
     s = &s_settings[p->setting];
     kb_job_event(j, s->step, KB_ENGINE_START, NULL, NULL);
+    if (s->fresh == s_put_policy && p->bucket_policy == NULL) {
+        /* aws.deny_insecure_transport is false: the bucket policy is not keybroker's. */
+        kb_job_event(j, s->step, KB_ENGINE_SKIP,
+                     "not managed (aws.deny_insecure_transport is false)", NULL);
+        p->setting++;
+        s_next(j);
+        return;
+    }
     if (p->bucket_fresh)
         s->fresh(j);
     else

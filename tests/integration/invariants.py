@@ -191,9 +191,10 @@ def check_invariants(state, tenants=(), allow=()):
 
 
 def check_configured(state, tenants, region="us-east-1", kms_key_id=None, extra_tags=None,
-                     iam_path="/keybroker/", boundary=None):
+                     iam_path="/keybroker/", boundary=None, deny_insecure_transport=True):
     """The end state of DESIGN.md section 7 for each tenant: bucket, user, policy, secret and its
-    AWSCURRENT key. Returns a list of problems."""
+    AWSCURRENT key. Returns a list of problems. deny_insecure_transport=False (the option of that
+    name off): the bucket must have no policy at all, since keybroker then writes none."""
     problems = []
     bks, usr, sec = buckets(state), users(state), secrets(state)
     for t in tenants:
@@ -216,7 +217,10 @@ def check_configured(state, tenants, region="us-east-1", kms_key_id=None, extra_
                 problems.append(f"{t.name}: encryption {enc}, want {want_enc}")
             if b["ownership_controls"] != "BucketOwnerEnforced":
                 problems.append(f"{t.name}: ownership {b['ownership_controls']}")
-            if normalize(b["policy"]) != normalize(bucket_policy(t)):
+            if not deny_insecure_transport:
+                if b["policy"] is not None:
+                    problems.append(f"{t.name}: bucket policy {b['policy']}, want none")
+            elif normalize(b["policy"]) != normalize(bucket_policy(t)):
                 problems.append(f"{t.name}: bucket policy {b['policy']}")
         u = usr.get(t.user)
         if u is None:

@@ -272,6 +272,7 @@ static void test_full_config_values(void **state)
     assert_int_equal(cfg->aws.orphan_key_min_age, 900);
     assert_int_equal(cfg->aws.recovery_window_days, 7);
     assert_int_equal(cfg->aws.overlap, 7200);
+    assert_false(cfg->aws.deny_insecure_transport);
     assert_int_equal(cfg->aws.tags.count, 2);
 
     assert_int_equal(cfg->ntenants, 2);
@@ -378,6 +379,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->aws.orphan_key_min_age, 600);
     assert_int_equal(cfg->aws.recovery_window_days, 30);
     assert_int_equal(cfg->aws.overlap, 3600);
+    assert_true(cfg->aws.deny_insecure_transport);
     assert_string_equal(cfg->tenants[0].prefix, "");
     assert_int_equal(cfg->tenants[0].rotate_every, 30 * 86400);
     assert_true(cfg->tenants[0].rotate);
@@ -480,6 +482,8 @@ static void test_hostile_values(void **state)
                  "and 256");
     s_expect_one("{\"broker\": {\"concurrency\": 1e400}}",
                  "broker.concurrency: must be an integer, not a number");
+    s_expect_one("{\"aws\": {\"deny_insecure_transport\": \"no\"}}",
+                 "aws.deny_insecure_transport: must be a boolean, not a string");
     s_expect_one("{\"aws\": {\"overlap\": -1}}",
                  "aws.overlap: -1 is out of range: must be between 0s and 30d");
     s_expect_one("{\"aws\": {\"overlap\": \"99999999999999999999999d\"}}",

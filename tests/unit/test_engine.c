@@ -589,6 +589,25 @@ static void test_create_bucket_tags_fallback(void **state)
     finish(cfg);
 }
 
+/* aws.deny_insecure_transport false: every other setting is written, the bucket policy is neither
+ * written nor read (the tenant is still ready). */
+static void test_bucket_policy_not_managed(void **state)
+{
+    struct kb_config *cfg = load("{\"aws\":{\"deny_insecure_transport\":false},"
+                                 "\"tenants\":[{\"name\":\"billing\",\"bucket\":\"acme-billing\","
+                                 "\"access\":\"read-write\"}]}");
+
+    (void)state;
+    provision(cfg, NULL);
+    assert_int_equal(F.done_err, 0);
+    assert_string_equal(F.done_state[0], "ready");
+    assert_int_equal(F.ncalls, 14);
+    assert_int_not_equal(find("PutBucketOwnershipControls", 0), SIZE_MAX);
+    assert_int_equal(find("PutBucketPolicy", 0), SIZE_MAX);
+    assert_int_equal(find("GetBucketPolicy", 0), SIZE_MAX);
+    finish(cfg);
+}
+
 /* moto 5.2 takes the tags in CreateBucket and keeps none: read back, tagged at once, and the next
  * tenant takes the recorded, untagged path. */
 static void test_create_bucket_tags_dropped(void **state)
@@ -698,6 +717,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_unclear_store_failure_reads_before_deleting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_bucket_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_bucket_tags_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bucket_policy_not_managed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_bucket_tags_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_untagged_bucket_with_creation_record_converges, setup,
                                         teardown),
