@@ -9,6 +9,11 @@
 #      object in the tenant's bucket, and is denied the other tenant's bucket.
 # Everything lives in a temporary directory that is removed at the end, with both daemons stopped.
 # KB_BUILD_DIR names the build to use (default build/release, what ./dev build makes).
+#
+# Against another AWS implementation (what ./dev compat does with moto): KB_DEMO_ENDPOINT is its
+# URL (fakeaws is then not started), KB_DEMO_KEY_ID / KB_DEMO_SECRET an administrator's key there,
+# KB_DEMO_AWS_EXTRA extra members of the config's "aws" object (e.g. '"deny_insecure_transport":
+# false').
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,10 +44,20 @@ for b in "$KEYBROKERD" "$KBCTL"; do
 done
 echo "demo directory: $TMP (written as \$DEMO below; removed at the end)"
 
-say "1. fakeaws: a local AWS (IAM, STS, S3, Secrets Manager) on a free port of 127.0.0.1"
-fakeaws_start "$ROOT" "$TMP" || exit 1
-ENDPOINT=$FAKEAWS_ENDPOINT
-echo "fakeaws listens at $ENDPOINT"
+if [ -n "${KB_DEMO_ENDPOINT:-}" ]; then
+    say "1. the AWS endpoint: $KB_DEMO_ENDPOINT (KB_DEMO_ENDPOINT; fakeaws is not started)"
+    ENDPOINT=$KB_DEMO_ENDPOINT
+    ADMIN_KEY_ID=${KB_DEMO_KEY_ID:?KB_DEMO_KEY_ID: an administrator key id at $ENDPOINT}
+    ADMIN_SECRET=${KB_DEMO_SECRET:?KB_DEMO_SECRET: the secret of KB_DEMO_KEY_ID}
+else
+    say "1. fakeaws: a local AWS (IAM, STS, S3, Secrets Manager) on a free port of 127.0.0.1"
+    fakeaws_start "$ROOT" "$TMP" || exit 1
+    ENDPOINT=$FAKEAWS_ENDPOINT
+    ADMIN_KEY_ID=$FAKEAWS_ROOT_KEY_ID
+    ADMIN_SECRET=$FAKEAWS_ROOT_SECRET
+    echo "fakeaws listens at $ENDPOINT"
+fi
+AWS_EXTRA=${KB_DEMO_AWS_EXTRA:+$KB_DEMO_AWS_EXTRA, }
 
 say "2. keybrokerd with two tenants: billing (read-write, for uid $(id -u)) and search"
 cat >"$TMP/keybroker.json" <<EOF
@@ -51,7 +66,7 @@ cat >"$TMP/keybroker.json" <<EOF
     "socket": {"path": "$TMP/keybroker.sock", "mode": "0660"},
     "admin": {"uids": [$(id -u)]}
   },
-  "aws": {"region": "us-east-1", "endpoint_url": "$ENDPOINT", "s3_force_path_style": true},
+  "aws": {${AWS_EXTRA}"region": "us-east-1", "endpoint_url": "$ENDPOINT", "s3_force_path_style": true},
   "tenants": [
     {"name": "billing", "bucket": "demo-billing-data", "access": "read-write",
      "clients": {"uids": [$(id -u)]}},
@@ -61,9 +76,9 @@ cat >"$TMP/keybroker.json" <<EOF
 }
 EOF
 sed 's/^/    /' "$TMP/keybroker.json"
-echo "keybrokerd gets fakeaws's administrator key in its environment (on AWS: its instance role);"
+echo "keybrokerd gets the endpoint's administrator key in its environment (on AWS: its instance role);"
 echo "it starts without provisioning anything (--no-provision-at-start), so that step 3 shows it."
-env AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET \
+env AWS_ACCESS_KEY_ID=$ADMIN_KEY_ID AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET \
     AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
     "$KEYBROKERD" --config "$TMP/keybroker.json" --no-provision-at-start \
     2>"$TMP/keybrokerd.log" &
@@ -86,12 +101,12 @@ run "$KBCTL" get search || echo "(exit status $?: forbidden)"
 
 say "5. awscli with credential_process = kbctl credential-process billing"
 echo "kbctl asks keybrokerd for the ARN, then reads the secret from Secrets Manager with the"
-echo "CALLER's own AWS identity: here fakeaws's administrator key, put in the environment of the"
+echo "CALLER's own AWS identity: here the endpoint's administrator key, put in the environment of the"
 echo "credential_process command (on AWS it would be the application's instance role)."
 cat >"$TMP/aws-config" <<EOF
 [profile billing-app]
 region = us-east-1
-credential_process = /usr/bin/env AWS_ENDPOINT_URL=$ENDPOINT AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null $KBCTL --socket $TMP/keybroker.sock credential-process billing
+credential_process = /usr/bin/env AWS_ENDPOINT_URL=$ENDPOINT AWS_ACCESS_KEY_ID=$ADMIN_KEY_ID AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null $KBCTL --socket $TMP/keybroker.sock credential-process billing
 EOF
 sed "s|$TMP|\$DEMO|g; s|$BUILD/proto/||; s|^|    |" "$TMP/aws-config"
 export AWS_CONFIG_FILE=$TMP/aws-config AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PROFILE=billing-app
@@ -124,7 +139,7 @@ for l in open(sys.argv[1]):
         print("  %-10s %s" % (e["event"], " ".join("%s=%s" % (k, e[k]) for k in keys)))
 PY
 # The secret key never went through the socket or the log (DESIGN.md I2): check it.
-SECRET=$(env -u AWS_PROFILE AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET \
+SECRET=$(env -u AWS_PROFILE AWS_ACCESS_KEY_ID=$ADMIN_KEY_ID AWS_SECRET_ACCESS_KEY=$ADMIN_SECRET \
     AWS_CONFIG_FILE=/dev/null AWS_DEFAULT_REGION=us-east-1 "$AWS" --endpoint-url "$ENDPOINT" \
     secretsmanager get-secret-value --secret-id "$ARN" --query SecretString --output text |
     "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["SecretAccessKey"])')
@@ -134,7 +149,7 @@ if grep -qF "$SECRET" "$TMP/keybrokerd.log"; then
 fi
 echo "the tenant's secret key appears nowhere in keybrokerd's log"
 
-say "7. stopping keybrokerd (SIGTERM) and fakeaws, removing $TMP"
+say "7. stopping keybrokerd (SIGTERM) and fakeaws (when started), removing $TMP"
 kill -TERM "$BROKER_PID"
 if wait "$BROKER_PID"; then
     echo "keybrokerd exited cleanly"
