@@ -35,15 +35,6 @@ APP_POLICY = {"Version": "2012-10-17",
                              "Resource": "*"}]}
 
 
-def moto_python():
-    """The interpreter that imports moto (the machine's python3), or None."""
-    for py in (os.environ.get("KB_MOTO_PYTHON"), "python3"):
-        if py and subprocess.run([py, "-c", "import moto, botocore"], capture_output=True,
-                                 timeout=60).returncode == 0:
-            return py
-    return None
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,7 +64,6 @@ class Moto:
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     self.endpoint = f"http://127.0.0.1:{port}"
-                    self.log = os.path.join(self.tmp, f"moto-{port}.log")
                     return self
                 except OSError:
                     time.sleep(0.1)
