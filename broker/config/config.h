@@ -38,9 +38,22 @@
  *     "log_level": "info"       "debug" | "info" | "warn" | "error"
  *     "limits": {
  *       "max_connections": 1024              1..65536
+ *       "max_connections_per_uid": 64        1..65536, connections one uid may hold (admins: any)
+ *       "admin_reserved_connections": 16     0..max_connections-1, slots only admins may take;
+ *                                            default min(16, max_connections / 4)
  *       "idle_timeout": "60s"                1s..1d
+ *       "request_timeout": "10s"             1s..1h, from a request line's first byte to its
+ *                                            newline, however the bytes trickle in
  *       "max_inflight_per_connection": 16    1..1024
  *       "requests_per_second_per_uid": 200   1..100000
+ *       "max_watches_per_uid": 32            0..65536, watch subscriptions one uid holds at once
+ *     },
+ *     "reconcile": {
+ *       "interval": "1h"        1m..30d or null (never): every tenant is provisioned again
+ *                               (drift repaired) this often, healthy or not
+ *       "retry_initial": "5s"   1s..1h, a failed tenant is retried after this, then after
+ *                               twice as long each time (with jitter) ...
+ *       "retry_max": "5m"       1s..1d, ... up to this (not shorter than retry_initial)
  *     }
  *   },
  *   "aws": {
@@ -178,9 +191,20 @@ struct kb_config_audit {
 
 struct kb_config_limits {
     uint32_t max_connections;
-    uint64_t idle_timeout; /* seconds */
+    uint32_t max_connections_per_uid;    /* admins are not capped */
+    uint32_t admin_reserved_connections; /* of max_connections, only admins may take these */
+    uint64_t idle_timeout;               /* seconds */
+    uint64_t request_timeout; /* seconds from a request line's first byte to its newline */
     uint32_t max_inflight_per_connection;
     uint32_t requests_per_second_per_uid;
+    uint32_t max_watches_per_uid; /* watch subscriptions open at once, per uid; 0: none */
+};
+
+/* When tenants are provisioned again by themselves (the engine). Seconds. */
+struct kb_config_reconcile {
+    uint64_t interval;      /* every tenant, healthy or not; 0: never */
+    uint64_t retry_initial; /* a failed tenant's first retry; doubled (jittered) each time */
+    uint64_t retry_max;     /* the longest wait between retries */
 };
 
 struct kb_config_broker {
@@ -192,6 +216,7 @@ struct kb_config_broker {
     uint32_t concurrency;
     enum kb_log_level log_level;
     struct kb_config_limits limits;
+    struct kb_config_reconcile reconcile;
 };
 
 /* NULL strings mean "not set" (the AWS client then falls back to the environment). */

@@ -206,27 +206,72 @@ static void s_log_level(struct kb_config__ctx *c, struct json_object *broker,
 static void s_limits(struct kb_config__ctx *c, struct json_object *broker,
                      struct kb_config_limits *l)
 {
-    static const char *const keys[] = {"max_connections", "idle_timeout",
-                                       "max_inflight_per_connection", "requests_per_second_per_uid",
+    static const char *const keys[] = {"max_connections",
+                                       "max_connections_per_uid",
+                                       "admin_reserved_connections",
+                                       "idle_timeout",
+                                       "request_timeout",
+                                       "max_inflight_per_connection",
+                                       "requests_per_second_per_uid",
+                                       "max_watches_per_uid",
                                        NULL};
     const char *base = "broker.limits";
     struct json_object *v = kb_config__object(c, "broker", broker, "limits");
+    bool present;
 
     if (v != NULL) {
         kb_config__check_keys(c, base, v, keys);
     }
     kb_config__uint(c, base, v, "max_connections", 1, 65536, 1024, &l->max_connections);
+    kb_config__uint(c, base, v, "max_connections_per_uid", 1, 65536, 64,
+                    &l->max_connections_per_uid);
+    (void)kb_config__member(v, "admin_reserved_connections", &present);
+    /* The default leaves three quarters of the slots to everyone else on a small limit. */
+    kb_config__uint(c, base, v, "admin_reserved_connections", 0, 65535,
+                    l->max_connections / 4 < 16 ? l->max_connections / 4 : 16,
+                    &l->admin_reserved_connections);
+    if (present && l->admin_reserved_connections >= l->max_connections) {
+        kb_config__error(c, "broker.limits.admin_reserved_connections",
+                         "%u leaves no connection for anyone but admins: it must be less than "
+                         "broker.limits.max_connections (%u)",
+                         l->admin_reserved_connections, l->max_connections);
+    }
     kb_config__duration(c, base, v, "idle_timeout", 0, 1, 86400, 60, &l->idle_timeout);
+    kb_config__duration(c, base, v, "request_timeout", 0, 1, 3600, 10, &l->request_timeout);
     kb_config__uint(c, base, v, "max_inflight_per_connection", 1, 1024, 16,
                     &l->max_inflight_per_connection);
     kb_config__uint(c, base, v, "requests_per_second_per_uid", 1, 100000, 200,
                     &l->requests_per_second_per_uid);
+    kb_config__uint(c, base, v, "max_watches_per_uid", 0, 65536, 32, &l->max_watches_per_uid);
+}
+
+static void s_reconcile(struct kb_config__ctx *c, struct json_object *broker,
+                        struct kb_config_reconcile *r)
+{
+    static const char *const keys[] = {"interval", "retry_initial", "retry_max", NULL};
+    const char *base = "broker.reconcile";
+    struct json_object *v = kb_config__object(c, "broker", broker, "reconcile");
+    char a[32], b[32];
+
+    if (v != NULL) {
+        kb_config__check_keys(c, base, v, keys);
+    }
+    kb_config__duration(c, base, v, "interval", KB_CONFIG__NULLABLE, 60, 30 * 86400, 3600,
+                        &r->interval);
+    kb_config__duration(c, base, v, "retry_initial", 0, 1, 3600, 5, &r->retry_initial);
+    if (kb_config__duration(c, base, v, "retry_max", 0, 1, 86400, 300, &r->retry_max) &&
+        r->retry_max < r->retry_initial) {
+        kb_config__fmt_duration(a, sizeof a, r->retry_max);
+        kb_config__fmt_duration(b, sizeof b, r->retry_initial);
+        kb_config__error(c, "broker.reconcile.retry_max",
+                         "%s is shorter than broker.reconcile.retry_initial (%s)", a, b);
+    }
 }
 
 void kb_config__broker(struct kb_config__ctx *c, struct json_object *v, struct kb_config *cfg)
 {
-    static const char *const keys[] = {"socket",      "admin",     "audit",  "plugins",
-                                       "concurrency", "log_level", "limits", NULL};
+    static const char *const keys[] = {"socket",    "admin",  "audit",     "plugins", "concurrency",
+                                       "log_level", "limits", "reconcile", NULL};
     struct kb_config_broker *b = &cfg->broker;
 
     if (v != NULL) {
@@ -239,4 +284,5 @@ void kb_config__broker(struct kb_config__ctx *c, struct json_object *v, struct k
     kb_config__uint(c, "broker", v, "concurrency", 1, 256, 8, &b->concurrency);
     s_log_level(c, v, &b->log_level);
     s_limits(c, v, &b->limits);
+    s_reconcile(c, v, &b->reconcile);
 }

@@ -255,6 +255,13 @@ static void test_full_config_values(void **state)
     assert_int_equal(cfg->broker.limits.idle_timeout, 300);
     assert_int_equal(cfg->broker.limits.max_inflight_per_connection, 4);
     assert_int_equal(cfg->broker.limits.requests_per_second_per_uid, 50);
+    assert_int_equal(cfg->broker.limits.max_connections_per_uid, 8);
+    assert_int_equal(cfg->broker.limits.admin_reserved_connections, 4);
+    assert_int_equal(cfg->broker.limits.request_timeout, 3);
+    assert_int_equal(cfg->broker.limits.max_watches_per_uid, 2);
+    assert_int_equal(cfg->broker.reconcile.interval, 7200);
+    assert_int_equal(cfg->broker.reconcile.retry_initial, 2);
+    assert_int_equal(cfg->broker.reconcile.retry_max, 60);
 
     assert_string_equal(cfg->aws.region, "us-east-1");
     assert_string_equal(cfg->aws.profile, "keybroker");
@@ -367,6 +374,13 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->broker.limits.idle_timeout, 60);
     assert_int_equal(cfg->broker.limits.max_inflight_per_connection, 16);
     assert_int_equal(cfg->broker.limits.requests_per_second_per_uid, 200);
+    assert_int_equal(cfg->broker.limits.max_connections_per_uid, 64);
+    assert_int_equal(cfg->broker.limits.admin_reserved_connections, 16);
+    assert_int_equal(cfg->broker.limits.request_timeout, 10);
+    assert_int_equal(cfg->broker.limits.max_watches_per_uid, 32);
+    assert_int_equal(cfg->broker.reconcile.interval, 3600);
+    assert_int_equal(cfg->broker.reconcile.retry_initial, 5);
+    assert_int_equal(cfg->broker.reconcile.retry_max, 300);
     assert_null(cfg->aws.region);
     assert_null(cfg->aws.endpoint_url);
     assert_int_equal(cfg->aws.max_attempts, 3);
