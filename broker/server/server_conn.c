@@ -86,8 +86,19 @@ static void s_lookup_cancel(struct kb_srv_conn *c);
 
 static void s_rate_release(struct kb_srv_conn *c)
 {
-    if (c->rate != NULL)
-        c->rate->refs--;
+    struct kb_srv_rate *r = c->rate;
+
+    if (r == NULL)
+        return;
+    if (c->watching) {
+        r->watches--;
+        c->srv->nwatches--;
+        c->watching = false;
+    }
+    /* The uid's last connection: its unlogged denials are summed up now, not whenever the uid
+     * comes back. */
+    if (--r->refs == 0)
+        kb_srv_log_denials(r, uv_now(c->srv->loop), true);
     c->rate = NULL;
 }
 
@@ -462,7 +473,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     c->last_activity_ms = uv_now(c->srv->loop);
     if (c->drain_then_close)
         return;
+    /* The request deadline runs from the first byte of a line, however slowly the rest comes:
+     * a line begun in this read (nothing carried over, or a newline in this read) starts it. */
+    if (c->framer.len == 0 || memchr(buf->base, '\n', (size_t)nread) != NULL)
+        c->line_started_ms = c->last_activity_ms;
     rc = kb_server_framer_feed(&c->framer, buf->base, (size_t)nread, KB_PROTO_MAX_LINE, on_line, c);
+    if (c->framer.len == 0)
+        c->line_started_ms = 0;
     if (rc == KB_ETOOBIG) {
         kb_srv_reply_error(c, KB_PROTO_OP_NONE, NULL, KB_PROTO_ELINE_TOO_LONG,
                            "request line longer than 65536 bytes with its newline; closing");
@@ -543,7 +560,7 @@ static int s_peer(struct kb_srv_conn *c)
     return rc;
 }
 
-/* The uid's shared bucket; buckets no connection holds are forgotten once full again. */
+/* The uid's shared state; what no connection holds is forgotten once its bucket is full again. */
 static struct kb_srv_rate *s_rate(struct kb_server *s, uint32_t uid)
 {
     const struct kb_config_limits *lim = &s->cfg->broker.limits;
@@ -556,6 +573,7 @@ static struct kb_srv_rate *s_rate(struct kb_server *s, uint32_t uid)
             break;
         if (r->refs == 0 && kb_server_bucket_full(&r->bucket, rps, rps, now)) {
             *p = r->next;
+            kb_srv_log_denials(r, now, true);
             free(r);
             continue;
         }
@@ -567,11 +585,39 @@ static struct kb_srv_rate *s_rate(struct kb_server *s, uint32_t uid)
             return NULL;
         r->uid = uid;
         kb_server_bucket_init(&r->bucket, rps, now);
+        kb_server_bucket_init(&r->deny_log, KB_SRV_DENY_LOG_BURST, now);
+        r->denials_summarised_ms = now;
         r->next = s->rates;
         s->rates = r;
     }
     r->refs++;
     return r;
+}
+
+static void s_reject(struct kb_srv_conn *c, const char *reason, uint64_t *counter);
+
+/* The limits that need the peer: admins are never capped per uid and may take the reserved
+ * slots; everyone else gets at most max_connections_per_uid connections, and none of the last
+ * admin_reserved_connections slots. Returns true when c was rejected. */
+static bool s_over_limit(struct kb_srv_conn *c)
+{
+    struct kb_server *s = c->srv;
+    const struct kb_config_limits *lim = &s->cfg->broker.limits;
+
+    if (c->admin)
+        return false;
+    if (c->rate->refs > lim->max_connections_per_uid) {
+        s_reject(c,
+                 "busy: too many connections from this uid (broker.limits.max_connections_per_uid)",
+                 &s->metrics.rejected_uid);
+        return true;
+    }
+    if (s->nconns + lim->admin_reserved_connections > lim->max_connections) {
+        s_reject(c, "busy: too many connections (the remaining ones are reserved for admins)",
+                 &s->metrics.rejected_reserved);
+        return true;
+    }
+    return false;
 }
 
 /* The peer is known (rc 0) or cannot be (rc < 0): starts reading its requests, or logs why not
@@ -585,6 +631,9 @@ static void s_serve(struct kb_srv_conn *c, int rc)
         kb_srv_conn_close(c, NULL);
         return;
     }
+    c->admin = kb_server_authz_admin(c->srv->cfg, &c->peer);
+    if (s_over_limit(c))
+        return;
     kb_srv_log_peer(KB_LOG_DEBUG, "connection", c, NULL);
     rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
     if (rc != 0)
@@ -665,20 +714,25 @@ static void s_lookup_cancel(struct kb_srv_conn *c)
         uv_cancel((uv_req_t *)&c->lookup->req);
 }
 
-/* Over max_connections: one error line, then close. */
-static void s_reject(struct kb_srv_conn *c)
+/* Over a connection limit: one error line (reason), then close. The connection no longer counts
+ * as served: it moves from nconns to nrejecting, and gives up its uid's state. */
+static void s_reject(struct kb_srv_conn *c, const char *reason, uint64_t *counter)
 {
     struct kb_server *s = c->srv;
     char *line = NULL;
     size_t len = 0;
 
-    s->metrics.rejected++;
+    (*counter)++;
+    s_rate_release(c);
+    s->nconns--;
     c->rejected = true;
     s->nrejecting++;
-    kb_log(KB_LOG_WARN, "connection-rejected", "reason", "too many connections", NULL);
+    if (c->peer.pid != 0)
+        kb_srv_log_peer(KB_LOG_WARN, "connection-rejected", c, reason);
+    else
+        kb_log(KB_LOG_WARN, "connection-rejected", "reason", reason, NULL);
     if (s->nrejecting > KB_SERVER_MAX_REJECTED ||
-        kb_proto_format_error(NULL, KB_PROTO_EBUSY, "busy: too many connections", &line, &len) !=
-            0) {
+        kb_proto_format_error(NULL, KB_PROTO_EBUSY, reason, &line, &len) != 0) {
         kb_srv_conn_close(c, NULL);
         return;
     }
@@ -721,8 +775,7 @@ void kb_srv_conn_accept(struct kb_server *s)
     }
     s->metrics.accepted++;
     if (s->nconns > s->cfg->broker.limits.max_connections) {
-        s->nconns--;
-        s_reject(c);
+        s_reject(c, "busy: too many connections", &s->metrics.rejected);
         return;
     }
     rc = s_peer(c);
@@ -755,8 +808,29 @@ void kb_srv_conn_sweep(struct kb_srv_conn *c, uint64_t now_ms)
     } else {
         c->stall_since_ms = 0;
     }
-    /* A connection waiting for its group lookup is not idle: the broker is the slow one. */
-    if (!c->watching && c->inflight == 0 && c->writes == 0 && !c->rejected && c->lookup == NULL &&
+    if (c->rate != NULL)
+        kb_srv_log_denials(c->rate, now_ms, false);
+    if (c->line_started_ms != 0 && !c->drain_then_close &&
+        now_ms - c->line_started_ms >= s->cfg->broker.limits.request_timeout * 1000u) {
+        char msg[128];
+
+        s->metrics.cut_request++;
+        snprintf(msg, sizeof(msg),
+                 "request line not completed within %" PRIu64
+                 "s (broker.limits.request_timeout); closing",
+                 s->cfg->broker.limits.request_timeout);
+        kb_srv_log_peer(KB_LOG_INFO, "connection-closed", c, "request timeout");
+        kb_server_framer_cleanup(&c->framer);
+        c->line_started_ms = 0;
+        uv_read_stop((uv_stream_t *)&c->pipe);
+        kb_srv_reply_error(c, KB_PROTO_OP_NONE, NULL, KB_PROTO_EBAD_REQUEST, msg);
+        c->drain_then_close = true;
+        kb_srv_flush(c);
+        return;
+    }
+    /* A connection waiting for its group lookup is not idle: the broker is the slow one. A watch
+     * of nothing the peer may see waits for nothing, so it is idle like any other. */
+    if (!c->watch_live && c->inflight == 0 && c->writes == 0 && !c->rejected && c->lookup == NULL &&
         now_ms - c->last_activity_ms >= idle_ms) {
         s->metrics.cut_idle++;
         kb_srv_conn_close(c, "idle timeout");

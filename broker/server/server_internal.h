@@ -25,6 +25,9 @@
 
 #define KB_SRV_READ_SIZE 65536 /* the loop-wide read buffer */
 #define KB_SRV_SWEEP_MS  250   /* how often idle and stalled connections are looked for */
+/* Denial log lines per second (and burst) one uid may cause; the rest are summarised. */
+#define KB_SRV_DENY_LOG_RATE  10
+#define KB_SRV_DENY_LOG_BURST 20
 
 /* A growable byte buffer of answer lines. */
 struct kb_srv_buf {
@@ -33,12 +36,19 @@ struct kb_srv_buf {
     size_t cap;
 };
 
-/* The per-uid token bucket, shared by the uid's connections (reconnecting does not refill it). */
+/* What one uid holds and may still do, shared by its connections (reconnecting refills
+ * nothing): the request token bucket, its connection and watch counts (broker.limits), and the
+ * budget of its denial log lines (a denied uid cannot flood the log: the lines over budget are
+ * counted and summarised once a second). */
 struct kb_srv_rate {
     struct kb_srv_rate *next;
     uint32_t uid;
-    unsigned refs; /* connections holding it */
+    unsigned refs;    /* connections holding it (= the uid's connections being served) */
+    unsigned watches; /* of them, those with a watch subscription */
     struct kb_server_bucket bucket;
+    struct kb_server_bucket deny_log;
+    uint64_t denials_unlogged; /* denials over the log budget since the last summary */
+    uint64_t denials_summarised_ms;
 };
 
 struct kb_srv_conn;
@@ -90,14 +100,18 @@ struct kb_srv_conn {
     size_t queued;   /* bytes: out + slots + writes not yet completed */
     size_t writes;   /* uv_write requests in flight */
     uint64_t last_activity_ms;
-    uint64_t stall_since_ms; /* when the sweep first saw bytes stuck in libuv's queue; 0: none */
-    unsigned refs;           /* the handle, the group lookup, one per unfinished engine op */
-    bool closing;            /* the handle is closing or closed */
-    bool drain_then_close;   /* close once everything queued is written */
-    bool rejected;           /* over max_connections: one error line, then close */
+    uint64_t line_started_ms; /* when the unfinished request line's first byte came; 0: none */
+    uint64_t stall_since_ms;  /* when the sweep first saw bytes stuck in libuv's queue; 0: none */
+    unsigned refs;            /* the handle, the group lookup, one per unfinished engine op */
+    bool closing;             /* the handle is closing or closed */
+    bool drain_then_close;    /* close once everything queued is written */
+    bool rejected;            /* over a connection limit: one error line, then close */
+    bool admin;               /* the peer matches broker.admin (known once served) */
     struct kb_srv_fold folds[KB_SRV_FOLDS];
     uint64_t folds_flushed_ms;
     bool watching;
+    bool watch_live;    /* the watch covers at least one tenant the peer may see: it may sit
+                           idle; a watch of nothing is idle like any other connection */
     char **watch_names; /* NULL: every tenant the peer may see; owned (one block) */
     size_t watch_count;
 };
@@ -124,6 +138,7 @@ struct kb_server {
     struct kb_srv_conn *conns; /* accepted, serving */
     size_t nconns;
     size_t nrejecting;
+    size_t nwatches; /* connections watching */
     struct kb_srv_rate *rates;
     struct kb_srv_get_cache *get_cache; /* one per configured tenant */
     struct kb_srv_job *jobs;            /* provisions and revokes the engine runs for clients */
@@ -220,6 +235,10 @@ void kb_srv_log_adopt(const struct kb_srv_conn *c, const char *tenant);
 
 /* Logs the folded allows of c when a second has passed since the last time (or force). */
 void kb_srv_log_flush(struct kb_srv_conn *c, uint64_t now_ms, bool force);
+
+/* The summary line of r's denials that were over its log budget, when a second has passed since
+ * the last one (or force). */
+void kb_srv_log_denials(struct kb_srv_rate *r, uint64_t now_ms, bool force);
 
 /* -- server_ops.c ------------------------------------------------------------------------------ */
 

@@ -6,8 +6,12 @@
  * cost a log line per request - more than the request itself - so the first allow of each
  * (op, tenant) on a connection is logged at once and the repeats are folded into one line per
  * second with "count" (and a last one when the connection closes): every allow is accounted for,
- * with its peer. This file must never log a request line or any value a peer sent other than a
- * tenant name the codec validated.
+ * with its peer. Denials cannot be folded like that (each names its own op and tenant), but one
+ * uid must not be able to write the log full: each uid has a budget of KB_SRV_DENY_LOG_RATE
+ * denial lines a second, and the denials over it are counted and logged as one summary line per
+ * second with their count (and when the uid's last connection closes). Every denial is still
+ * counted in the metrics and emitted on the event bus. This file must never log a request line or
+ * any value a peer sent other than a tenant name the codec validated.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -93,12 +97,43 @@ static struct kb_srv_fold *s_slot(struct kb_srv_conn *c, enum kb_proto_op op, co
     return NULL;
 }
 
+/* Whether a denial line fits in the uid's budget; counts it in the summary when not. */
+static bool s_deny_budget(struct kb_srv_conn *c)
+{
+    struct kb_srv_rate *r = c->rate;
+
+    if (r == NULL || kb_server_bucket_take(&r->deny_log, KB_SRV_DENY_LOG_RATE,
+                                           KB_SRV_DENY_LOG_BURST, uv_now(c->srv->loop)))
+        return true;
+    r->denials_unlogged++;
+    c->srv->metrics.denials_unlogged++;
+    return false;
+}
+
+void kb_srv_log_denials(struct kb_srv_rate *r, uint64_t now_ms, bool force)
+{
+    char uid[16], n[24], msg[96];
+
+    if (r->denials_unlogged == 0 || (!force && now_ms - r->denials_summarised_ms < S_FOLD_MS))
+        return;
+    r->denials_summarised_ms = now_ms;
+    snprintf(uid, sizeof(uid), "%" PRIu32, r->uid);
+    snprintf(n, sizeof(n), "%" PRIu64, r->denials_unlogged);
+    r->denials_unlogged = 0;
+    snprintf(msg, sizeof(msg), "denials past this uid's log budget of %d lines a second",
+             KB_SRV_DENY_LOG_RATE);
+    kb_log(KB_LOG_WARN, "authz-denials-summarised", "uid", uid, "result", "deny", "count", n,
+           "message", msg, NULL);
+}
+
 void kb_srv_log_authz(struct kb_srv_conn *c, const struct kb_proto_request *req, bool allow)
 {
     const char *tenant = req->has_tenant ? req->tenant : NULL;
     struct kb_srv_fold *f;
     bool is_new;
 
+    if (!allow && kb_log_enabled(KB_LOG_WARN) && !s_deny_budget(c))
+        return;
     if (!allow || !s_foldable(req->op) || !kb_log_enabled(KB_LOG_INFO)) {
         s_line(c, req->op, tenant, allow, 1);
         return;

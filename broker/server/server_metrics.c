@@ -89,12 +89,31 @@ char *kb_srv_metrics_format(const struct kb_srv_metrics *m, const struct kb_srv_
     s_head(&t, "keybroker_connections_total", "counter", "Client connections accepted.");
     s_printf(&t, "keybroker_connections_total %" PRIu64 "\n", m->accepted);
     s_head(&t, "keybroker_connections_rejected_total", "counter",
-           "Connections refused over broker.limits.max_connections.");
-    s_printf(&t, "keybroker_connections_rejected_total %" PRIu64 "\n", m->rejected);
+           "Connections refused with \"busy\", by the limit they were over (broker.limits).");
+    s_printf(&t, "keybroker_connections_rejected_total{reason=\"max_connections\"} %" PRIu64 "\n",
+             m->rejected);
+    s_printf(&t,
+             "keybroker_connections_rejected_total{reason=\"max_connections_per_uid\"} %" PRIu64
+             "\n",
+             m->rejected_uid);
+    s_printf(&t,
+             "keybroker_connections_rejected_total{reason=\"admin_reserved_connections\"} "
+             "%" PRIu64 "\n",
+             m->rejected_reserved);
     s_head(&t, "keybroker_disconnects_total", "counter",
            "Connections closed by the broker, by reason.");
     s_printf(&t, "keybroker_disconnects_total{reason=\"slow_reader\"} %" PRIu64 "\n", m->cut_slow);
     s_printf(&t, "keybroker_disconnects_total{reason=\"idle\"} %" PRIu64 "\n", m->cut_idle);
+    s_printf(&t, "keybroker_disconnects_total{reason=\"request_timeout\"} %" PRIu64 "\n",
+             m->cut_request);
+    s_head(&t, "keybroker_watches", "gauge", "Connections with a watch subscription now.");
+    s_printf(&t, "keybroker_watches %zu\n", g->watches);
+    s_head(&t, "keybroker_watches_refused_total", "counter",
+           "watch requests refused over broker.limits.max_watches_per_uid.");
+    s_printf(&t, "keybroker_watches_refused_total %" PRIu64 "\n", m->watch_refused);
+    s_head(&t, "keybroker_authz_denials_unlogged_total", "counter",
+           "Denials over a uid's log budget: counted in a summary line, not logged one by one.");
+    s_printf(&t, "keybroker_authz_denials_unlogged_total %" PRIu64 "\n", m->denials_unlogged);
     s_requests(&t, m);
     s_head(&t, "keybroker_authz_total", "counter", "Authorization decisions, by result.");
     s_printf(&t, "keybroker_authz_total{result=\"allow\"} %" PRIu64 "\n", m->authz_allow);

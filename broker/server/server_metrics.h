@@ -22,10 +22,15 @@ struct kb_srv_metrics {
     uint64_t authz_allow;
     uint64_t authz_deny;
     uint64_t accepted;
-    uint64_t rejected; /* over max_connections */
-    uint64_t cut_slow; /* slow readers disconnected */
-    uint64_t cut_idle; /* idle timeouts */
-    uint64_t events;   /* watch events written */
+    uint64_t rejected;          /* over max_connections */
+    uint64_t rejected_uid;      /* over max_connections_per_uid */
+    uint64_t rejected_reserved; /* a non-admin over max_connections - admin_reserved_connections */
+    uint64_t watch_refused;     /* watch requests over max_watches_per_uid */
+    uint64_t cut_slow;          /* slow readers disconnected */
+    uint64_t cut_idle;          /* idle timeouts */
+    uint64_t cut_request;       /* request lines not completed within request_timeout */
+    uint64_t denials_unlogged;  /* denials summarised instead of logged one by one */
+    uint64_t events;            /* watch events written */
 };
 
 #define KB_SRV_TENANT_STATES 6 /* enum kb_tenant_state (engine.h) */
@@ -34,6 +39,7 @@ struct kb_srv_metrics {
 struct kb_srv_gauges {
     uint64_t uptime_seconds;
     size_t connections;
+    size_t watches; /* connections with a watch subscription */
     const char *state_names[KB_SRV_TENANT_STATES];
     size_t tenants[KB_SRV_TENANT_STATES];
     bool has_aws_calls;

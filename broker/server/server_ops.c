@@ -184,6 +184,19 @@ static void s_status(struct kb_srv_conn *c, const struct kb_proto_request *req)
 
 /* -- watch, metrics, rotate -------------------------------------------------------------------- */
 
+/* Whether a watch of names (count of them; NULL: every tenant) covers a tenant the peer may
+ * see. */
+static bool s_watch_live(const struct kb_srv_conn *c, char **names, size_t count)
+{
+    const struct kb_config *cfg = c->srv->cfg;
+
+    for (size_t i = 0; i < (names != NULL ? count : cfg->ntenants); i++) {
+        if (kb_server_authz_tenant(cfg, names != NULL ? names[i] : cfg->tenants[i].name, &c->peer))
+            return true;
+    }
+    return false;
+}
+
 static void s_watch(struct kb_srv_conn *c, struct kb_proto_request *req)
 {
     struct kb_server *s = c->srv;
@@ -193,6 +206,13 @@ static void s_watch(struct kb_srv_conn *c, struct kb_proto_request *req)
     size_t len = 0;
     int rc = 0;
 
+    if (!c->watching && c->rate->watches >= s->cfg->broker.limits.max_watches_per_uid) {
+        s->metrics.watch_refused++;
+        kb_srv_reply_error(c, req->op, req->id, KB_PROTO_EBUSY,
+                           "too many watch subscriptions from this uid "
+                           "(broker.limits.max_watches_per_uid)");
+        return;
+    }
     free(c->watch_names);
     c->watch_names = NULL;
     c->watch_count = 0;
@@ -214,7 +234,15 @@ static void s_watch(struct kb_srv_conn *c, struct kb_proto_request *req)
             rc = kb_proto_format_watching(req->id, names, n, &line, &len);
         free(names);
     }
+    if (rc == 0 && !c->watching) {
+        c->rate->watches++;
+        s->nwatches++;
+    } else if (rc != 0 && c->watching) {
+        c->rate->watches--;
+        s->nwatches--;
+    }
     c->watching = rc == 0;
+    c->watch_live = c->watching && s_watch_live(c, c->watch_names, c->watch_count);
     s_ok(c, req->op, rc, line, len, req->id);
 }
 
@@ -225,6 +253,7 @@ char *kb_srv_metrics_text(struct kb_server *s)
     struct kb_srv_gauges g = {
         .uptime_seconds = (uv_now(s->loop) - s->started_ms) / 1000u,
         .connections = s->nconns,
+        .watches = s->nwatches,
     };
 
     for (size_t i = 0; i < KB_SRV_TENANT_STATES; i++)

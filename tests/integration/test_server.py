@@ -749,7 +749,8 @@ class LimitsTest(BrokerTestCase):
             for s in held:
                 s.close()
         text = b.raw(line(req("metrics")))[0]["result"]["text"]
-        self.assertNotIn("keybroker_connections_rejected_total 0", text)
+        self.assertNotIn('keybroker_connections_rejected_total{reason="max_connections"} 0', text)
+        self.assertIn('keybroker_connections_rejected_total{reason="max_connections"} ', text)
 
 
 if __name__ == "__main__":

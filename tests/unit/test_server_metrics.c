@@ -13,7 +13,7 @@ static const char *const s_states[KB_SRV_TENANT_STATES] = {
 
 static char *render(const struct kb_srv_metrics *m, bool aws)
 {
-    struct kb_srv_gauges g = {.uptime_seconds = 93, .connections = 4};
+    struct kb_srv_gauges g = {.uptime_seconds = 93, .connections = 4, .watches = 2};
 
     for (size_t i = 0; i < KB_SRV_TENANT_STATES; i++)
         g.state_names[i] = s_states[i];
@@ -36,7 +36,12 @@ static void test_series(void **state)
     m.authz_allow = 14;
     m.authz_deny = 2;
     m.rejected = 1;
+    m.rejected_uid = 6;
+    m.rejected_reserved = 7;
+    m.watch_refused = 8;
     m.cut_slow = 3;
+    m.cut_request = 9;
+    m.denials_unlogged = 10;
     text = render(&m, true);
     assert_non_null(text);
     assert_non_null(strstr(text, "\nkeybroker_up 1\n"));
@@ -52,8 +57,17 @@ static void test_series(void **state)
     assert_non_null(strstr(text, "keybroker_tenants{state=\"ready\"} 3\n"));
     assert_non_null(strstr(text, "keybroker_tenants{state=\"error\"} 1\n"));
     assert_non_null(strstr(text, "keybroker_tenants{state=\"pending\"} 0\n"));
-    assert_non_null(strstr(text, "keybroker_connections_rejected_total 1\n"));
+    assert_non_null(
+        strstr(text, "keybroker_connections_rejected_total{reason=\"max_connections\"} 1\n"));
+    assert_non_null(strstr(
+        text, "keybroker_connections_rejected_total{reason=\"max_connections_per_uid\"} 6\n"));
+    assert_non_null(strstr(
+        text, "keybroker_connections_rejected_total{reason=\"admin_reserved_connections\"} 7\n"));
+    assert_non_null(strstr(text, "\nkeybroker_watches_refused_total 8\n"));
+    assert_non_null(strstr(text, "\nkeybroker_watches 2\n"));
     assert_non_null(strstr(text, "keybroker_disconnects_total{reason=\"slow_reader\"} 3\n"));
+    assert_non_null(strstr(text, "keybroker_disconnects_total{reason=\"request_timeout\"} 9\n"));
+    assert_non_null(strstr(text, "\nkeybroker_authz_denials_unlogged_total 10\n"));
     assert_non_null(strstr(text, "\nkeybroker_aws_calls_total 57\n"));
     free(text);
     text = render(&m, false);
