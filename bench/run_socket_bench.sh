@@ -51,7 +51,7 @@ ENDPOINT=$FAKEAWS_ENDPOINT
 cat >"$TMP/config.json" <<EOF
 {
   "broker": {
-    "socket": {"path": "$TMP/kb.sock", "mode": "0666"},
+    "socket": {"path": "$TMP/kb.sock", "mode": "0660"},
     "log_level": "$LOG_LEVEL",
     "limits": {"requests_per_second_per_uid": 100000, "max_connections": 1024}
   },

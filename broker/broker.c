@@ -11,12 +11,16 @@
  */
 #include "broker.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -24,6 +28,7 @@
 #include "events/events.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "server/server.h"
 
 /* -- process set-up ---------------------------------------------------------------------------- */
@@ -42,13 +47,58 @@ static void s_harden(void)
     }
 }
 
-int kb_broker_load_config(const char *path, const char *prefix, struct kb_config **out)
+/* A refusal (or, allowed, a warning) about path: "<prefix><path>: <what> is not safe: <why>". */
+static int s_unsafe(const char *prefix, const char *path, unsigned flags, const char *what,
+                    const char *why)
+{
+    if ((flags & KB_BROKER_ALLOW_UNSAFE) != 0) {
+        fprintf(stderr,
+                "%s%s: warning: %s is not safe: %s (accepted: --allow-unsafe-permissions)\n",
+                prefix, path, what, why);
+        return 0;
+    }
+    fprintf(stderr,
+            "%s%s: %s is not safe: %s (--allow-unsafe-permissions accepts it, for a test "
+            "set-up)\n",
+            prefix, path, what, why);
+    return KB_ECONFIG;
+}
+
+int kb_broker_load_config(const char *path, const char *prefix, unsigned flags,
+                          struct kb_config **out)
 {
     struct kb_config_errors *errors = NULL;
-    int rc = kb_config_load_file(path, NULL, out, &errors);
+    char why[256];
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY), rc;
 
+    *out = NULL;
+    if (fd < 0) {
+        rc = -errno;
+        fprintf(stderr, "%s%s: cannot read the configuration: %s\n", prefix, path, kb_strerror(rc));
+        return rc;
+    }
+    /* The file checked is the file read: fstat of the descriptor, not the path again. */
+    rc = fstat(fd, &st) != 0 ? -errno : 0;
+    if (rc == 0 && !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "%s%s: the configuration is not a regular file\n", prefix, path);
+        rc = KB_ECONFIG;
+    }
+    if (rc == 0 && kb_config_check_file_owner((uint32_t)st.st_uid, (uint32_t)st.st_mode,
+                                              (uint32_t)geteuid(), why, sizeof(why)) != 0)
+        rc = s_unsafe(prefix, path, flags, "the configuration file", why);
     if (rc == 0)
-        return 0;
+        rc = kb_config_load_fd(fd, NULL, out, &errors);
+    close(fd);
+    if (rc == 0 && (flags & KB_BROKER_CHECK_SOCKET) != 0 &&
+        kb_config_check_socket_mode((*out)->broker.socket.mode, why, sizeof(why)) != 0 &&
+        s_unsafe(prefix, path, flags, "broker.socket.mode", why) != 0) {
+        kb_config_destroy(*out);
+        *out = NULL;
+        return KB_ECONFIG;
+    }
+    if (rc == 0 || (rc == KB_ECONFIG && errors == NULL))
+        return rc;
     if (errors != NULL) {
         for (size_t i = 0; i < errors->count; i++)
             fprintf(stderr, "%s%s: %s\n", prefix, path, errors->lines[i]);
@@ -57,6 +107,18 @@ int kb_broker_load_config(const char *path, const char *prefix, struct kb_config
         fprintf(stderr, "%s%s: cannot read the configuration: %s\n", prefix, path, kb_strerror(rc));
     }
     return rc;
+}
+
+void kb_broker_scrub_env(void)
+{
+    static const char *const names[] = {"AWS_ACCESS_KEY_ID",
+                                        "AWS_SECRET_ACCESS_KEY",
+                                        "AWS_SESSION_TOKEN",
+                                        "AWS_SECURITY_TOKEN",
+                                        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                                        NULL};
+
+    kb_secret_scrub_env(names);
 }
 
 /* -- shutdown ---------------------------------------------------------------------------------- */
@@ -88,6 +150,9 @@ static void s_stop(struct kb_broker *d, const char *why)
     if (d->signals_open) {
         uv_close((uv_handle_t *)&d->sigterm, on_signal_closed);
         uv_close((uv_handle_t *)&d->sigint, on_signal_closed);
+        uv_close((uv_handle_t *)&d->sighup, on_signal_closed);
+        uv_close((uv_handle_t *)&d->sigusr1, on_signal_closed);
+        uv_close((uv_handle_t *)&d->sigusr2, on_signal_closed);
         d->signals_open = false;
     }
     /* The engine first: no engine callback runs after kb_engine_destroy, so the server may free
@@ -128,19 +193,42 @@ static void on_start_provisioned(void *ctx, int err, const struct kb_engine_outc
            total, NULL);
 }
 
+/* SIGHUP (reload, once the configuration can be re-read), SIGUSR1 and SIGUSR2 would kill the
+ * daemon by default, leaving its socket behind: each is logged, and the daemon goes on. */
+static void on_other_signal(uv_signal_t *h, int signum)
+{
+    if (signum == SIGHUP)
+        kb_log(KB_LOG_WARN, "signal", "signal", "SIGHUP", "message",
+               "reloading the configuration is not supported yet: nothing was re-read", NULL);
+    else
+        kb_log(KB_LOG_INFO, "signal", "signal", signum == SIGUSR1 ? "SIGUSR1" : "SIGUSR2",
+               "message", "ignored", NULL);
+}
+
 static int s_signals(struct kb_broker *d)
 {
-    int rc = uv_signal_init(&d->loop, &d->sigterm);
+    uv_signal_t *h[] = {&d->sigterm, &d->sigint, &d->sighup, &d->sigusr1, &d->sigusr2};
+    int rc = 0;
 
-    if (rc == 0)
-        rc = uv_signal_init(&d->loop, &d->sigint);
-    if (rc != 0)
-        return rc;
+    for (size_t i = 0; i < sizeof(h) / sizeof(h[0]); i++) {
+        rc = uv_signal_init(&d->loop, h[i]);
+        if (rc != 0) {
+            while (i-- > 0)
+                uv_close((uv_handle_t *)h[i], on_signal_closed);
+            return rc;
+        }
+        h[i]->data = d;
+    }
     d->signals_open = true;
-    d->sigterm.data = d->sigint.data = d;
     rc = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     if (rc == 0)
         rc = uv_signal_start(&d->sigint, on_signal, SIGINT);
+    if (rc == 0)
+        rc = uv_signal_start(&d->sighup, on_other_signal, SIGHUP);
+    if (rc == 0)
+        rc = uv_signal_start(&d->sigusr1, on_other_signal, SIGUSR1);
+    if (rc == 0)
+        rc = uv_signal_start(&d->sigusr2, on_other_signal, SIGUSR2);
     return rc;
 }
 
@@ -153,6 +241,7 @@ static int s_start(struct kb_broker *d, const struct kb_broker_options *opt)
 
     kb_engine_client_config(d->cfg, &acfg);
     rc = kb_aws_client_new(&d->loop, &acfg, &d->aws, err, sizeof(err));
+    kb_broker_scrub_env();
     if (rc != 0) {
         kb_log(KB_LOG_ERROR, "startup", "error", err[0] != '\0' ? err : kb_strerror(rc), NULL);
         return rc;
@@ -184,6 +273,7 @@ static int s_start(struct kb_broker *d, const struct kb_broker_options *opt)
     rc = s_signals(d);
     if (rc == 0 && opt->provision_at_start)
         rc = kb_engine_provision(d->engine, NULL, NULL, on_start_provisioned, d);
+    if (rc == 0)
     if (rc != 0)
         kb_log(KB_LOG_ERROR, "startup", "error", kb_strerror(rc), NULL);
     return rc;
@@ -197,7 +287,10 @@ int kb_broker_run(const struct kb_broker_options *opt)
 
     memset(&d, 0, sizeof(d));
     s_harden();
-    if (kb_broker_load_config(opt->config_path, "keybrokerd: ", &d.cfg) != 0)
+    if (kb_broker_load_config(opt->config_path, "keybrokerd: ",
+                              KB_BROKER_CHECK_SOCKET |
+                                  (opt->allow_unsafe ? KB_BROKER_ALLOW_UNSAFE : 0u),
+                              &d.cfg) != 0)
         return 2;
     kb_log_set_level(d.cfg->broker.log_level);
     if (opt->log_level != NULL && kb_log_parse_level(opt->log_level, &level) == 0)

@@ -25,6 +25,7 @@ struct kb_broker_options {
     bool provision_at_start; /* reconcile every tenant in the background once serving */
     const char *log_level;   /* NULL: broker.log_level; else a valid level name */
     const char *version;     /* for status and logs; NULL: "0" */
+    bool allow_unsafe;       /* --allow-unsafe-permissions: warn instead of refusing */
 };
 
 /* Everything the daemon runs, owned here. Built by kb_broker_run; the fields are for the broker's
@@ -38,13 +39,32 @@ struct kb_broker {
     struct kb_server *server;  /* owned; closed at stop */
     uv_signal_t sigterm;
     uv_signal_t sigint;
+    uv_signal_t sighup;  /* logged: the configuration is not re-read yet */
+    uv_signal_t sigusr1; /* logged and ignored: no meaning yet */
+    uv_signal_t sigusr2;
     bool signals_open;
     bool stopping;
 };
 
-/* Loads the config at path, printing every problem on stderr as "<prefix><path>: <line>".
- * Returns 0 and *out (free with kb_config_destroy) or the loader's error. */
-int kb_broker_load_config(const char *path, const char *prefix, struct kb_config **out);
+/* kb_broker_load_config's flags. */
+#define KB_BROKER_CHECK_SOCKET 0x1u /* the config serves a socket: refuse a mode open to "other"   \
+                                     */
+#define KB_BROKER_ALLOW_UNSAFE 0x2u /* --allow-unsafe-permissions: those refusals become warnings  \
+                                     */
+
+/* Loads the config at path, printing every problem on stderr as "<prefix><path>: <line>". The
+ * file must not be writable by group or others and must be owned by root or the broker's euid
+ * (whoever can write it chooses the tenants, ACLs and endpoint); with KB_BROKER_CHECK_SOCKET,
+ * broker.socket.mode must not grant "other" anything. KB_BROKER_ALLOW_UNSAFE turns those two
+ * refusals into warnings (test set-ups). Returns 0 and *out (free with kb_config_destroy) or the
+ * loader's error (KB_ECONFIG for a refusal). */
+int kb_broker_load_config(const char *path, const char *prefix, unsigned flags,
+                          struct kb_config **out);
+
+/* Removes the broker's own credentials from its environment, values overwritten in place
+ * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_SECURITY_TOKEN,
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN): call once the AWS client has read them. */
+void kb_broker_scrub_env(void);
 
 /*
  * Runs the daemon. Returns the process exit status: 0 after a clean shutdown on SIGTERM/SIGINT;

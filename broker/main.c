@@ -7,6 +7,7 @@
  *   keybrokerd --provision-only CONFIG [--tenant NAME]
  *   keybrokerd --revoke CONFIG --tenant NAME [--delete-bucket] [--force-delete-secret]
  *   keybrokerd --help | --version
+ *   (every mode also takes --allow-unsafe-permissions and --log-level LEVEL)
  *
  * --provision-only and --revoke print one line per step event on stdout ("<tenant> <step>
  * <start|done|skip|error> [message]") and a summary line per tenant ("<tenant> summary <state>
@@ -15,11 +16,14 @@
  * daemon runs until SIGTERM/SIGINT (exit 0), 2 on a configuration error, 1 when it cannot start.
  * Nothing printed here is ever a secret.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "aws/client.h"
@@ -48,6 +52,7 @@ struct s_args {
     const char *socket;
     bool no_provision_at_start;
     bool daemon_flags; /* a daemon-only flag was given */
+    bool allow_unsafe;
 };
 
 struct s_run {
@@ -61,8 +66,8 @@ static void s_usage(FILE *f)
 {
     fprintf(f,
             "usage: keybrokerd [--config FILE] [--socket PATH] [--no-provision-at-start]\n"
-            "                  [--foreground] [--log-level LEVEL]\n"
-            "       keybrokerd --check-config FILE\n"
+            "                  [--foreground] [--log-level LEVEL] [--allow-unsafe-permissions]\n"
+            "       keybrokerd --check-config FILE [--allow-unsafe-permissions]\n"
             "       keybrokerd --provision-only CONFIG [--tenant NAME] [--log-level LEVEL]\n"
             "       keybrokerd --revoke CONFIG --tenant NAME [--delete-bucket]\n"
             "                  [--force-delete-secret] [--log-level LEVEL]\n"
@@ -76,6 +81,11 @@ static void s_usage(FILE *f)
             "--foreground is\n"
             "accepted for clarity) and uses the socket systemd passes (LISTEN_FDS) when there "
             "is one.\n"
+            "SIGHUP is logged (the configuration is not re-read yet); SIGUSR1 and SIGUSR2 are "
+            "logged and\n"
+            "ignored. Closed standard descriptors are opened on /dev/null. The broker's own AWS "
+            "credentials\n"
+            "are removed from its environment (values overwritten) once read.\n"
             "  --config FILE           the configuration (default " S_DEFAULT_CONFIG ")\n"
             "  --socket PATH           listen on PATH instead of broker.socket.path\n"
             "  --no-provision-at-start serve only; provision when a client asks (kbctl "
@@ -101,6 +111,14 @@ static void s_usage(FILE *f)
             "  --force-delete-secret   with --revoke: delete the secret without a recovery window\n"
             "  --tenant NAME           the one tenant to work on\n"
             "  --log-level LEVEL       debug, info, warn or error (overrides broker.log_level)\n"
+            "  --allow-unsafe-permissions\n"
+            "                          accept, with a warning, a configuration file writable by "
+            "group or\n"
+            "                          others or owned by another user than root or the broker's, "
+            "and a\n"
+            "                          broker.socket.mode that grants \"other\" access (refused "
+            "otherwise:\n"
+            "                          for test set-ups only)\n"
             "\n"
             "Progress goes to stdout, one line per step: \"<tenant> <step> "
             "<start|done|skip|error> [message]\",\n"
@@ -125,6 +143,7 @@ static int s_parse(int argc, char **argv, struct s_args *a)
         {"foreground", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
+        {"allow-unsafe-permissions", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -170,6 +189,9 @@ static int s_parse(int argc, char **argv, struct s_args *a)
             break;
         case 'f':
             a->daemon_flags = true;
+            break;
+        case 'U':
+            a->allow_unsafe = true;
             break;
         case 'h':
             s_usage(stdout);
@@ -250,6 +272,7 @@ static int s_start(uv_loop_t *loop, const struct s_args *a, struct s_run *r)
 
     kb_engine_client_config(r->cfg, &ccfg);
     rc = kb_aws_client_new(loop, &ccfg, &r->client, errbuf, sizeof(errbuf));
+    kb_broker_scrub_env();
     if (rc != 0) {
         fprintf(stderr, "%s: AWS client: %s\n", a->config,
                 errbuf[0] != '\0' ? errbuf : kb_strerror(rc));
@@ -279,7 +302,9 @@ static int s_work(const struct s_args *a)
     struct s_run r = {.exit_code = S_EXIT_FAILED};
     enum kb_log_level level;
     uv_loop_t loop;
-    int rc = kb_broker_load_config(a->config, "", &r.cfg) == 0 ? 0 : S_EXIT_USAGE;
+    unsigned flags = (a->mode == S_CHECK ? KB_BROKER_CHECK_SOCKET : 0u) |
+                     (a->allow_unsafe ? KB_BROKER_ALLOW_UNSAFE : 0u);
+    int rc = kb_broker_load_config(a->config, "", flags, &r.cfg) == 0 ? 0 : S_EXIT_USAGE;
 
     if (rc != 0)
         return rc;
@@ -303,11 +328,32 @@ static int s_work(const struct s_args *a)
     return rc != 0 ? rc : r.exit_code;
 }
 
+/* Started with fd 0, 1 or 2 closed, the first files the daemon opens would take them (libuv's
+ * wake-up pipe, a socket), and the log written to fd 2 would go into them: each closed one is
+ * opened on /dev/null first. */
+static int s_stdio(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int got = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+
+        if (got != fd) {
+            if (got >= 0)
+                close(got);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct s_args a;
     int rc;
 
+    if (s_stdio() != 0)
+        return S_EXIT_FAILED;
     /* Progress lines must reach a pipe as they happen (tests kill -9 mid-run). */
     setvbuf(stdout, NULL, _IOLBF, 0);
     rc = s_parse(argc, argv, &a);
@@ -327,6 +373,7 @@ int main(int argc, char **argv)
             .provision_at_start = !a.no_provision_at_start,
             .log_level = a.log_level,
             .version = "0.1.0",
+            .allow_unsafe = a.allow_unsafe,
         };
         return kb_broker_run(&d);
     }

@@ -93,3 +93,18 @@ int kb_secret_equals(struct kb_secret *s, const void *data, size_t len)
     kb_secret_close(s);
     return eq;
 }
+
+extern char **environ;
+
+void kb_secret_scrub_env(const char *const *names)
+{
+    for (; *names != NULL; names++) {
+        size_t n = strlen(*names);
+
+        for (char **e = environ; e != NULL && *e != NULL; e++) {
+            if (strncmp(*e, *names, n) == 0 && (*e)[n] == '=')
+                sodium_memzero(*e + n + 1, strlen(*e + n + 1));
+        }
+        unsetenv(*names);
+    }
+}

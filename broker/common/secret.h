@@ -37,4 +37,10 @@ struct kb_secret *kb_secret_dup(struct kb_secret *s);
 /* Constant-time equality of the secret with data[0..len). Returns 1 if equal. */
 int kb_secret_equals(struct kb_secret *s, const void *data, size_t len);
 
+/* Removes each named variable from the environment after overwriting its value where it lies
+ * (the initial environment is on the stack, and /proc/PID/environ shows that memory for the
+ * process's lifetime: unsetenv alone would leave the value there). names ends with NULL. Not
+ * thread-safe (like setenv): call before any thread reads the environment. */
+void kb_secret_scrub_env(const char *const *names);
+
 #endif

@@ -236,23 +236,14 @@ int kb_config_load_string(const char *text, size_t len, const struct kb_config_r
 }
 
 /* Reads at most KB_CONFIG_MAX_SIZE + 1 bytes so that a larger file is noticed. */
-static int s_read_file(const char *path, char **buf_out, size_t *len_out)
+static int s_read_fd(int fd, char **buf_out, size_t *len_out)
 {
     size_t cap = KB_CONFIG_MAX_SIZE + 1;
     size_t len = 0;
-    char *buf = NULL;
-    int fd = -1;
-    int rc = 0;
+    char *buf = malloc(cap);
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        rc = -errno;
-        goto out;
-    }
-    buf = malloc(cap);
     if (buf == NULL) {
-        rc = KB_ENOMEM;
-        goto out;
+        return KB_ENOMEM;
     }
     while (len < cap) {
         ssize_t n = read(fd, buf + len, cap - len);
@@ -260,8 +251,9 @@ static int s_read_file(const char *path, char **buf_out, size_t *len_out)
             continue;
         }
         if (n < 0) {
-            rc = -errno;
-            goto out;
+            int rc = -errno;
+            free(buf);
+            return rc;
         }
         if (n == 0) {
             break;
@@ -270,33 +262,81 @@ static int s_read_file(const char *path, char **buf_out, size_t *len_out)
     }
     *buf_out = buf;
     *len_out = len;
-    buf = NULL;
-out:
-    free(buf);
-    if (fd >= 0) {
-        close(fd);
+    return 0;
+}
+
+int kb_config_load_fd(int fd, const struct kb_config_resolver *resolver, struct kb_config **cfg_out,
+                      struct kb_config_errors **errors_out)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (fd < 0 || cfg_out == NULL || errors_out == NULL) {
+        return KB_EINVAL;
     }
+    *cfg_out = NULL;
+    *errors_out = NULL;
+    rc = s_read_fd(fd, &buf, &len);
+    if (rc == 0) {
+        rc = kb_config_load_string(buf, len, resolver, cfg_out, errors_out);
+    }
+    free(buf);
     return rc;
 }
 
 int kb_config_load_file(const char *path, const struct kb_config_resolver *resolver,
                         struct kb_config **cfg_out, struct kb_config_errors **errors_out)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    int rc;
+    int fd, rc;
 
     if (path == NULL || cfg_out == NULL || errors_out == NULL) {
         return KB_EINVAL;
     }
     *cfg_out = NULL;
     *errors_out = NULL;
-    rc = s_read_file(path, &buf, &len);
-    if (rc == 0) {
-        rc = kb_config_load_string(buf, len, resolver, cfg_out, errors_out);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return -errno;
     }
-    free(buf);
+    rc = kb_config_load_fd(fd, resolver, cfg_out, errors_out);
+    close(fd);
     return rc;
+}
+
+int kb_config_check_file_owner(uint32_t file_uid, uint32_t file_mode, uint32_t euid, char *why,
+                               size_t whylen)
+{
+    if ((file_mode & 022u) != 0) {
+        snprintf(why, whylen,
+                 "it is writable by %s (mode %04o): whoever can write it chooses the tenants, the "
+                 "ACLs and the AWS endpoint; chmod go-w it",
+                 (file_mode & 022u) == 022u ? "group and others"
+                 : (file_mode & 002u) != 0  ? "others"
+                                            : "its group",
+                 (unsigned)(file_mode & 07777u));
+        return KB_ECONFIG;
+    }
+    if (file_uid != 0 && file_uid != euid) {
+        snprintf(why, whylen,
+                 "it is owned by uid %u, not by root or the broker's user (uid %u): chown it",
+                 (unsigned)file_uid, (unsigned)euid);
+        return KB_ECONFIG;
+    }
+    return 0;
+}
+
+int kb_config_check_socket_mode(uint32_t mode, char *why, size_t whylen)
+{
+    if ((mode & 07u) == 0) {
+        return 0;
+    }
+    snprintf(why, whylen,
+             "\"%04o\" lets every local user connect to the socket (other: %s%s%s): use \"0660\" "
+             "with broker.socket.group and the tenants' clients ACLs",
+             (unsigned)mode, (mode & 4u) != 0 ? "r" : "-", (mode & 2u) != 0 ? "w" : "-",
+             (mode & 1u) != 0 ? "x" : "-");
+    return KB_ECONFIG;
 }
 
 static void s_tenant_free(struct kb_tenant *t)

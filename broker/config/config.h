@@ -285,6 +285,20 @@ int kb_config_load_string(const char *text, size_t len, const struct kb_config_r
 int kb_config_load_file(const char *path, const struct kb_config_resolver *resolver,
                         struct kb_config **cfg_out, struct kb_config_errors **errors_out);
 
+/* The same from an open file (read from its current offset; fd stays open), for a caller that
+ * checked the file it opened (fstat) before reading it. */
+int kb_config_load_fd(int fd, const struct kb_config_resolver *resolver, struct kb_config **cfg_out,
+                      struct kb_config_errors **errors_out);
+
+/* Whether a config file with this owner and mode may be trusted by a broker running as euid: not
+ * writable by group or others, owned by root or euid. 0, or KB_ECONFIG with the reason in why
+ * ("<file> is not safe: <why>"). */
+int kb_config_check_file_owner(uint32_t file_uid, uint32_t file_mode, uint32_t euid, char *why,
+                               size_t whylen);
+
+/* Whether broker.socket.mode keeps "other" out (no bit of 0007). 0, or KB_ECONFIG with why. */
+int kb_config_check_socket_mode(uint32_t mode, char *why, size_t whylen);
+
 /* Frees cfg and everything it owns. NULL is allowed. */
 void kb_config_destroy(struct kb_config *cfg);
 
