@@ -575,6 +575,54 @@ static void test_load_file_errors(void **state)
 
 /* Mutated copies of a full config: any outcome is fine except a crash, a leak (ASan), an error
  * without lines or a success with lines. */
+/* Who may write the file and who may connect: the checks behind keybrokerd's refusals. */
+static void test_permission_checks(void **state)
+{
+    static const struct {
+        uint32_t uid, mode, euid;
+        int rc;
+        const char *why;
+    } files[] = {
+        {0, 0100600, 0, 0, NULL},
+        {0, 0100644, 0, 0, NULL},
+        {0, 0100640, 1000, 0, NULL}, /* root's file, read by a broker user */
+        {1000, 0100600, 1000, 0, NULL},
+        {0, 0100666, 0, KB_ECONFIG, "writable by group and others (mode 0666)"},
+        {0, 0100602, 0, KB_ECONFIG, "writable by others (mode 0602)"},
+        {0, 0100620, 0, KB_ECONFIG, "writable by its group (mode 0620)"},
+        {1000, 0100600, 0, KB_ECONFIG, "owned by uid 1000, not by root or the broker's user"},
+        {1000, 0100600, 1001, KB_ECONFIG, "owned by uid 1000"},
+    };
+    static const struct {
+        uint32_t mode;
+        int rc;
+        const char *why;
+    } socks[] = {
+        {0660, 0, NULL},
+        {0600, 0, NULL},
+        {0770, 0, NULL},
+        {0666, KB_ECONFIG, "\"0666\" lets every local user connect to the socket (other: rw-)"},
+        {0661, KB_ECONFIG, "(other: --x)"},
+        {0604, KB_ECONFIG, "(other: r--)"},
+    };
+    char why[256];
+
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        why[0] = '\0';
+        assert_int_equal(kb_config_check_file_owner(files[i].uid, files[i].mode, files[i].euid, why,
+                                                    sizeof(why)),
+                         files[i].rc);
+        if (files[i].why != NULL && strstr(why, files[i].why) == NULL)
+            fail_msg("file case %zu: \"%s\" lacks \"%s\"", i, why, files[i].why);
+    }
+    for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
+        why[0] = '\0';
+        assert_int_equal(kb_config_check_socket_mode(socks[i].mode, why, sizeof(why)), socks[i].rc);
+        if (socks[i].why != NULL && strstr(why, socks[i].why) == NULL)
+            fail_msg("socket case %zu: \"%s\" lacks \"%s\"", i, why, socks[i].why);
+    }
+}
+
 static void test_mutations_never_crash(void **state)
 {
     static const char junk[] = "{}[]\",:0-9eE.\\u \n\x01\xc3\xa9\xff";
@@ -635,6 +683,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_error_cap),
         cmocka_unit_test(test_load_file_errors),
+        cmocka_unit_test(test_permission_checks),
         cmocka_unit_test(test_mutations_never_crash),
     };
     // clang-format on
