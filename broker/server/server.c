@@ -1,17 +1,48 @@
 /*
- * server.c - the listener: binding the socket path (mode, group, stale-socket detection) or
- * adopting systemd's socket, accepting, the sweep timer, watch events, and shutdown.
+ * server.c - the listener: making the socket file safely (directory check, stale-socket
+ * detection, a private directory, mode and group, an atomic rename) or adopting systemd's
+ * socket, accepting, the sweep timer, watch events, and shutdown.
  *
- * A socket file is replaced only when nothing answers on it (connect gives ECONNREFUSED); a path
- * that is not a socket is never touched, and the file is removed at shutdown only while it is
- * still the one this process created. This file must never relax the socket's mode beyond the
- * configured one, even for a moment (the umask covers the window between bind and chmod).
+ * Who may replace the socket. A client finds the broker by path, so whoever can put a socket of
+ * their own at that path can answer in the broker's name (hand out their own ARNs). That is
+ * anyone who can write the socket's directory and remove entries of others: its owner, and
+ * group/other writers when the directory has no sticky bit. So s_dir_check refuses a directory
+ * not owned by root or keybrokerd's own euid, and one writable by group or others without the
+ * sticky bit, naming what is wrong and how to fix it; keybrokerd then does not start. Only the
+ * direct parent is checked (whoever can rename an ancestor could still move it; an ancestor is
+ * normally /run or a package's directory). A socket systemd passes in (LISTEN_FDS) is systemd's
+ * business and is not checked. Clients check the other end: libkeybroker refuses a socket served
+ * by an unexpected uid (SO_PEERCRED, proto/client.c).
+ *
+ * Making the file. Linux applies neither fchmod nor fchown on a socket descriptor to the bound
+ * inode, so mode and group can only be set by path, and a path in a directory others can write
+ * to (a sticky /tmp) can be swapped for a symlink between bind and chmod: root would then chmod
+ * or chown a file of the attacker's choice. Hence every step but bind works relative to a
+ * directory descriptor, and the file gets its final name only when it is finished:
+ *   1. open the socket's directory and check it (above);
+ *   2. refuse a path that is not a socket or that a live broker serves; remove a stale socket
+ *      (connect gives ECONNREFUSED);
+ *   3. mkdirat a directory of ours with a random name (S_PRIV_PREFIX + 6 characters), mode 0700:
+ *      nobody else can enter it, and in a sticky or unshared directory nobody else can rename
+ *      or remove it either;
+ *   4. bind S_PRIV_SOCKET inside it under a umask that gives the configured mode from the start,
+ *      check through the directory's descriptor that the socket is there, then fchownat and
+ *      fchmodat it there (nobody else can reach it) and record its dev/ino;
+ *   5. renameat2(RENAME_NOREPLACE) it to the configured name (link + unlink where the file
+ *      system lacks that rename): atomic, and it never replaces anything, a symlink planted in
+ *      the meantime included (EEXIST: refused);
+ *   6. remove the private directory, whatever happened (and our socket in it when it never got
+ *      its name). A failure therefore leaves neither a directory nor a half-made socket.
+ * At shutdown the file is removed only while it is still the inode recorded in step 4 (a rename
+ * keeps the inode). Only a kill -9 inside steps 3 to 6 can leave an empty private directory.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -110,20 +141,132 @@ static void on_sweep(uv_timer_t *t)
 
 /* -- binding ----------------------------------------------------------------------------------- */
 
-/* Is someone serving path? 0: nothing there (or a stale socket, removed); KB_EINVAL with errbuf
- * set: a live broker, or not a socket. */
-static int s_check_path(const char *path, char *errbuf, size_t errlen)
+#define S_SUN_PATH    sizeof(((struct sockaddr_un *)0)->sun_path)
+#define S_PRIV_PREFIX ".kb-"
+#define S_PRIV_RANDOM 6 /* random characters after the prefix */
+/* Names tried before giving up: each collision is astronomically rare. */
+#define S_PRIV_TRIES  100
+#define S_PRIV_SOCKET "s" /* the socket's name inside the private directory */
+
+/* One bind of s->path, step by step (see the header comment). Owns its descriptors and the
+ * private directory until s_bind_cleanup. */
+struct s_bind {
+    struct kb_server *s;
+    const struct kb_config_socket *cs;
+    char *errbuf;
+    size_t errlen;
+    char dir[S_SUN_PATH]; /* the socket's directory, as configured */
+    const char *base;     /* the socket's name in dir (points into s->path) */
+    int dirfd;
+    char priv[sizeof(S_PRIV_PREFIX) + S_PRIV_RANDOM]; /* its name in dir; "" until made */
+    int privfd;
+    char tmp[S_SUN_PATH]; /* the path bound: dir/priv/S_PRIV_SOCKET */
+    bool in_priv;         /* a socket file of ours is at priv/S_PRIV_SOCKET */
+    dev_t dev;
+    ino_t ino;
+};
+
+static int s_bind_fail(struct s_bind *b, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_bind_fail(struct s_bind *b, int rc, const char *fmt, ...)
 {
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(b->errbuf, b->errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* The directory and the name of s->path. */
+static int s_split(struct s_bind *b)
+{
+    const char *path = b->s->path, *slash = strrchr(path, '/');
+    size_t dirlen;
+
+    if (strlen(path) >= S_SUN_PATH)
+        return s_bind_fail(b, KB_EINVAL, "socket path %s is too long", path);
+    b->base = slash != NULL ? slash + 1 : path;
+    if (b->base[0] == '\0' || strcmp(b->base, ".") == 0 || strcmp(b->base, "..") == 0)
+        return s_bind_fail(b, KB_EINVAL, "socket path %s does not name a file", path);
+    dirlen = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    if (dirlen == 0)
+        memcpy(b->dir, ".", 2);
+    else
+        snprintf(b->dir, sizeof(b->dir), "%.*s", (int)dirlen, path);
+    /* dir/.kb-XXXXXX/s must fit a socket address too. */
+    if (strlen(b->dir) + 1 + strlen(S_PRIV_PREFIX) + S_PRIV_RANDOM + 1 + strlen(S_PRIV_SOCKET) >=
+        S_SUN_PATH)
+        return s_bind_fail(b, KB_EINVAL,
+                           "socket path %s: the directory name %s is too long to make the socket "
+                           "safely (keybrokerd binds in a private directory inside it first); "
+                           "use a shorter directory",
+                           path, b->dir);
+    return 0;
+}
+
+/*
+ * Is dir (st) a place where only trusted users can replace the socket? Its owner must be root or
+ * keybrokerd's own euid (an owner can always rename or remove any entry), and group or other
+ * write access needs the sticky bit (without it, a writer can unlink the socket and bind its own).
+ */
+static int s_dir_check(struct s_bind *b, const struct stat *st)
+{
+    uid_t euid = geteuid();
+    mode_t w = st->st_mode & (S_IWGRP | S_IWOTH);
+
+    if (st->st_uid != 0 && st->st_uid != euid)
+        return s_bind_fail(
+            b, KB_EDENIED,
+            "socket directory %s is owned by uid %u, not root or keybrokerd's own uid %u: its "
+            "owner could replace the socket and answer clients in the broker's name; make it "
+            "owned by root or uid %u (chown), or put broker.socket.path in a directory of its "
+            "own such as /run/keybroker",
+            b->dir, (unsigned)st->st_uid, (unsigned)euid, (unsigned)euid);
+    if (w != 0 && !(st->st_mode & S_ISVTX))
+        return s_bind_fail(
+            b, KB_EDENIED,
+            "socket directory %s is writable by %s (mode %04o) without the sticky bit: another "
+            "user could remove the socket and bind their own in its place; remove that write "
+            "access (chmod go-w %s) or set the sticky bit (chmod +t %s), or put "
+            "broker.socket.path in a directory of its own such as /run/keybroker",
+            b->dir,
+            w == (S_IWGRP | S_IWOTH) ? "group and others"
+            : (w & S_IWGRP)          ? "group"
+                                     : "others",
+            (unsigned)(st->st_mode & 07777), b->dir, b->dir);
+    return 0;
+}
+
+/* Opens the socket's directory (every later step but bind works relative to it) and checks it. */
+static int s_open_dir(struct s_bind *b)
+{
+    struct stat st;
+
+    b->dirfd = open(b->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (b->dirfd < 0 || fstat(b->dirfd, &st) != 0)
+        return s_bind_fail(b, -errno, "cannot open the socket directory %s: %s", b->dir,
+                           uv_strerror(-errno));
+    return s_dir_check(b, &st);
+}
+
+/* Is someone serving the path? 0: nothing there (or a stale socket, removed); KB_EINVAL: a live
+ * broker, or not a socket. */
+static int s_check_path(struct s_bind *b)
+{
+    const char *path = b->s->path;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     struct stat st;
     int fd, rc;
 
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (!S_ISSOCK(st.st_mode)) {
-        snprintf(errbuf, errlen, "%s exists and is not a socket: refusing to replace it", path);
-        return KB_EINVAL;
-    }
+    if (fstatat(b->dirfd, b->base, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno == ENOENT
+                   ? 0
+                   : s_bind_fail(b, -errno, "cannot inspect %s: %s", path, uv_strerror(-errno));
+    if (!S_ISSOCK(st.st_mode))
+        return s_bind_fail(b, KB_EINVAL, "%s exists and is not a socket: refusing to replace it",
+                           path);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -132,54 +275,153 @@ static int s_check_path(const char *path, char *errbuf, size_t errlen)
     close(fd);
     if (rc == -ECONNREFUSED) {
         kb_log(KB_LOG_INFO, "socket", "path", path, "message", "replacing a stale socket", NULL);
-        return unlink(path) == 0 || errno == ENOENT ? 0 : -errno;
+        if (unlinkat(b->dirfd, b->base, 0) == 0 || errno == ENOENT)
+            return 0;
+        return s_bind_fail(b, -errno, "cannot remove the stale socket %s: %s", path,
+                           uv_strerror(-errno));
     }
-    if (rc == 0 || rc == -EAGAIN || rc == -EINPROGRESS) {
-        snprintf(errbuf, errlen, "another keybrokerd serves %s", path);
-        return KB_EINVAL;
-    }
-    snprintf(errbuf, errlen, "cannot probe %s: %s", path, uv_strerror(rc));
-    return rc;
+    if (rc == 0 || rc == -EAGAIN || rc == -EINPROGRESS)
+        return s_bind_fail(b, KB_EINVAL, "another keybrokerd serves %s", path);
+    return s_bind_fail(b, rc, "cannot probe %s: %s", path, uv_strerror(rc));
 }
 
-/* Binds with the configured mode from the start (umask), then sets group and mode exactly. */
-static int s_bind(struct kb_server *s, char *errbuf, size_t errlen)
+/* A fresh directory of ours, mode 0700, in dir under a random name (mkdtemp relative to dirfd). */
+static int s_make_private(struct s_bind *b)
 {
-    const struct kb_config_socket *cs = &s->cfg->broker.socket;
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const size_t plen = strlen(S_PRIV_PREFIX);
+    unsigned char rnd[S_PRIV_RANDOM];
+    struct stat st;
+    int rc = -EEXIST;
+
+    for (int i = 0; i < S_PRIV_TRIES && rc == -EEXIST; i++) {
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+            return s_bind_fail(b, -errno, "cannot read random bytes: %s", uv_strerror(-errno));
+        memcpy(b->priv, S_PRIV_PREFIX, plen);
+        for (size_t k = 0; k < S_PRIV_RANDOM; k++)
+            b->priv[plen + k] = chars[rnd[k] % (sizeof(chars) - 1)];
+        b->priv[plen + S_PRIV_RANDOM] = '\0';
+        rc = mkdirat(b->dirfd, b->priv, 0700) == 0 ? 0 : -errno;
+    }
+    if (rc != 0) {
+        b->priv[0] = '\0';
+        return s_bind_fail(b, rc, "cannot create a private directory in %s: %s", b->dir,
+                           uv_strerror(rc));
+    }
+    /* Nobody else can write dir's entries of ours (the directory check), so this is the one
+     * just made; the checks only make that assumption loud. */
+    b->privfd = openat(b->dirfd, b->priv, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (b->privfd < 0 || fstat(b->privfd, &st) != 0 || st.st_uid != geteuid() ||
+        fchmod(b->privfd, 0700) != 0)
+        return s_bind_fail(b, KB_EINVAL, "the private directory %s/%s is not the one just made",
+                           b->dir, b->priv);
+    /* s_split made sure it fits */
+    if ((size_t)snprintf(b->tmp, sizeof(b->tmp), "%s/%s/%s", b->dir, b->priv, S_PRIV_SOCKET) >=
+        sizeof(b->tmp))
+        return s_bind_fail(b, KB_EINVAL, "socket path %s is too long", b->s->path);
+    return 0;
+}
+
+/* Binds inside the private directory with the configured mode from the start (umask), then sets
+ * group and mode exactly: nobody else can reach the file yet. */
+static int s_bind_private(struct s_bind *b)
+{
     struct stat st;
     mode_t old;
     int rc;
 
-    if (strlen(s->path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        snprintf(errbuf, errlen, "socket path %s is too long", s->path);
-        return KB_EINVAL;
-    }
-    rc = s_check_path(s->path, errbuf, errlen);
-    if (rc != 0)
-        return rc;
-    old = umask((mode_t)(~cs->mode & 0777));
-    rc = uv_pipe_bind(&s->listener, s->path);
+    old = umask((mode_t)(~b->cs->mode & 0777));
+    rc = uv_pipe_bind(&b->s->listener, b->tmp);
     umask(old);
-    if (rc != 0) {
-        snprintf(errbuf, errlen, "cannot bind %s: %s", s->path, uv_strerror(rc));
-        return rc;
-    }
-    s->bound = true;
-    if (lstat(s->path, &st) == 0) {
-        s->bound_dev = st.st_dev;
-        s->bound_ino = st.st_ino;
-    }
-    if (cs->has_group && chown(s->path, (uid_t)-1, (gid_t)cs->gid) != 0) {
-        rc = -errno;
-        snprintf(errbuf, errlen, "cannot set the group of %s: %s", s->path, uv_strerror(rc));
-        return rc;
-    }
-    if (chmod(s->path, (mode_t)cs->mode) != 0) {
-        rc = -errno;
-        snprintf(errbuf, errlen, "cannot set the mode of %s: %s", s->path, uv_strerror(rc));
-        return rc;
-    }
+    if (rc != 0)
+        return s_bind_fail(b, rc, "cannot bind a socket in %s: %s", b->dir, uv_strerror(rc));
+    /* The path bound is the only one not relative to a descriptor: the socket must be in the
+     * directory opened above. */
+    if (fstatat(b->privfd, S_PRIV_SOCKET, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISSOCK(st.st_mode))
+        return s_bind_fail(b, KB_EINVAL, "the socket bound at %s is not in the private directory",
+                           b->tmp);
+    b->in_priv = true;
+    if (b->cs->has_group &&
+        fchownat(b->privfd, S_PRIV_SOCKET, (uid_t)-1, (gid_t)b->cs->gid, AT_SYMLINK_NOFOLLOW) != 0)
+        return s_bind_fail(b, -errno, "cannot set the group of %s to %u: %s", b->s->path,
+                           (unsigned)b->cs->gid, uv_strerror(-errno));
+    if (fchmodat(b->privfd, S_PRIV_SOCKET, (mode_t)b->cs->mode, 0) != 0)
+        return s_bind_fail(b, -errno, "cannot set the mode of %s: %s", b->s->path,
+                           uv_strerror(-errno));
+    if (fstatat(b->privfd, S_PRIV_SOCKET, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return s_bind_fail(b, -errno, "cannot inspect %s: %s", b->tmp, uv_strerror(-errno));
+    b->dev = st.st_dev;
+    b->ino = st.st_ino;
     return 0;
+}
+
+/* Gives the finished socket its name without replacing anything: renameat2(RENAME_NOREPLACE),
+ * or link + unlink where the file system has no such rename. */
+static int s_place(struct s_bind *b)
+{
+    struct stat st;
+    int rc;
+
+    rc = renameat2(b->privfd, S_PRIV_SOCKET, b->dirfd, b->base, RENAME_NOREPLACE) == 0 ? 0 : -errno;
+    if (rc == -EINVAL || rc == -ENOSYS || rc == -ENOTSUP) {
+        rc = linkat(b->privfd, S_PRIV_SOCKET, b->dirfd, b->base, 0) == 0 ? 0 : -errno;
+        if (rc == 0)
+            (void)unlinkat(b->privfd, S_PRIV_SOCKET, 0);
+    }
+    if (rc == -EEXIST)
+        return s_bind_fail(b, rc,
+                           "%s appeared while keybrokerd was making its socket (another process "
+                           "races for that name): nothing was replaced",
+                           b->s->path);
+    if (rc != 0)
+        return s_bind_fail(b, rc, "cannot move the socket to %s: %s", b->s->path, uv_strerror(rc));
+    /* After link + unlink, a failed unlink leaves the old name for s_bind_cleanup. */
+    b->in_priv = fstatat(b->privfd, S_PRIV_SOCKET, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (fstatat(b->dirfd, b->base, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_dev != b->dev ||
+        st.st_ino != b->ino)
+        return s_bind_fail(b, KB_EINVAL, "%s is not the socket just made", b->s->path);
+    b->s->bound = true;
+    b->s->bound_dev = b->dev;
+    b->s->bound_ino = b->ino;
+    return 0;
+}
+
+/* Removes the private directory (and our socket in it, when it never got its name). */
+static void s_bind_cleanup(struct s_bind *b)
+{
+    if (b->in_priv)
+        (void)unlinkat(b->privfd, S_PRIV_SOCKET, 0);
+    if (b->priv[0] != '\0' && unlinkat(b->dirfd, b->priv, AT_REMOVEDIR) != 0)
+        kb_log(KB_LOG_WARN, "socket", "path", b->dir, "message",
+               "cannot remove keybrokerd's private directory", "name", b->priv, NULL);
+    if (b->privfd >= 0)
+        close(b->privfd);
+    if (b->dirfd >= 0)
+        close(b->dirfd);
+}
+
+static int s_bind(struct kb_server *s, char *errbuf, size_t errlen)
+{
+    struct s_bind b = {.s = s,
+                       .cs = &s->cfg->broker.socket,
+                       .errbuf = errbuf,
+                       .errlen = errlen,
+                       .dirfd = -1,
+                       .privfd = -1};
+    int rc = s_split(&b);
+
+    if (rc == 0)
+        rc = s_open_dir(&b);
+    if (rc == 0)
+        rc = s_check_path(&b);
+    if (rc == 0)
+        rc = s_make_private(&b);
+    if (rc == 0)
+        rc = s_bind_private(&b);
+    if (rc == 0)
+        rc = s_place(&b);
+    s_bind_cleanup(&b);
+    return rc;
 }
 
 /* systemd socket activation: LISTEN_PID is us and LISTEN_FDS >= 1. The variables are removed so
