@@ -1,6 +1,7 @@
 /*
  * client.c - libkeybroker's connection: connect with a timeout, write a request, read reply lines
- * with poll(2), match each reply to its request, and follow a watch subscription.
+ * with poll(2), match each reply to its request, and follow a watch subscription. Who serves the
+ * socket is checked on connect, before anything is sent (client_peer.c).
  *
  * One request is in flight at a time, so a reply is matched by its id and anything else is a
  * protocol error. A timeout or a framing error leaves the byte stream in an unknown place, so the
@@ -39,6 +40,9 @@ const char *kb_client_strerror(int err)
         return "malformed reply from the broker";
     case KB_CLIENT_ECLOSED:
         return "the broker closed the connection";
+    case KB_CLIENT_EPEER:
+        return "the socket is served by a uid that is not root, yours or the broker's user (see "
+               "KEYBROKER_SERVER_UID)";
     default:
         return err < 0 && err > -4096 ? strerror(-err) : "unknown error";
     }
@@ -114,31 +118,74 @@ cleanup:
     return rc;
 }
 
-int kb_client_connect(const char *path, int timeout_ms, struct kb_client **out)
+/* Fills the caller's error storage, when there is one, and returns err. */
+static int s_connect_fail(const struct kb_client_options *opt, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_connect_fail(const struct kb_client_options *opt, int err, const char *fmt, ...)
 {
+    va_list ap;
+
+    if (opt->error == NULL)
+        return err;
+    memset(opt->error, 0, sizeof(*opt->error));
+    opt->error->err = err;
+    va_start(ap, fmt);
+    vsnprintf(opt->error->message, sizeof(opt->error->message), fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+int kb_client_connect_opts(const char *path, const struct kb_client_options *opt,
+                           struct kb_client **out)
+{
+    char why[sizeof(((struct kb_client_error *)0)->message)] = "";
+    struct kb_client_options o = {0};
     struct kb_client *c;
     int fd = -1, rc;
 
-    if (out == NULL)
+    if (out == NULL || opt == NULL || opt->size < sizeof(size_t))
         return -EINVAL;
     *out = NULL;
+    /* Only the fields the caller's struct has: a program built against an older header passes a
+     * smaller size. */
+    memcpy(&o, opt, opt->size < sizeof(o) ? opt->size : sizeof(o));
     if (path == NULL || path[0] == '\0')
         path = kb_client_socket_path();
-    if (timeout_ms <= 0)
-        timeout_ms = KB_CLIENT_DEFAULT_TIMEOUT;
-    rc = s_connect_fd(path, timeout_ms, &fd);
+    if (o.timeout_ms <= 0)
+        o.timeout_ms = KB_CLIENT_DEFAULT_TIMEOUT;
+    /* A malformed broker-user setting is an error whatever serves the socket: root is always
+     * accepted, so this only parses it. */
+    rc = kb_client_server_trusted(0, 0, o.server_uid, why, sizeof(why));
     if (rc != 0)
-        return rc;
+        return s_connect_fail(&o, rc, "%s", why);
+    rc = s_connect_fd(path, o.timeout_ms, &fd);
+    if (rc != 0)
+        return s_connect_fail(&o, rc, "cannot connect to %s: %s", path, kb_client_strerror(rc));
+    /* Before a byte is sent: a request names the tenant, and a stranger must not even learn that.
+     */
+    rc = kb_client__peer_check(fd, path, o.server_uid, o.peer_uid, why, sizeof(why));
+    if (rc != 0) {
+        close(fd);
+        return s_connect_fail(&o, rc, "%s", why);
+    }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         close(fd);
-        return -ENOMEM;
+        return s_connect_fail(&o, -ENOMEM, "out of memory");
     }
     c->fd = fd;
-    c->timeout_ms = timeout_ms;
+    c->timeout_ms = o.timeout_ms;
     c->next_id = 1;
     *out = c;
     return 0;
+}
+
+int kb_client_connect(const char *path, int timeout_ms, struct kb_client **out)
+{
+    struct kb_client_options opt = {.size = sizeof(opt), .timeout_ms = timeout_ms};
+
+    return kb_client_connect_opts(path, &opt, out);
 }
 
 void kb_client_close(struct kb_client *c)

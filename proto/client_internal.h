@@ -1,6 +1,6 @@
 /*
- * client_internal.h - what libkeybroker's two files share: the handle, the error setter and one
- * request/reply exchange. Private to proto/client*.c.
+ * client_internal.h - what libkeybroker's files share: the handle, the error setter, one
+ * request/reply exchange and the check of who serves the socket. Private to proto/client*.c.
  */
 #ifndef KB_CLIENT_INTERNAL_H
 #define KB_CLIENT_INTERNAL_H
@@ -31,6 +31,15 @@ struct kb_client {
 /* Records err and a message as c's last error, with no broker code. Returns err. */
 int kb_client_fail(struct kb_client *c, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * Whether the peer of the connected socket fd (at path) may be trusted as the broker
+ * (client_peer.c; the rule is in keybroker/client.h). spec as kb_client_options.server_uid.
+ * Stores the peer's uid in *peer_uid (may be NULL) once known. Returns 0, KB_CLIENT_EPEER,
+ * -EINVAL (malformed setting) or -errno (SO_PEERCRED failed), with a sentence in why.
+ */
+int kb_client__peer_check(int fd, const char *path, const char *spec, uint32_t *peer_uid, char *why,
+                          size_t whylen);
 
 /* Reads the next line (see client.c). */
 int kb_client_read_line(struct kb_client *c, int timeout_ms, const char **line, size_t *len);

@@ -40,7 +40,8 @@ static const char s_exit_text[] =
     "  0  success\n"
     "  1  the broker reported an error (its message is printed), or its answer was malformed\n"
     "  2  usage error\n"
-    "  3  cannot connect to the broker, timeout, or the connection was lost\n"
+    "  3  cannot connect to the broker (or it is served by a uid kbctl does not trust), timeout,\n"
+    "     or the connection was lost\n"
     "  4  forbidden: you may not see that tenant (unknown tenants are reported this way too)\n"
     "     or do that\n"
     "  5  credential-process: AWS refused or could not be reached, or the secret is not a\n"
@@ -55,18 +56,51 @@ static const char s_options_text[] =
     "  --timeout SECS  how long to wait to connect and for each line of the broker's answer\n"
     "                  (default 30; provision, rotate and revoke: 300; watch waits for events\n"
     "                  without limit)\n"
+    "  --server-uid UID\n"
+    "                  the broker's user: a uid, or a user name (default:\n"
+    "                  $" KB_CLIENT_SERVER_UID_ENV "). kbctl talks only to a socket served by\n"
+    "                  root, by your own uid, by this user, or by the system user\n"
+    "                  '" KB_CLIENT_SERVER_USER "' (uid 1-999) when it exists; it refuses any\n"
+    "                  other uid (exit 3) before sending anything\n"
     "  --help          help; `kbctl COMMAND --help` for one command\n"
-    "  --version       kbctl's version and protocol version\n";
+    "  --version       kbctl's version and protocol version\n"
+    "\n"
+    "Environment:\n"
+    "  " KB_CLIENT_SOCKET_ENV "        the socket, when --socket is not given\n"
+    "  " KB_CLIENT_SERVER_UID_ENV "    the broker's user, when --server-uid is not given; a value\n"
+    "                          that is neither a uid nor a user name is an error (exit 2)\n"
+    "  KEYBROKER_AWS_PROFILE   credential-process: the AWS profile to read the secret with\n";
 
 /* -- helpers ---------------------------------------------------------------------------------- */
 
 int kbctl_connect(const struct kbctl *k, struct kb_client **out)
 {
     const char *path = k->socket != NULL ? k->socket : kb_client_socket_path();
-    int rc = kb_client_connect(path, k->timeout_ms, out);
+    struct kb_client_error err = {0};
+    uint32_t peer = 0;
+    struct kb_client_options opt = {.size = sizeof(opt),
+                                    .timeout_ms = k->timeout_ms,
+                                    .server_uid = k->server_uid,
+                                    .peer_uid = &peer,
+                                    .error = &err};
+    int rc = kb_client_connect_opts(path, &opt, out);
 
+    if (rc == KB_CLIENT_EPEER) {
+        fprintf(stderr,
+                "kbctl: %s is served by uid %u, not root, your own uid or the broker's user: "
+                "refusing it (if uid %u is the broker, pass --server-uid %u or set "
+                "%s=%u)\n",
+                path, (unsigned)peer, (unsigned)peer, (unsigned)peer, KB_CLIENT_SERVER_UID_ENV,
+                (unsigned)peer);
+        return KBCTL_EXIT_CONNECT;
+    }
+    if (rc == -EINVAL && err.message[0] != '\0') {
+        fprintf(stderr, "kbctl: %s\n", err.message); /* a malformed $KEYBROKER_SERVER_UID */
+        return KBCTL_EXIT_USAGE;
+    }
     if (rc != 0) {
-        fprintf(stderr, "kbctl: cannot connect to %s: %s\n", path, kb_client_strerror(rc));
+        fprintf(stderr, "kbctl: %s\n",
+                err.message[0] != '\0' ? err.message : kb_client_strerror(rc));
         return KBCTL_EXIT_CONNECT;
     }
     kb_client_set_timeout(*out, k->timeout_ms);
@@ -242,7 +276,14 @@ static void on_progress(void *ctx, const struct kb_client_progress *p)
     fflush(stdout);
 }
 
-/* Prints each tenant's final state; exit 1 when one of them is "error". */
+/* Whether a provision ended badly for a tenant: "error", or "degraded" (it failed; the last good
+ * key is still served). */
+static bool s_failed_state(const char *state)
+{
+    return state != NULL && (strcmp(state, "error") == 0 || strcmp(state, "degraded") == 0);
+}
+
+/* Prints each tenant's final state; exit 1 when one of them failed (s_failed_state). */
 static int s_print_states(const struct kb_client_states *s)
 {
     int rc = KBCTL_EXIT_OK;
@@ -253,7 +294,7 @@ static int s_print_states(const struct kb_client_states *s)
                    s->tenants[i].message);
         else
             printf("%s  %s\n", s->tenants[i].tenant, s->tenants[i].state);
-        if (strcmp(s->tenants[i].state, "error") == 0)
+        if (s_failed_state(s->tenants[i].state))
             rc = KBCTL_EXIT_BROKER;
     }
     return rc;
@@ -269,7 +310,7 @@ static int s_json_states_rc(const char *result)
         json_object_is_type(arr, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
             if (json_object_object_get_ex(json_object_array_get_idx(arr, i), "state", &st) &&
-                strcmp(json_object_get_string(st), "error") == 0)
+                s_failed_state(json_object_get_string(st)))
                 rc = KBCTL_EXIT_BROKER;
         }
     }
@@ -433,15 +474,16 @@ static const struct s_command s_commands[] = {
      "Lists the tenants you may see, with their bucket and state.\n", s_list},
     {"status", "[TENANT]", 0, 1, S_TIMEOUT_MS, "the broker's and the tenants' state",
      "Prints the broker's version and uptime, then each tenant you may see (or only TENANT)\n"
-     "with its state (ready, provisioning, pending, error), whether the readiness probe of its\n"
-     "current key succeeded (probed-ok) and the last message.\n",
+     "with its state (ready, provisioning, pending, degraded, error, revoking, revoked),\n"
+     "whether the readiness probe of its current key succeeded (probed-ok) and the last\n"
+     "message. degraded: the last provision failed, the last good key is still served.\n",
      s_status},
     {"provision", "[TENANT]", 0, 1, S_ADMIN_TIMEOUT_MS,
      "(admin) create or repair the AWS resources of TENANT or all",
      "(admin) Creates or repairs the AWS resources of TENANT, or of every configured tenant:\n"
      "bucket, IAM user and policy, access key and secret. Progress lines (tenant, step, state)\n"
      "are printed as they arrive, then one line per tenant with its final state. Exits 1 when\n"
-     "a tenant ends in state error.\n",
+     "a tenant ends in state error or degraded (its provision failed).\n",
      s_provision},
     {"adopt", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS,
      "(admin) take TENANT's existing, untagged bucket under management",
@@ -524,7 +566,15 @@ static int s_parse_timeout(const char *arg, int *ms)
     return 0;
 }
 
-enum { S_OPT_SOCKET = 256, S_OPT_JSON, S_OPT_TIMEOUT, S_OPT_VERSION, S_OPT_DELETE, S_OPT_FORCE };
+enum {
+    S_OPT_SOCKET = 256,
+    S_OPT_JSON,
+    S_OPT_TIMEOUT,
+    S_OPT_VERSION,
+    S_OPT_DELETE,
+    S_OPT_FORCE,
+    S_OPT_SERVER_UID
+};
 
 static const struct option s_options[] = {
     {"socket", required_argument, NULL, S_OPT_SOCKET},
@@ -534,6 +584,7 @@ static const struct option s_options[] = {
     {"version", no_argument, NULL, S_OPT_VERSION},
     {"delete-bucket", no_argument, NULL, S_OPT_DELETE},
     {"force-delete-secret", no_argument, NULL, S_OPT_FORCE},
+    {"server-uid", required_argument, NULL, S_OPT_SERVER_UID},
     {NULL, 0, NULL, 0},
 };
 
@@ -541,6 +592,7 @@ static const struct option s_options[] = {
  * name that starts with '-'. Returns -1 on a usage error. */
 static int s_parse_options(int argc, char **argv, struct kbctl *k, bool *help, bool *version)
 {
+    uint32_t uid;
     int opt;
 
     opterr = 0;
@@ -567,6 +619,16 @@ static int s_parse_options(int argc, char **argv, struct kbctl *k, bool *help, b
             break;
         case S_OPT_FORCE:
             k->force_delete_secret = true;
+            break;
+        case S_OPT_SERVER_UID:
+            if (kb_client_server_uid_parse(optarg, &uid) != 0) {
+                fprintf(stderr,
+                        "kbctl: --server-uid '%s' is neither a uid (a decimal number) nor the "
+                        "name of a user\n",
+                        optarg);
+                return -1;
+            }
+            k->server_uid = optarg;
             break;
         default:
             fprintf(stderr, "kbctl: unknown option or missing argument: %s\n", argv[optind - 1]);

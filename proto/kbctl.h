@@ -21,13 +21,15 @@ enum {
 
 struct kbctl {
     const char *socket;       /* NULL: $KEYBROKER_SOCKET, else the default */
+    const char *server_uid;   /* --server-uid (checked); NULL: $KEYBROKER_SERVER_UID */
     bool json;                /* print the broker's JSON */
     int timeout_ms;           /* 0: the command's default */
     bool delete_bucket;       /* revoke */
     bool force_delete_secret; /* revoke */
 };
 
-/* Connects as the options say; on failure prints why and returns KBCTL_EXIT_CONNECT. */
+/* Connects as the options say, refusing a socket served by an untrusted uid; on failure prints
+ * why and returns KBCTL_EXIT_CONNECT (KBCTL_EXIT_USAGE for a malformed $KEYBROKER_SERVER_UID). */
 int kbctl_connect(const struct kbctl *k, struct kb_client **out);
 
 /* Prints a failed call's reason (what: "get billing") and returns its exit code. */

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -672,6 +673,234 @@ static void test_watch_refused(void **state)
     kb_client_close(c);
 }
 
+/* -- who serves the socket -------------------------------------------------------------------- */
+
+static void test_server_uid_parse(void **state)
+{
+    static const char *const bad[] = {
+        "",    "4294967295",           "99999999999999999999", "-1", "+1", " 1", "1 ", "0x10",
+        "1e3", "kb-no-such-user-5d1f", "12abc-no-such-user"};
+    uint32_t uid = 7;
+
+    assert_int_equal(kb_client_server_uid_parse("0", &uid), 0);
+    assert_int_equal(uid, 0);
+    assert_int_equal(kb_client_server_uid_parse("1234", &uid), 0);
+    assert_int_equal(uid, 1234);
+    assert_int_equal(kb_client_server_uid_parse("0001234", &uid), 0);
+    assert_int_equal(uid, 1234);
+    assert_int_equal(kb_client_server_uid_parse("4294967294", &uid), 0);
+    assert_int_equal(uid, 4294967294u);
+    assert_int_equal(kb_client_server_uid_parse("root", &uid), 0); /* a user name */
+    assert_int_equal(uid, 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uid = 7;
+        assert_int_equal(kb_client_server_uid_parse(bad[i], &uid), -EINVAL);
+        assert_int_equal(uid, 7);
+    }
+    assert_int_equal(kb_client_server_uid_parse(NULL, &uid), -EINVAL);
+    assert_int_equal(kb_client_server_uid_parse("1", NULL), -EINVAL);
+}
+
+/* The accepted set: root, the caller's own uid, the configured broker user; nothing else. uids
+ * from 1000 up, so that a "keybroker" system user (uid below 1000) cannot change an answer. */
+static void test_server_uid_accepted_and_refused(void **state)
+{
+    char why[512] = "";
+
+    unsetenv(KB_CLIENT_SERVER_UID_ENV);
+    assert_int_equal(kb_client_server_trusted(0, 1000, NULL, why, sizeof(why)), 0);
+    assert_int_equal(kb_client_server_trusted(1000, 1000, NULL, why, sizeof(why)), 0);
+    assert_int_equal(kb_client_server_trusted(0, 0, NULL, why, sizeof(why)), 0);
+    assert_int_equal(kb_client_server_trusted(1234, 1000, NULL, why, sizeof(why)), KB_CLIENT_EPEER);
+    assert_non_null(strstr(why, "served by uid 1234"));
+    assert_non_null(strstr(why, "KEYBROKER_SERVER_UID=1234"));
+    /* root trusts root, not everybody */
+    assert_int_equal(kb_client_server_trusted(1000, 0, NULL, NULL, 0), KB_CLIENT_EPEER);
+    assert_int_equal(kb_client_server_trusted(4294967294u, 1000, NULL, NULL, 0), KB_CLIENT_EPEER);
+    /* an explicit broker user */
+    assert_int_equal(kb_client_server_trusted(1234, 1000, "1234", NULL, 0), 0);
+    assert_int_equal(kb_client_server_trusted(0, 1000, "1234", NULL, 0), 0);
+    assert_int_equal(kb_client_server_trusted(1000, 1000, "1234", NULL, 0), 0);
+    assert_int_equal(kb_client_server_trusted(1235, 1000, "1234", NULL, 0), KB_CLIENT_EPEER);
+    assert_int_equal(kb_client_server_trusted(1234, 1000, "root", NULL, 0), KB_CLIENT_EPEER);
+    /* "" is no broker user at all */
+    assert_int_equal(kb_client_server_trusted(1234, 1000, "", NULL, 0), KB_CLIENT_EPEER);
+    assert_int_equal(kb_client_server_trusted(0, 1000, "", NULL, 0), 0);
+}
+
+static void test_server_uid_from_environment(void **state)
+{
+    char why[512] = "";
+
+    setenv(KB_CLIENT_SERVER_UID_ENV, "1234", 1);
+    assert_int_equal(kb_client_server_trusted(1234, 1000, NULL, why, sizeof(why)), 0);
+    assert_int_equal(kb_client_server_trusted(1235, 1000, NULL, why, sizeof(why)), KB_CLIENT_EPEER);
+    /* an explicit setting replaces the environment's, "" included */
+    assert_int_equal(kb_client_server_trusted(1234, 1000, "5678", NULL, 0), KB_CLIENT_EPEER);
+    assert_int_equal(kb_client_server_trusted(5678, 1000, "5678", NULL, 0), 0);
+    assert_int_equal(kb_client_server_trusted(1234, 1000, "", NULL, 0), KB_CLIENT_EPEER);
+    /* empty: unset */
+    setenv(KB_CLIENT_SERVER_UID_ENV, "", 1);
+    assert_int_equal(kb_client_server_trusted(0, 1000, NULL, NULL, 0), 0);
+    assert_int_equal(kb_client_server_trusted(1234, 1000, NULL, NULL, 0), KB_CLIENT_EPEER);
+    /* by name */
+    setenv(KB_CLIENT_SERVER_UID_ENV, "root", 1);
+    assert_int_equal(kb_client_server_trusted(0, 1000, NULL, NULL, 0), 0);
+    /* malformed: an error, even where the answer would not depend on it */
+    static const char *const bad[] = {"abc-no-such-user-5d1f", "-1", "4294967295", " 1234", "12x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        setenv(KB_CLIENT_SERVER_UID_ENV, bad[i], 1);
+        why[0] = '\0';
+        assert_int_equal(kb_client_server_trusted(0, 0, NULL, why, sizeof(why)), -EINVAL);
+        assert_int_equal(kb_client_server_trusted(1000, 1000, NULL, NULL, 0), -EINVAL);
+        assert_non_null(strstr(why, KB_CLIENT_SERVER_UID_ENV "="));
+        assert_non_null(strstr(why, bad[i]));
+    }
+    /* a malformed explicit setting too, and then the environment is not consulted */
+    setenv(KB_CLIENT_SERVER_UID_ENV, "1234", 1);
+    assert_int_equal(kb_client_server_trusted(0, 0, "nope-no-such-user", why, sizeof(why)),
+                     -EINVAL);
+    assert_non_null(strstr(why, "nope-no-such-user"));
+    unsetenv(KB_CLIENT_SERVER_UID_ENV);
+}
+
+/* The fake broker runs as this process's uid: accepted, and the peer uid is reported. A
+ * malformed setting fails the connect before anything is sent. */
+static void test_connect_reports_peer_and_checks_setting(void **state)
+{
+    static const char *const replies[] = {
+        "{\"v\":1,\"id\":%ID%,\"ok\":true,\"result\":{\"tenants\":[]}}\n"};
+    struct kb_client_error err;
+    uint32_t peer = 7;
+    struct kb_client_options opt = {
+        .size = sizeof(opt), .timeout_ms = 5000, .peer_uid = &peer, .error = &err};
+    struct kb_client_list *l = NULL;
+    struct kb_client *c = NULL;
+
+    unsetenv(KB_CLIENT_SERVER_UID_ENV);
+    s_fake_start(replies, 1, false);
+    assert_int_equal(kb_client_connect_opts(s_fake.path, &opt, &c), 0);
+    assert_int_equal(peer, (uint32_t)geteuid());
+    assert_int_equal(kb_client_list(c, &l), 0);
+    kb_client_list_free(l);
+    kb_client_close(c);
+    setenv(KB_CLIENT_SERVER_UID_ENV, "not-a-user-5d1f", 1);
+    assert_int_equal(kb_client_connect(s_fake.path, 5000, &c), -EINVAL);
+    assert_null(c);
+    assert_int_equal(kb_client_connect_opts(s_fake.path, &opt, &c), -EINVAL);
+    assert_int_equal(err.err, -EINVAL);
+    assert_non_null(strstr(err.message, "KEYBROKER_SERVER_UID=not-a-user-5d1f"));
+    opt.server_uid = "0"; /* an explicit setting wins over the malformed environment */
+    assert_int_equal(kb_client_connect_opts(s_fake.path, &opt, &c), 0);
+    kb_client_close(c);
+    unsetenv(KB_CLIENT_SERVER_UID_ENV);
+    /* an older caller's smaller struct: only size and timeout_ms */
+    opt.size = offsetof(struct kb_client_options, server_uid);
+    opt.server_uid = "not-a-user-5d1f"; /* beyond its size: not read */
+    assert_int_equal(kb_client_connect_opts(s_fake.path, &opt, &c), 0);
+    kb_client_close(c);
+    opt.size = 0;
+    assert_int_equal(kb_client_connect_opts(s_fake.path, &opt, &c), -EINVAL);
+    /* a failed connect names the path */
+    opt.size = sizeof(opt);
+    opt.server_uid = NULL;
+    assert_int_equal(kb_client_connect_opts("/nonexistent/kb.sock", &opt, &c), -ENOENT);
+    assert_non_null(strstr(err.message, "/nonexistent/kb.sock"));
+    s_fake_stop();
+    assert_int_equal(s_fake.ngot, 1);
+}
+
+/*
+ * A socket served by another uid (root only: a child listens after setresuid; SO_PEERCRED names
+ * whoever called listen) is refused before a byte is sent, and accepted once that uid is the
+ * configured broker user.
+ */
+static void test_connect_refuses_other_uid(void **state)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char dir[] = "/tmp/kbclient.XXXXXX", path[128], ready;
+    struct kb_client_error err;
+    uint32_t peer = 0;
+    struct kb_client_options opt = {
+        .size = sizeof(opt), .timeout_ms = 5000, .peer_uid = &peer, .error = &err};
+    struct kb_client *c = NULL;
+    int lfd, sync[2], status = 0;
+    pid_t pid;
+
+    if (geteuid() != 0)
+        skip();
+    unsetenv(KB_CLIENT_SERVER_UID_ENV);
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/other.sock", dir);
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(pipe(sync), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* uid 4321 accepts two connections and exits with the bytes read on both */
+        size_t got = 0;
+        char buf[256];
+        ssize_t n;
+
+        if (setresgid(4321, 4321, 4321) != 0 || setresuid(4321, 4321, 4321) != 0 ||
+            listen(lfd, 4) != 0)
+            _exit(100);
+        (void)!write(sync[1], "r", 1);
+        for (int i = 0; i < 2; i++) {
+            int fd = accept(lfd, NULL, NULL);
+
+            while (fd >= 0 && (n = recv(fd, buf, sizeof(buf), 0)) > 0)
+                got += (size_t)n;
+            if (fd >= 0)
+                close(fd);
+        }
+        _exit(got > 99 ? 99 : (int)got);
+    }
+    close(sync[1]);
+    assert_int_equal(read(sync[0], &ready, 1), 1);
+    close(sync[0]);
+    assert_int_equal(kb_client_connect_opts(path, &opt, &c), KB_CLIENT_EPEER);
+    assert_null(c);
+    assert_int_equal(peer, 4321);
+    assert_int_equal(err.err, KB_CLIENT_EPEER);
+    assert_non_null(strstr(err.message, path));
+    assert_non_null(strstr(err.message, "served by uid 4321"));
+    assert_int_equal(kb_client_connect(path, 5000, &c), KB_CLIENT_EPEER); /* the plain call too */
+    assert_null(c);
+    /* the two refused connections are the child's two; run it again for the accepted one */
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0); /* nothing was sent to the stranger */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd;
+
+        if (setresgid(4321, 4321, 4321) != 0 || setresuid(4321, 4321, 4321) != 0)
+            _exit(100);
+        fd = accept(lfd, NULL, NULL); /* still listening: listen() ran in the first child */
+        if (fd >= 0)
+            close(fd);
+        _exit(fd >= 0 ? 0 : 101);
+    }
+    opt.server_uid = "4321";
+    assert_int_equal(kb_client_connect_opts(path, &opt, &c), 0);
+    kb_client_close(c);
+    setenv(KB_CLIENT_SERVER_UID_ENV, "4321", 1);
+    assert_int_equal(kb_client_connect(path, 5000, &c), 0); /* queued in the backlog */
+    kb_client_close(c);
+    unsetenv(KB_CLIENT_SERVER_UID_ENV);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(lfd);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -691,6 +920,12 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_raw_call, NULL, s_teardown),
         cmocka_unit_test_setup_teardown(test_watch_receives_two_events, NULL, s_teardown),
         cmocka_unit_test_setup_teardown(test_watch_refused, NULL, s_teardown),
+        cmocka_unit_test(test_server_uid_parse),
+        cmocka_unit_test(test_server_uid_accepted_and_refused),
+        cmocka_unit_test(test_server_uid_from_environment),
+        cmocka_unit_test_setup_teardown(test_connect_reports_peer_and_checks_setting, NULL,
+                                        s_teardown),
+        cmocka_unit_test(test_connect_refuses_other_uid),
     };
     return KB_TEST_RUN(argc, argv, tests, NULL, NULL);
 }

@@ -10,6 +10,18 @@
  * id. The secret itself is never on this socket; read it from AWS Secrets Manager with your own
  * AWS identity (or let `kbctl credential-process` do that).
  *
+ * Who serves the socket: a socket path is only a name, and whoever could put a socket of their
+ * own there could hand out their own ARNs. So after connecting, the library asks the kernel which
+ * uid serves the socket (SO_PEERCRED: the uid of the process that listens, or of systemd for a
+ * socket it passes in) and refuses it (KB_CLIENT_EPEER) unless it is one of:
+ *   - 0 (root);
+ *   - the caller's own effective uid (a process with your uid can act as you anyway);
+ *   - the broker's user as configured: kb_client_options.server_uid, else $KEYBROKER_SERVER_UID
+ *     (a decimal uid or a user name; unset or empty: none; anything else is an error, -EINVAL);
+ *   - the uid of the user named KB_CLIENT_SERVER_USER ("keybroker") when it exists and is a
+ *     system user (uid 1 to KB_CLIENT_SYSTEM_UID_MAX), as packages create it.
+ * Nothing else is accepted, and the check cannot be switched off.
+ *
  * Errors: every int function returns 0 or a negative code: -errno for system errors (-ENOENT: no
  * socket at that path, -ECONNREFUSED: nobody listening, -EACCES, -ETIMEDOUT, -ENOMEM, -EINVAL for
  * a bad argument), or one of the KB_CLIENT_E* codes below. kb_client_strerror() describes either;
@@ -33,11 +45,15 @@ extern "C" {
 #define KB_CLIENT_DEFAULT_SOCKET  "/run/keybroker/keybroker.sock"
 #define KB_CLIENT_SOCKET_ENV      "KEYBROKER_SOCKET"
 #define KB_CLIENT_DEFAULT_TIMEOUT 10000 /* ms */
+#define KB_CLIENT_SERVER_UID_ENV  "KEYBROKER_SERVER_UID"
+#define KB_CLIENT_SERVER_USER     "keybroker" /* the packaged broker's system user */
+#define KB_CLIENT_SYSTEM_UID_MAX  999         /* the end of the system uid range */
 
 /* The library's own codes (below -20000, never an errno). */
 #define KB_CLIENT_EREMOTE -20001 /* the broker answered with an error: see kb_client_last_error */
 #define KB_CLIENT_EPROTO  -20002 /* the broker's reply is not protocol v1 */
 #define KB_CLIENT_ECLOSED -20003 /* the broker closed the connection */
+#define KB_CLIENT_EPEER   -20004 /* the socket is served by a uid this client does not trust */
 
 struct kb_client;
 
@@ -60,9 +76,52 @@ const char *kb_client_socket_path(void);
  * Connects to the broker at path (NULL or "": kb_client_socket_path()) within timeout_ms
  * (<= 0: KB_CLIENT_DEFAULT_TIMEOUT), which also becomes the handle's timeout for each reply.
  * Returns 0 and *out (close with kb_client_close), -ENOENT, -ECONNREFUSED, -EACCES,
- * -ENAMETOOLONG (path longer than a Unix socket address allows), -ETIMEDOUT, -ENOMEM, ...
+ * -ENAMETOOLONG (path longer than a Unix socket address allows), -ETIMEDOUT, -ENOMEM,
+ * KB_CLIENT_EPEER (served by an untrusted uid: see the top of this file), -EINVAL (a malformed
+ * $KEYBROKER_SERVER_UID), ... kb_client_connect_opts says more about a failure.
  */
 int kb_client_connect(const char *path, int timeout_ms, struct kb_client **out);
+
+/* kb_client_connect_opts's options. Zero what you do not set; set size to sizeof(struct
+ * kb_client_options) so that a later library, which may add fields at the end, reads only the
+ * fields your program knows. */
+struct kb_client_options {
+    size_t size;
+    int timeout_ms;         /* as kb_client_connect's timeout_ms */
+    const char *server_uid; /* the broker's user (see the top of this file): a decimal uid or a
+                               user name; NULL: $KEYBROKER_SERVER_UID; "": none, not even the
+                               environment's */
+    uint32_t *peer_uid;     /* NULL, or where the uid serving the socket is stored once connected
+                               (also when it is refused) */
+    struct kb_client_error *error; /* NULL, or caller storage that a failed connect fills with
+                                      its code and a message naming the path (and the uid) */
+};
+
+/*
+ * kb_client_connect with options. Returns what kb_client_connect returns, and KB_CLIENT_EPEER
+ * when the socket is served by a uid not in the accepted set (the connection is closed), -EINVAL
+ * when the broker's user (opt->server_uid or $KEYBROKER_SERVER_UID) is neither a uid nor a known
+ * user name, or opt is NULL or its size too small.
+ */
+int kb_client_connect_opts(const char *path, const struct kb_client_options *opt,
+                           struct kb_client **out);
+
+/*
+ * The uid a broker-user setting names: all decimal digits, a uid (0 to 4294967294); anything
+ * else, a user name looked up in the user database. Returns 0 and *uid, or -EINVAL (empty, out
+ * of range, no such user).
+ */
+int kb_client_server_uid_parse(const char *spec, uint32_t *uid);
+
+/*
+ * Whether a client running with effective uid client_uid accepts a socket served by server_uid,
+ * by the rule at the top of this file; spec is as kb_client_options.server_uid (NULL reads
+ * $KEYBROKER_SERVER_UID). The setting is parsed first, so a malformed one is refused even for a
+ * root broker. Returns 0 (accepted), KB_CLIENT_EPEER (refused), or -EINVAL (malformed setting).
+ * why (whylen bytes; may be NULL) gets a sentence on a failure.
+ */
+int kb_client_server_trusted(uint32_t server_uid, uint32_t client_uid, const char *spec, char *why,
+                             size_t whylen);
 
 /* Closes the connection and frees c. NULL is fine. */
 void kb_client_close(struct kb_client *c);
@@ -108,7 +167,8 @@ void kb_client_list_free(struct kb_client_list *l);
 /* status: the broker and its tenants (one tenant when tenant is not NULL). */
 struct kb_client_status_entry {
     char *tenant;
-    char *state;    /* "ready", "provisioning", "pending", "error" */
+    char *state;    /* "ready", "provisioning", "pending", "degraded", "error", "revoking",
+                       "revoked" */
     char *message;  /* NULL when none */
     bool probed_ok; /* the readiness probe of the current key succeeded */
 };
