@@ -274,6 +274,7 @@ static int s_start(struct kb_broker *d, const struct kb_broker_options *opt)
     if (rc == 0 && opt->provision_at_start)
         rc = kb_engine_provision(d->engine, NULL, NULL, on_start_provisioned, d);
     if (rc == 0)
+        kb_engine_start_background(d->engine); /* retries and the periodic reconcile */
     if (rc != 0)
         kb_log(KB_LOG_ERROR, "startup", "error", kb_strerror(rc), NULL);
     return rc;

@@ -9,11 +9,21 @@
  * a large operation is bounded by the concurrency, not by the tenants. A job that ends starts the
  * next ones directly (it ends inside a loop callback, never inside the caller's initiating call).
  *
+ * The background schedule (kb_engine_start_background, the daemon's): every provision that ends
+ * sets its tenant's due time (a failure: the retry backoff of reconcile.h; a success: the
+ * periodic reconcile), and one timer for the whole engine fires at the earliest due time, queues
+ * a provision for each tenant that is due and has no job running or queued, and rearms for the
+ * next. A job ending sets the timer earlier when its tenant's time comes first (O(1)); only a
+ * firing timer walks the tenants. Per tenant this costs a due time and two counters, no handle.
+ *
  * This file never calls back from inside kb_engine_provision/revoke, and never logs anything but
  * names, ids, codes and messages (never a secret).
  */
 #include "engine/engine_internal.h"
 
+#include <inttypes.h>
+#include <limits.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +31,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "config/policy.h"
+#include "engine/reconcile.h"
 
 /* The job kinds (provision.c, revoke.c). */
 extern const struct kb_job_kind kb_job_kind_provision;
@@ -30,7 +41,7 @@ static void s_schedule(struct kb_engine *e);
 
 const char *kb_tenant_state_name(enum kb_tenant_state state)
 {
-    static const char *const names[] = {"pending", "provisioning", "ready",
+    static const char *const names[] = {"pending", "provisioning", "ready",  "degraded",
                                         "error",   "revoking",     "revoked"};
 
     return (unsigned)state < sizeof(names) / sizeof(names[0]) ? names[state] : "unknown";
@@ -93,6 +104,9 @@ int kb_engine_new(uv_loop_t *loop, const struct kb_config *cfg, struct kb_aws_cl
     e->partition = kb_policy_partition(e->region);
     uv_timer_init(loop, &e->kick);
     e->kick.data = e;
+    uv_timer_init(loop, &e->background);
+    e->background.data = e;
+    e->handles_open = 2;
     *out = e;
     return 0;
 }
@@ -112,19 +126,18 @@ static void s_engine_free(struct kb_engine *e)
     free(e);
 }
 
-static void s_on_kick_closed(uv_handle_t *h)
+static void s_on_handle_closed(uv_handle_t *h)
 {
     struct kb_engine *e = h->data;
 
-    e->kick_closed = true;
-    if (e->live_jobs == 0)
+    if (--e->handles_open == 0 && e->live_jobs == 0)
         s_engine_free(e);
 }
 
 void kb_engine__job_freed(struct kb_engine *e)
 {
     e->live_jobs--;
-    if (e->destroying && e->live_jobs == 0 && e->kick_closed)
+    if (e->destroying && e->live_jobs == 0 && e->handles_open == 0)
         s_engine_free(e);
 }
 
@@ -240,6 +253,7 @@ static void s_drop(struct kb_queued *q, const char *why)
     op->nfailed++;
     op->outcomes[q->slot].state = KB_TENANT_ERROR;
     op->outcomes[q->slot].message = why;
+    op->e->tenants[q->ti].queued--;
     free(q);
     s_op_ended_one(op);
 }
@@ -255,8 +269,10 @@ static void s_start(struct kb_engine *e, struct kb_queued *q)
         return;
     }
     free(q);
+    et->queued--;
     et->busy = true;
     e->running++;
+    j->before = et->status.state;
     et->status.state = j->kind->running;
     kb_engine__set_message(et, "");
     j->kind->start(j);
@@ -320,24 +336,14 @@ struct s_opts {
     struct kb_engine_provision_opts provision;
 };
 
-static int s_submit(struct kb_engine *e, const char *tenant, const struct kb_job_kind *kind,
-                    const struct s_opts *opts, kb_engine_progress_cb progress,
-                    kb_engine_done_cb done, void *ctx)
+/* One operation of kind over the tenants first..first+count, queued at the end. */
+static int s_enqueue(struct kb_engine *e, const struct kb_job_kind *kind, size_t first,
+                     size_t count, const struct s_opts *opts, kb_engine_progress_cb progress,
+                     kb_engine_done_cb done, void *ctx)
 {
-    size_t first = 0, count = e->cfg->ntenants;
     struct kb_queued *head = NULL, *last = NULL;
     struct kb_op *op;
 
-    if (e->canceled || e->destroying)
-        return KB_ECANCELED;
-    if (tenant != NULL) {
-        const struct kb_tenant *t = kb_config_tenant(e->cfg, tenant);
-
-        if (t == NULL)
-            return KB_ENOTFOUND;
-        first = (size_t)(t - e->cfg->tenants);
-        count = 1;
-    }
     op = s_op_new(e, kind, count, progress, done, ctx);
     if (op == NULL)
         return KB_ENOMEM;
@@ -365,6 +371,8 @@ static int s_submit(struct kb_engine *e, const char *tenant, const struct kb_job
             head = q;
         last = q;
     }
+    for (size_t i = 0; i < count; i++)
+        e->tenants[first + i].queued++;
     op->njobs = count;
     op->next = e->ops;
     e->ops = op;
@@ -377,6 +385,25 @@ static int s_submit(struct kb_engine *e, const char *tenant, const struct kb_job
     }
     s_kick(e);
     return 0;
+}
+
+static int s_submit(struct kb_engine *e, const char *tenant, const struct kb_job_kind *kind,
+                    const struct s_opts *opts, kb_engine_progress_cb progress,
+                    kb_engine_done_cb done, void *ctx)
+{
+    size_t first = 0, count = e->cfg->ntenants;
+
+    if (e->canceled || e->destroying)
+        return KB_ECANCELED;
+    if (tenant != NULL) {
+        const struct kb_tenant *t = kb_config_tenant(e->cfg, tenant);
+
+        if (t == NULL)
+            return KB_ENOTFOUND;
+        first = (size_t)(t - e->cfg->tenants);
+        count = 1;
+    }
+    return s_enqueue(e, kind, first, count, opts, progress, done, ctx);
 }
 
 int kb_engine_provision(struct kb_engine *e, const char *tenant, kb_engine_progress_cb progress,
@@ -418,6 +445,8 @@ void kb_engine_cancel(struct kb_engine *e)
     if (e == NULL || e->canceled)
         return;
     e->canceled = true;
+    uv_timer_stop(&e->background);
+    e->background_at = 0;
     s_kick(e);
 }
 
@@ -434,5 +463,121 @@ void kb_engine_destroy(struct kb_engine *e)
     s_schedule(e);
     e->destroying = true;
     uv_timer_stop(&e->kick);
-    uv_close((uv_handle_t *)&e->kick, s_on_kick_closed);
+    uv_close((uv_handle_t *)&e->kick, s_on_handle_closed);
+    uv_timer_stop(&e->background);
+    uv_close((uv_handle_t *)&e->background, s_on_handle_closed);
+}
+
+/* -- the background schedule ------------------------------------------------------------------- */
+
+static void s_on_background(uv_timer_t *timer);
+
+/* Arms the timer for due (loop time), unless it already fires earlier. */
+static void s_arm_at(struct kb_engine *e, uint64_t due)
+{
+    uint64_t now = uv_now(e->loop);
+
+    if (!e->background_on || e->canceled || e->destroying || due == 0)
+        return;
+    if (e->background_at != 0 && e->background_at <= due)
+        return;
+    e->background_at = due;
+    uv_timer_start(&e->background, s_on_background, due > now ? due - now : 0, 0);
+}
+
+/* Arms the timer for the earliest due time of all tenants (a walk over them). */
+static void s_arm(struct kb_engine *e)
+{
+    uint64_t next = 0;
+
+    for (size_t i = 0; i < e->cfg->ntenants; i++) {
+        uint64_t due = e->tenants[i].due;
+
+        if (due != 0 && (next == 0 || due < next))
+            next = due;
+    }
+    uv_timer_stop(&e->background);
+    e->background_at = 0;
+    s_arm_at(e, next);
+}
+
+static void s_on_background(uv_timer_t *timer)
+{
+    struct kb_engine *e = timer->data;
+    uint64_t now = uv_now(e->loop);
+    char attempt[16];
+
+    e->background_at = 0;
+    for (size_t i = 0; i < e->cfg->ntenants && !e->canceled; i++) {
+        struct kb_engine_tenant *et = &e->tenants[i];
+        int rc;
+
+        if (et->due == 0 || et->due > now)
+            continue;
+        et->due = 0;
+        /* A job of the tenant runs or waits: its end sets the next due time. */
+        if (et->busy || et->queued > 0)
+            continue;
+        snprintf(attempt, sizeof(attempt), "%u", et->failures);
+        kb_log(KB_LOG_INFO, "background-provision", "tenant", e->cfg->tenants[i].name, "reason",
+               et->failures > 0 ? "retry" : "reconcile", "attempt",
+               et->failures > 0 ? attempt : NULL, NULL);
+        rc = s_enqueue(e, &kb_job_kind_provision, i, 1, NULL, NULL, NULL, NULL);
+        if (rc != 0) {
+            /* Out of memory: try again later rather than never. */
+            kb_log(KB_LOG_WARN, "background-provision", "tenant", e->cfg->tenants[i].name, "error",
+                   kb_strerror(rc), NULL);
+            et->due = now + kb_rc_retry_delay_ms(1, e->cfg->broker.reconcile.retry_initial,
+                                                 e->cfg->broker.reconcile.retry_max,
+                                                 randombytes_random());
+        }
+    }
+    s_arm(e);
+}
+
+void kb_engine_start_background(struct kb_engine *e)
+{
+    if (e == NULL || e->background_on || e->canceled || e->destroying)
+        return;
+    e->background_on = true;
+    s_arm(e);
+}
+
+void kb_engine__job_schedule(struct kb_engine *e, struct kb_job *j, enum kb_tenant_state state,
+                             char *note, size_t len)
+{
+    const struct kb_config_reconcile *rc = &e->cfg->broker.reconcile;
+    struct kb_engine_tenant *et = &e->tenants[j->ti];
+    uint64_t delay;
+    char attempt[16], delay_ms[32];
+
+    note[0] = '\0';
+    if (j->kind != &kb_job_kind_provision || e->canceled || e->destroying) {
+        /* A revoke (done or not) takes the tenant off the schedule; a job ended by a cancel
+         * (shutdown) schedules nothing. */
+        if (j->kind != &kb_job_kind_provision)
+            et->failures = 0;
+        et->due = 0;
+        return;
+    }
+    if (state == KB_TENANT_READY) {
+        et->failures = 0;
+        delay = kb_rc_reconcile_delay_ms(rc->interval, randombytes_random());
+    } else {
+        if (et->failures < UINT_MAX)
+            et->failures++;
+        delay = kb_rc_retry_delay_ms(et->failures, rc->retry_initial, rc->retry_max,
+                                     randombytes_random());
+    }
+    et->due = delay > 0 ? uv_now(e->loop) + delay : 0;
+    if (!e->background_on)
+        return;
+    if (state != KB_TENANT_READY) {
+        snprintf(attempt, sizeof(attempt), "%u", et->failures);
+        snprintf(delay_ms, sizeof(delay_ms), "%" PRIu64, delay);
+        kb_log(KB_LOG_INFO, "retry-scheduled", "tenant", j->t->name, "attempt", attempt, "delay_ms",
+               delay_ms, NULL);
+        kb_strf(note, len, "; retry %u in %.1fs", et->failures, (double)delay / 1000.0);
+    }
+    s_arm_at(e, et->due);
 }

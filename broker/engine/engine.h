@@ -5,10 +5,13 @@
  * Provision is reconcile: every step reads AWS first and writes only what differs, so a second run
  * makes no mutating call and a run after any crash finishes the half-done work (AWS is the system
  * of record; the engine keeps no state on disk). Per tenant, the bucket chain and the user chain
- * run concurrently, then the key step (DescribeSecret, ListAccessKeys, orphan clean-up,
- * CreateAccessKey, CreateSecret/PutSecretValue with the version id derived from the key, the
- * readiness probe); tenants run concurrently up to broker.concurrency, one job per tenant at a
- * time. Resources that exist without keybroker's tags are refused, untouched.
+ * run concurrently, then the user's inline policy (written only once the bucket is known to be
+ * the tenant's; removed when the bucket is refused), then the key step (DescribeSecret,
+ * ListAccessKeys, orphan clean-up, CreateAccessKey, CreateSecret/PutSecretValue with the version
+ * id derived from the key, the readiness probe); tenants run concurrently up to
+ * broker.concurrency, one job per tenant at a time. Resources that exist without keybroker's
+ * tags are refused, untouched. In the daemon, failed tenants are retried and healthy ones
+ * reconciled again by themselves (kb_engine_start_background).
  *
  * Callers see progress events (one per step start/done/skip/error) and one completion per
  * operation, always later on the loop, never from inside the initiating call. The engine logs
@@ -33,12 +36,15 @@ enum kb_tenant_state {
     KB_TENANT_PENDING,      /* not provisioned by this process yet (or queued) */
     KB_TENANT_PROVISIONING, /* a provision job runs */
     KB_TENANT_READY,        /* AWSCURRENT holds an active key; bucket and user as configured */
-    KB_TENANT_ERROR,        /* the last job failed: see message */
+    KB_TENANT_DEGRADED,     /* the last provision failed (see message), but the tenant was ready
+                               before it: its last good ARN and version are still served */
+    KB_TENANT_ERROR,        /* the last job failed and nothing is served: see message */
     KB_TENANT_REVOKING,     /* a revoke job runs */
     KB_TENANT_REVOKED,      /* keys, policy and user deleted, secret scheduled for deletion */
 };
 
-/* "pending", "provisioning", "ready", "error", "revoking", "revoked". Static string. */
+/* "pending", "provisioning", "ready", "degraded", "error", "revoking", "revoked". Static
+ * string. */
 const char *kb_tenant_state_name(enum kb_tenant_state state);
 
 /* What the engine knows about a tenant. The strings are the engine's (never NULL): borrowed until
@@ -77,7 +83,9 @@ typedef void (*kb_engine_progress_cb)(void *ctx, const struct kb_engine_event *e
 /* The outcome of one tenant in an operation. Strings borrowed until the callback returns. */
 struct kb_engine_outcome {
     const char *tenant;
-    enum kb_tenant_state state; /* READY / REVOKED on success, ERROR otherwise */
+    enum kb_tenant_state state; /* READY / REVOKED on success; DEGRADED after a failed provision
+                                   of a tenant that was ready (its key still served); ERROR
+                                   otherwise */
     const char *message;
 };
 /* err: 0 when every tenant reached its goal, KB_EAWS when at least one failed, KB_ECANCELED
@@ -135,6 +143,25 @@ struct kb_engine_revoke_opts {
 int kb_engine_revoke(struct kb_engine *e, const char *tenant,
                      const struct kb_engine_revoke_opts *opts, kb_engine_progress_cb progress,
                      kb_engine_done_cb done, void *ctx);
+
+/*
+ * Turns on the engine's background schedule (the daemon's; keybrokerd --provision-only and
+ * --revoke never call it, so they end when their operation does). From then on, on one timer for
+ * the whole engine:
+ *  - a tenant whose provision failed (ERROR or DEGRADED) is provisioned again after
+ *    broker.reconcile.retry_initial, twice as long after each further failure in a row, up to
+ *    broker.reconcile.retry_max, each wait jittered +-25% (kb_rc_retry_delay_ms); a success
+ *    resets the count;
+ *  - a tenant whose provision succeeded is provisioned again (drift repaired) every
+ *    broker.reconcile.interval, jittered +-10%; never when the interval is 0.
+ * Only tenants this process has provisioned or tried to (at start, or on request) are covered: a
+ * tenant still pending (--no-provision-at-start, nobody asked) and a revoked one are left alone,
+ * and so is a tenant whose revoke failed (provisioning it again would undo the request). A
+ * tenant whose job runs or is queued is not given a second one: the running job's end schedules
+ * it again. Each retry is logged at info (tenant, attempt, delay). Canceling or destroying the
+ * engine stops the timer; jobs ended by the cancel schedule nothing. Idempotent.
+ */
+void kb_engine_start_background(struct kb_engine *e);
 
 /* Copies the status of tenant name into *out (its strings borrowed as above). Returns 0 or
  * KB_ENOTFOUND. */

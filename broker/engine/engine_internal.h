@@ -25,6 +25,11 @@ struct kb_engine_tenant {
     struct kb_tenant_status status;
     char *message, *secret_arn; /* owned; behind status.message and status.secret_arn */
     bool busy;                  /* a job of this tenant runs: the next one waits in the queue */
+    /* The background schedule (kb_engine_start_background). */
+    unsigned queued;   /* entries of this tenant in the queue */
+    unsigned failures; /* provisions failed in a row (0 after a success) */
+    uint64_t due;      /* loop time (ms) of the next background provision; 0: none (never
+                          provisioned by this process, revoked, or the interval is 0) */
 };
 
 /* One tenant's place in the queue. The job itself (and the kind's state) is allocated only when
@@ -64,9 +69,20 @@ struct kb_engine {
     struct kb_op *ops;
     struct kb_engine_quirks quirks;
     uv_timer_t kick; /* runs the scheduler and completes empty operations, always later */
-    bool canceled, destroying, kick_closed;
+    /* The background schedule: one timer for every tenant's due time, armed for the earliest
+     * (or earlier: a timer that finds nothing due rearms itself). */
+    uv_timer_t background;
+    uint64_t background_at; /* loop time the timer fires at; 0: not armed */
+    bool background_on;
+    unsigned handles_open; /* kick and background, until their close callbacks ran */
+    bool canceled, destroying;
 };
 
+/* job.c -> engine.c: a job is ending with state (its outcome not yet recorded): updates the
+ * tenant's background schedule and writes what the status should add (" (retry 2 in 10s)"), or
+ * "", into note. */
+void kb_engine__job_schedule(struct kb_engine *e, struct kb_job *j, enum kb_tenant_state state,
+                             char *note, size_t len);
 /* job.c -> engine.c: a job has ended (outcome recorded in op); schedules the next ones. */
 void kb_engine__job_ended(struct kb_engine *e, struct kb_job *j);
 /* job.c -> engine.c: a job's memory is gone; frees a destroyed engine after its last job. */

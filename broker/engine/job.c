@@ -309,10 +309,25 @@ static void s_announce(struct kb_job *j, const char *arn)
     kb_events_emit(j->e->events, &ev);
 }
 
+/* The state a failed job leaves: DEGRADED when the kind allows it and the tenant had a key to
+ * serve (it stays served: DESIGN.md "degrade, don't drop"), ERROR otherwise. */
+static enum kb_tenant_state s_failed_state(const struct kb_job *j)
+{
+    const struct kb_tenant_status *st = kb_job_status(j);
+
+    if (j->kind->failure_keeps_key && !j->access_removed &&
+        (j->before == KB_TENANT_READY || j->before == KB_TENANT_DEGRADED) &&
+        st->secret_arn[0] != '\0' && st->version_id[0] != '\0')
+        return KB_TENANT_DEGRADED;
+    return KB_TENANT_ERROR;
+}
+
 void kb_job_end(struct kb_job *j)
 {
     struct kb_engine_tenant *et = s_tenant(j);
     struct kb_op *op = j->op;
+    char note[96];
+    size_t n;
 
     if (j->ended)
         return;
@@ -322,12 +337,15 @@ void kb_job_end(struct kb_job *j)
     free(j->state);
     j->state = NULL;
     if (j->failed) {
-        et->status.state = KB_TENANT_ERROR;
+        et->status.state = s_failed_state(j);
         et->status.step = j->fail_step;
         op->nfailed++;
     } else {
         et->status.state = j->kind->done;
     }
+    kb_engine__job_schedule(j->e, j, et->status.state, note, sizeof(note));
+    n = strlen(j->message);
+    kb_strf(j->message + n, sizeof(j->message) - n, "%s", note);
     kb_engine__set_message(et, j->message);
     op->outcomes[j->slot].state = et->status.state;
     op->messages[j->slot] = strdup(et->status.message);

@@ -32,9 +32,12 @@ struct kb_job;
 struct kb_op;
 
 struct kb_job_kind {
-    const char *name;                  /* "provision": logs, events */
-    enum kb_tenant_state running;      /* the tenant's state while the job runs */
-    enum kb_tenant_state done;         /* and after it succeeded (ERROR after a failure) */
+    const char *name;             /* "provision": logs, events */
+    enum kb_tenant_state running; /* the tenant's state while the job runs */
+    enum kb_tenant_state done;    /* and after it succeeded (ERROR after a failure) */
+    /* A failure leaves a tenant that had a servable key (READY or DEGRADED with ARN and version
+     * when the job started) DEGRADED, still serving that key, instead of ERROR (provision). */
+    bool failure_keeps_key;
     size_t state_size;                 /* the kind's own state, see kb_job_state */
     void (*start)(struct kb_job *j);   /* runs the job; ends with kb_job_end, later */
     void (*release)(struct kb_job *j); /* frees what the state owns (NULL: nothing); once */
@@ -62,7 +65,9 @@ struct kb_job {
     const struct kb_engine_provision_opts *popts; /* the operation's; provision only */
     struct kb_engine_quirks *quirks;              /* the engine's */
     unsigned refs;
+    enum kb_tenant_state before; /* the tenant's state when the job started */
     bool ended, failed;
+    bool access_removed;   /* the job took away what the tenant's key granted: no DEGRADED */
     const char *fail_step; /* static, the step of the first failure */
     char message[1024];    /* the outcome's message */
     void *state;           /* the kind's own, state_size bytes */

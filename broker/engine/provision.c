@@ -1,9 +1,12 @@
 /*
  * provision.c - the provision kind (DESIGN.md section 7): builds the tenant's tags and policies,
  * starts the bucket chain (provision_bucket.c) and the user chain (provision_user.c) at once,
- * joins them, and runs the key step (provision_key.c) when both succeeded. The kind's state is
- * struct kb_prov (provision.h); release frees what it owns and destroys the new key's secret if
- * a failure left it there.
+ * joins them, and when both succeeded writes the user's inline policy and runs the key step
+ * (provision_key.c). The policy waits for the join because it names the bucket: it must never
+ * be written while the bucket is refused (DESIGN.md section 7), and the user chain cannot wait
+ * for the bucket chain itself (the bucket chain may be parked until the user chain has ended).
+ * The kind's state is struct kb_prov (provision.h); release frees what it owns and destroys the
+ * new key's secret if a failure left it there.
  */
 #include "engine/provision.h"
 
@@ -94,6 +97,18 @@ void kb_prov__chain_end(struct kb_job *j)
     }
     if (p->bucket_running || p->user_running)
         return;
+    if (!j->failed)
+        kb_prov__policy_start(j);
+    else if (p->user_ok)
+        kb_prov__policy_withhold(j); /* the bucket chain failed, or was refused */
+    else
+        kb_job_end(j);
+}
+
+void kb_prov__policy_end(struct kb_job *j)
+{
+    struct kb_prov *p = kb_prov(j);
+
     if (j->failed)
         kb_job_end(j);
     else if (p->intent_written || p->intent_seen)
@@ -148,6 +163,7 @@ const struct kb_job_kind kb_job_kind_provision = {
     .name = "provision",
     .running = KB_TENANT_PROVISIONING,
     .done = KB_TENANT_READY,
+    .failure_keeps_key = true,
     .state_size = sizeof(struct kb_prov),
     .start = s_start,
     .release = s_release,

@@ -3,10 +3,11 @@
  * provision_user.c, provision_key.c): the kind's state and the entry points of its chains.
  *
  * provision.c starts the bucket chain and the user chain concurrently and owns their join: the
- * key step (provision_key.c) runs only once both have ended and neither failed. Where the
- * endpoint refuses tags in CreateBucket, the bucket chain parks until the user chain has ended
- * (the creation is recorded on the user first), and the join removes that record before the key
- * step.
+ * user's inline policy (provision_user.c) is written only once both have ended and neither
+ * failed, then the key step (provision_key.c) runs. When the bucket was refused and the user is
+ * the tenant's, the join removes the policy instead and the job ends. Where the endpoint refuses
+ * tags in CreateBucket, the bucket chain parks until the user chain has ended (the creation is
+ * recorded on the user first), and the join removes that record before the key step.
  */
 #ifndef KB_PROVISION_H
 #define KB_PROVISION_H
@@ -29,6 +30,8 @@ struct kb_prov {
     /* the two chains */
     bool bucket_running, user_running;
     bool bucket_fresh, user_fresh;
+    bool user_ok;        /* the user chain succeeded: the user exists and is the tenant's */
+    bool bucket_refused; /* the bucket exists and is not the tenant's (not just a failure) */
     unsigned user_tries; /* GetUser/CreateUser rounds (a user deleted and re-created meanwhile) */
     size_t setting;
     /* The untagged creation (provision_bucket.c): the bucket chain waits for the user chain,
@@ -84,6 +87,15 @@ void kb_prov__chain_end(struct kb_job *j);
  * one repair at a time per job (the user chain's, or the key step's after the chains). */
 void kb_prov__retag(struct kb_job *j, const struct kb_prov_retag *how, const size_t *missing,
                     size_t n);
+/* provision_user.c, after the join: writes or repairs the user's inline policy (both chains
+ * succeeded), then kb_prov__policy_end(j). */
+void kb_prov__policy_start(struct kb_job *j);
+/* provision_user.c, after the join when the bucket chain failed and the user chain succeeded:
+ * removes the user's inline policy when the bucket was refused (bucket_refused), writes nothing
+ * otherwise; then kb_prov__policy_end(j). */
+void kb_prov__policy_withhold(struct kb_job *j);
+/* provision.c: the policy step has ended (ok or failed). */
+void kb_prov__policy_end(struct kb_job *j);
 /* provision_key.c: the key step, after both chains. */
 void kb_prov__key_start(struct kb_job *j);
 

@@ -39,6 +39,10 @@
  * then, when it carries no keybroker tag of another tenant, it is tagged (its own tags kept)
  * and every setting is read and repaired, and the job emits "adopted".
  *
+ * A refusal (the bucket is not the tenant's: untagged, another tenant's, another account's, or
+ * invisible to this account) sets bucket_refused, so that the join removes the user's inline
+ * policy rather than leave it naming this bucket.
+ *
  * This file never writes to a bucket that does not carry keybroker's tags for its tenant, except
  * to tag it in the two cases above.
  */
@@ -349,6 +353,7 @@ static void s_put_tags(struct kb_job *j, const struct kb_aws_tag *have, size_t n
 
 static void s_refuse(struct kb_job *j, const char *request_id)
 {
+    kb_prov(j)->bucket_refused = true;
     kb_job_fail(j, S_STEP, request_id,
                 "bucket %s exists and is not managed by keybroker for tenant %s; refusing to "
                 "adopt it (if it is yours, `kbctl adopt %s` takes it under management)",
@@ -411,6 +416,7 @@ static void on_tags(void *ctx, const struct kb_aws_error *err, const struct kb_s
     } else if (kb_rc_tags_keybroker(tags->tags, tags->tag_count)) {
         /* keybroker's tags for another tenant (or half of them): never ours, not even on
          * request. */
+        p->bucket_refused = true;
         kb_job_fail(j, S_STEP, tags->request_id,
                     "bucket %s carries keybroker tags of another tenant; refusing to adopt it",
                     j->t->bucket);
@@ -445,13 +451,15 @@ static void s_create_failed(struct kb_job *j, const struct kb_aws_error *err)
         s_read_tags(j);
         return;
     }
-    if (kb_rc_is_code(err, "BucketAlreadyExists"))
+    if (kb_rc_is_code(err, "BucketAlreadyExists")) {
+        kb_prov(j)->bucket_refused = true;
         kb_job_fail(j, S_STEP, err->request_id,
                     "bucket %s belongs to another AWS account; refusing to adopt it (choose "
                     "another bucket name)",
                     j->t->bucket);
-    else
+    } else {
         kb_job_fail_aws(j, S_STEP, err);
+    }
     s_end(j);
 }
 
@@ -603,6 +611,7 @@ static void on_head(void *ctx, const struct kb_aws_error *err, const struct kb_s
 
     kb_job_log_call(j, S_STEP, "HeadBucket", err, KB_RID(h));
     if (err != NULL && err->err == KB_EAWS && err->status == 403) {
+        kb_prov(j)->bucket_refused = true;
         kb_job_fail(j, S_STEP, err->request_id,
                     "bucket %s exists but this account may not see it (HeadBucket: 403); it is "
                     "not managed by keybroker for tenant %s; refusing to adopt it",

@@ -16,6 +16,10 @@
  * is deleted; the read fails too -> the key is kept and reported, and a later reconcile deletes
  * it once it is older than aws.orphan_key_min_age (its version id says whether it was stored).
  *
+ * Messages (step events, the outcome, the status) reach socket peers and never name an
+ * AccessKeyId: a key is named by its secret version id there, and by its id only in the log
+ * (kb_log), which is for operators.
+ *
  * This file never reads a secret value (no GetSecretValue: the version id names the key), never
  * formats the new key's secret (it goes from CreateAccessKey's kb_secret into the guarded value,
  * whose request body the client wipes), and never deletes a key a labelled version references.
@@ -162,7 +166,12 @@ static void on_delete_orphan(void *ctx, const struct kb_aws_error *err,
     if (err != NULL && !kb_rc_is_code(err, "NoSuchEntity")) {
         s_fail_end(j, S_ORPHANS, err);
     } else {
-        snprintf(msg, sizeof(msg), "deleted %s, referenced by no secret version", k->id);
+        kb_log(KB_LOG_INFO, "orphan-key-deleted", "tenant", j->t->name, "step", S_ORPHANS,
+               "access_key_id", k->id, "request_id", err != NULL ? err->request_id : ok->request_id,
+               NULL);
+        snprintf(msg, sizeof(msg),
+                 "deleted an access key referenced by no secret version (%zu of %zu)",
+                 p->del_next + 1, p->plan.ndel);
         kb_job_event(j, S_ORPHANS, KB_ENGINE_DONE, msg,
                      err != NULL ? err->request_id : ok->request_id);
         p->del_next++;
@@ -258,16 +267,15 @@ static void s_ready_unchanged(struct kb_job *j)
     const struct kb_tenant_status *st = kb_job_status(j);
     const struct kb_rc_key *k = &p->snap.keys[p->plan.current];
     bool same = strcmp(st->version_id, p->snap.current) == 0;
-    char msg[256];
 
     /* A probe result of this process stays valid while the same version is current. */
     kb_job_set_key(j, p->secret_arn, p->snap.current,
                    same && st->last_rotation != 0 ? st->last_rotation : p->secret_changed,
                    same && st->probe[0] != '\0' ? st->probe : "not-probed");
-    snprintf(msg, sizeof(msg), "AWSCURRENT holds the active key %s", k->id);
-    kb_job_event(j, S_CREATE, KB_ENGINE_SKIP, msg, NULL);
-    snprintf(j->message, sizeof(j->message), "ready: version %s (key %s), unchanged",
-             p->snap.current, k->id);
+    kb_log(KB_LOG_DEBUG, "key-current", "tenant", j->t->name, "step", S_CREATE, "access_key_id",
+           k->id, "version_id", p->snap.current, NULL);
+    kb_job_event(j, S_CREATE, KB_ENGINE_SKIP, "AWSCURRENT holds an active key", NULL);
+    snprintf(j->message, sizeof(j->message), "ready: version %s, unchanged", p->snap.current);
     kb_job_end(j);
 }
 
@@ -289,10 +297,14 @@ static void s_act(struct kb_job *j)
     case KB_RC_WAIT:
         if (gmtime_r(&kb_prov(j)->snap.keys[p->waiting].created, &tm) != NULL)
             strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        kb_log(KB_LOG_WARN, "orphan-key", "tenant", j->t->name, "step", S_CREATE, "access_key_id",
+               kb_prov(j)->snap.keys[p->waiting].id, "message",
+               "holds a key slot until it is older than aws.orphan_key_min_age", NULL);
         kb_job_fail(j, S_CREATE, NULL,
-                    "waiting for unreferenced key %s to age (created %s; deleted once older than "
-                    "aws.orphan_key_min_age, %" PRIu64 "s): no free key slot, retry later",
-                    kb_prov(j)->snap.keys[p->waiting].id, when, j->cfg->aws.orphan_key_min_age);
+                    "waiting for an unreferenced access key to age (created %s; deleted once "
+                    "older than aws.orphan_key_min_age, %" PRIu64 "s): no free key slot, retry "
+                    "later",
+                    when, j->cfg->aws.orphan_key_min_age);
         break;
     case KB_RC_NO_SLOT:
         kb_job_fail(j, S_CREATE, NULL,
@@ -309,7 +321,6 @@ static void on_create_key(void *ctx, const struct kb_aws_error *err, struct kb_i
 {
     struct kb_job *j = ctx;
     struct kb_prov *p = kb_prov(j);
-    char msg[192];
 
     kb_job_log_call(j, S_CREATE, "CreateAccessKey", err, KB_RID(k));
     if (err != NULL) {
@@ -321,8 +332,7 @@ static void on_create_key(void *ctx, const struct kb_aws_error *err, struct kb_i
         snprintf(p->new_key, sizeof(p->new_key), "%s", k->access_key_id);
         kb_log(KB_LOG_INFO, "key-created", "tenant", j->t->name, "step", S_CREATE, "access_key_id",
                p->new_key, "request_id", k->request_id, NULL);
-        snprintf(msg, sizeof(msg), "created %s", p->new_key);
-        kb_job_event(j, S_CREATE, KB_ENGINE_DONE, msg, k->request_id);
+        kb_job_event(j, S_CREATE, KB_ENGINE_DONE, "created", k->request_id);
         s_store(j);
     }
     kb_job_unref(j);
@@ -351,14 +361,14 @@ static void on_compensated(void *ctx, const struct kb_aws_error *err, const stru
            err == NULL || kb_rc_is_code(err, "NoSuchEntity") ? "deleted" : "failed", "request_id",
            err != NULL ? err->request_id : ok->request_id, NULL);
     if (err == NULL || kb_rc_is_code(err, "NoSuchEntity"))
-        kb_job_fail(j, S_STORE, p->store_request_id,
-                    "%s; the new key %s was deleted (compensation)", p->store_error, p->new_key);
+        kb_job_fail(j, S_STORE, p->store_request_id, "%s; the new key was deleted (compensation)",
+                    p->store_error);
     else
         kb_job_fail(j, S_STORE, p->store_request_id,
-                    "%s; deleting the new key %s failed too (%s: %s): a later reconcile deletes "
+                    "%s; deleting the new key failed too (%s: %s): a later reconcile deletes "
                     "it once it is older than aws.orphan_key_min_age",
-                    p->store_error, p->new_key,
-                    err->code[0] != '\0' ? err->code : kb_err_name(err->err), err->message);
+                    p->store_error, err->code[0] != '\0' ? err->code : kb_err_name(err->err),
+                    err->message);
     kb_job_end(j);
     kb_job_unref(j);
 }
@@ -378,10 +388,12 @@ static void s_compensate(struct kb_job *j)
     if (rc == 0) {
         kb_job_ref(j);
     } else {
+        kb_log(KB_LOG_ERROR, "compensate", "tenant", j->t->name, "step", S_STORE, "access_key_id",
+               p->new_key, "result", "failed", "error", kb_strerror(rc), NULL);
         kb_job_fail(j, S_STORE, p->store_request_id,
-                    "%s; the new key %s could not be deleted (%s): a later reconcile deletes it "
+                    "%s; the new key could not be deleted (%s): a later reconcile deletes it "
                     "once it is older than aws.orphan_key_min_age",
-                    p->store_error, p->new_key, kb_strerror(rc));
+                    p->store_error, kb_strerror(rc));
         kb_job_end(j);
     }
 }
@@ -392,8 +404,8 @@ static void s_probed(struct kb_job *j)
     struct kb_prov *p = kb_prov(j);
 
     if (!j->failed)
-        snprintf(j->message, sizeof(j->message), "ready: key %s stored as version %s, %s",
-                 p->new_key, p->new_version, kb_job_status(j)->probe);
+        snprintf(j->message, sizeof(j->message), "ready: new key stored as version %s, %s",
+                 p->new_version, kb_job_status(j)->probe);
     kb_job_end(j);
 }
 
@@ -405,8 +417,9 @@ static void s_stored(struct kb_job *j, const char *arn, const char *how, const c
     if (arn != NULL)
         snprintf(p->secret_arn, sizeof(p->secret_arn), "%s", arn);
     kb_job_set_key(j, p->secret_arn, p->new_version, time(NULL), "");
-    snprintf(msg, sizeof(msg), "%s as AWSCURRENT version %s (key %s)", how, p->new_version,
-             p->new_key);
+    kb_log(KB_LOG_INFO, "key-stored", "tenant", j->t->name, "step", S_STORE, "access_key_id",
+           p->new_key, "version_id", p->new_version, NULL);
+    snprintf(msg, sizeof(msg), "%s as AWSCURRENT version %s", how, p->new_version);
     kb_job_event(j, S_STORE, KB_ENGINE_DONE, msg, request_id);
     /* The secret moves to the probe, which wipes it when the job is released. */
     kb_probe_start(&p->probe, j, p->new_key, p->new_secret, s_probed);
@@ -423,11 +436,14 @@ static void on_verify(void *ctx, const struct kb_aws_error *err, const struct kb
     for (size_t v = 0; d != NULL && v < d->version_count; v++)
         found = found || strcmp(d->versions[v].version_id, p->new_version) == 0;
     if (err != NULL && !kb_rc_is_code(err, "ResourceNotFoundException")) {
+        kb_log(KB_LOG_WARN, "store-unknown", "tenant", j->t->name, "step", S_STORE, "access_key_id",
+               p->new_key, "message", "kept: whether it was stored is unknown", NULL);
         kb_job_fail(j, S_STORE, p->store_request_id,
                     "%s; whether it was stored is unknown (DescribeSecret failed too: %s), so the "
-                    "new key %s is kept: a later reconcile finds its version or deletes it",
+                    "new key (version %s) is kept: a later reconcile finds its version or deletes "
+                    "it",
                     p->store_error, err->code[0] != '\0' ? err->code : kb_err_name(err->err),
-                    p->new_key);
+                    p->new_version);
         kb_job_end(j);
     } else if (found) {
         s_stored(j, d->arn, "stored (confirmed by DescribeSecret after an unclear answer)",

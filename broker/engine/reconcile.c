@@ -226,3 +226,31 @@ uint64_t kb_rc_probe_backoff_ms(unsigned n, uint32_t rnd)
         step = S_PROBE_CAP_MS;
     return step / 2 + (step / 2) * rnd / UINT32_MAX;
 }
+
+/* rnd / UINT32_MAX of span, without overflow for any span below 2^32 ms (49 days). */
+static uint64_t s_scale(uint64_t span, uint32_t rnd)
+{
+    return span * rnd / UINT32_MAX;
+}
+
+uint64_t kb_rc_retry_delay_ms(unsigned failures, uint64_t initial_s, uint64_t max_s, uint32_t rnd)
+{
+    uint64_t cap = max_s * 1000u, step = initial_s * 1000u, delay;
+
+    if (step > cap)
+        step = cap;
+    for (unsigned i = 1; i < failures && step < cap; i++)
+        step *= 2;
+    if (step > cap)
+        step = cap;
+    /* +-25%: from three quarters of the step to five quarters of it, but never past the cap. */
+    delay = step - step / 4 + s_scale(step / 2, rnd);
+    return delay < cap ? delay : cap;
+}
+
+uint64_t kb_rc_reconcile_delay_ms(uint64_t interval_s, uint32_t rnd)
+{
+    uint64_t base = interval_s * 1000u;
+
+    return base - base / 10 + s_scale(base / 5, rnd);
+}

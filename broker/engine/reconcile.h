@@ -4,7 +4,8 @@
  * and - over a snapshot of a user's access keys and the secret's staging labels - which key is
  * current, which keys are orphans old enough to delete, and whether a new key may be created.
  * Also the two judgements the key step makes about AWS answers: whether a failed store certainly
- * did not happen (so its key may be deleted at once), and the probe's backoff.
+ * did not happen (so its key may be deleted at once), and the probe's backoff. And the engine's
+ * background schedule: a failed tenant's retry backoff and the periodic reconcile's jitter.
  *
  * Pure code: no I/O, no clock (the caller passes "now"), no logging, never a secret.
  */
@@ -136,5 +137,21 @@ bool kb_rc_store_surely_failed(const struct kb_aws_error *err);
 /* The probe's wait before attempt n+1 (n >= 0): exponential from 250 ms, capped at 5 s, with
  * "equal jitter": half the step fixed, the other half scaled by rnd / UINT32_MAX. */
 uint64_t kb_rc_probe_backoff_ms(unsigned n, uint32_t rnd);
+
+/* -- background schedule (engine.c) ------------------------------------------------------------ */
+
+/*
+ * The wait before the retry of a tenant whose last `failures` (>= 1) provisions in a row failed:
+ * initial_s doubled for each failure after the first, capped at max_s, with +-25% jitter (rnd /
+ * UINT32_MAX picks the point in [0.75, 1.25] of the step) and never longer than max_s. Bounded:
+ * at least 0.75 * min(initial_s, max_s) and at most max_s. A success resets the count, so the
+ * next failure waits about initial_s again. Seconds in, milliseconds out. failures 0 counts as 1.
+ */
+uint64_t kb_rc_retry_delay_ms(unsigned failures, uint64_t initial_s, uint64_t max_s, uint32_t rnd);
+
+/* The wait before a healthy tenant's next periodic reconcile: interval_s with -10%..+10% jitter
+ * (rnd as above), so that the tenants provisioned together, and a fleet of brokers started
+ * together, do not all call AWS in the same second. 0: never (returns 0). */
+uint64_t kb_rc_reconcile_delay_ms(uint64_t interval_s, uint32_t rnd);
 
 #endif

@@ -33,7 +33,7 @@ struct kb_srv_metrics {
     uint64_t events;            /* watch events written */
 };
 
-#define KB_SRV_TENANT_STATES 6 /* enum kb_tenant_state (engine.h) */
+#define KB_SRV_TENANT_STATES 7 /* enum kb_tenant_state (engine.h) */
 
 /* Values read when the text is built. state_names are borrowed static strings. */
 struct kb_srv_gauges {

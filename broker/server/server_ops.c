@@ -77,9 +77,11 @@ static bool s_authorize(struct kb_srv_conn *c, const struct kb_proto_request *re
 
 static bool s_servable(const struct kb_tenant_status *st)
 {
-    /* A re-provision does not take the current key away: keep serving its ARN meanwhile. */
+    /* A re-provision does not take the current key away, nor does a failed one (degraded):
+     * keep serving its ARN meanwhile. */
     return st->secret_arn[0] != '\0' && st->version_id[0] != '\0' &&
-           (st->state == KB_TENANT_READY || st->state == KB_TENANT_PROVISIONING);
+           (st->state == KB_TENANT_READY || st->state == KB_TENANT_PROVISIONING ||
+            st->state == KB_TENANT_DEGRADED);
 }
 
 /* The state of t as the engine knows it ("pending" without an engine). Borrowed until control

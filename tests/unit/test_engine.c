@@ -1,7 +1,9 @@
 /* test_engine.c - the provisioning engine on a scripted, in-process AWS (kb_svc_set_sender): the
  * exact calls of a fresh tenant and their order, the token derived from the key, the probe signed
  * with the new key, callbacks that are always asynchronous, the concurrency bound, compensation,
- * refusal of a foreign bucket, and unknown tenants. No network, no fakeaws. */
+ * refusal of a foreign bucket (and the user's policy withheld or removed), unknown tenants, a
+ * failed reconcile that degrades instead of dropping, and the background schedule (retries with
+ * backoff, the periodic reconcile, nothing after a cancel). No network, no fakeaws. */
 #include "kb_test.h"
 
 #include <json-c/json.h>
@@ -48,6 +50,9 @@ static struct {
     bool adopt;               /* provision with adopt_bucket */
     int adopted_events;
     bool create_drops_tags; /* a tagged CreateBucket succeeds but keeps no tag (moto 5.2) */
+    bool user_exists_ours;  /* GetUser: the user exists with keybroker's tags for billing */
+    bool cancel_at_start;   /* on_progress calls kb_engine_cancel once */
+    unsigned fail_count;    /* > 0: fail_op fails only this many more times */
     char tagged[16][64];    /* buckets that carry keybroker's tags */
     size_t ntagged;
     unsigned keys;
@@ -134,7 +139,19 @@ static void respond(struct pending *p)
     char body[2048], user[64];
 
     if (F.fail_op != NULL && strcmp(p->op, F.fail_op) == 0) {
+        if (F.fail_count > 0 && --F.fail_count == 0)
+            F.fail_op = NULL;
         answer(p, F.fail_status, NULL, F.fail_code);
+    } else if (strcmp(p->op, "GetUser") == 0 && F.user_exists_ours) {
+        answer(p, 200,
+               "<GetUserResponse><GetUserResult><User><Path>/keybroker/</Path>"
+               "<UserName>kb-billing</UserName><UserId>AIDA1</UserId>"
+               "<Arn>arn:aws:iam::123456789012:user/keybroker/kb-billing</Arn>"
+               "<CreateDate>2024-05-01T12:34:56Z</CreateDate><Tags>"
+               "<member><Key>keybroker:tenant</Key><Value>billing</Value></member>"
+               "<member><Key>keybroker:managed</Key><Value>true</Value></member>"
+               "</Tags></User></GetUserResult></GetUserResponse>",
+               NULL);
     } else if (strcmp(p->op, "HeadBucket") == 0) {
         if (F.bucket_exists_untagged)
             answer(p, 200, "", NULL);
@@ -295,6 +312,10 @@ static void on_progress(void *ctx, const struct kb_engine_event *ev)
 
     if (F.in_provision)
         F.sync_callbacks++;
+    if (F.cancel_at_start) {
+        F.cancel_at_start = false;
+        kb_engine_cancel(F.engine);
+    }
     for (size_t i = 0; i < F.cfg->ntenants; i++) {
         struct kb_tenant_status st;
 
@@ -456,6 +477,8 @@ static void test_fresh_tenant_minimal_calls_in_order(void **state)
     assert_true(find("CreateUser", 0) < find("PutUserPolicy", 0));
     /* the chains run concurrently: both first calls go out before either second one */
     assert_true(find("GetUser", 0) < find("CreateBucket", 0));
+    /* the user's policy names the bucket: written only after the bucket chain succeeded */
+    assert_true(find("PutUserPolicy", 0) > find("PutBucketPolicy", 0));
     key_at = find("DescribeSecret", 0);
     assert_true(key_at > find("PutBucketPolicy", 0) && key_at > find("PutUserPolicy", 0));
     assert_true(find("CreateAccessKey", 0) < find("CreateSecret", 0));
@@ -552,7 +575,357 @@ static void test_foreign_bucket_is_refused(void **state)
                         strcmp(F.calls[i], "GetBucketTagging") == 0);
     }
     assert_int_equal(find("CreateAccessKey", 0), SIZE_MAX);
+    /* the user chain ran (and created the user), but no policy names the refused bucket */
+    assert_int_not_equal(find("CreateUser", 0), SIZE_MAX);
+    assert_int_equal(find("PutUserPolicy", 0), SIZE_MAX);
+    assert_int_equal(find("DeleteUserPolicy", 0), SIZE_MAX); /* a new user has none */
     finish(cfg);
+}
+
+/* An existing user of the tenant and a refused bucket (another tenant's tags, untagged, another
+ * account's): the policy an earlier run wrote is removed, nothing is written. */
+static void test_refused_bucket_removes_the_user_policy(void **state)
+{
+    static const struct {
+        const char *head_code; /* NULL: HeadBucket 200 */
+        long head_status;
+        const char *create_code;
+    } cases[] = {
+        {NULL, 200, NULL}, {"Forbidden", 403, NULL}, {"NotFound", 404, "BucketAlreadyExists"}};
+
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        struct kb_config *cfg = load(ONE_TENANT);
+        size_t del;
+
+        teardown(state);
+        setup(state);
+        F.user_exists_ours = true;
+        if (cases[c].head_code == NULL) {
+            F.bucket_exists_untagged = true;
+        } else if (cases[c].create_code == NULL) {
+            F.fail_op = "HeadBucket";
+            F.fail_status = cases[c].head_status;
+            F.fail_code = cases[c].head_code;
+        } else {
+            F.fail_op = "CreateBucket";
+            F.fail_status = 409;
+            F.fail_code = cases[c].create_code;
+        }
+        provision(cfg, NULL);
+        assert_int_equal(F.done_err, KB_EAWS);
+        assert_string_equal(F.done_state[0], "error");
+        assert_non_null(strstr(F.done_message[0], "step bucket: "));
+        del = find("DeleteUserPolicy", 0);
+        assert_int_not_equal(del, SIZE_MAX);
+        assert_string_equal(F.subjects[del], "kb-billing");
+        assert_int_equal(find("PutUserPolicy", 0), SIZE_MAX);
+        assert_int_equal(find("GetUserPolicy", 0), SIZE_MAX);
+        assert_int_equal(find("CreateAccessKey", 0), SIZE_MAX);
+        finish(cfg);
+    }
+}
+
+/* A bucket chain that fails for another reason (AWS unavailable) says nothing about whose the
+ * bucket is: the policy is neither written nor removed. */
+static void test_failed_bucket_leaves_the_user_policy(void **state)
+{
+    struct kb_config *cfg = load(ONE_TENANT);
+
+    F.user_exists_ours = true;
+    F.fail_op = "HeadBucket";
+    F.fail_status = 503;
+    F.fail_code = "ServiceUnavailable";
+    provision(cfg, NULL);
+    assert_int_equal(F.done_err, KB_EAWS);
+    assert_string_equal(F.done_state[0], "error"); /* nothing served before: not degraded */
+    assert_int_equal(find("DeleteUserPolicy", 0), SIZE_MAX);
+    assert_int_equal(find("PutUserPolicy", 0), SIZE_MAX);
+    assert_int_equal(find("GetUserPolicy", 0), SIZE_MAX);
+    finish(cfg);
+}
+
+/* Runs one more provision of tenant on the engine provision() made. */
+static void again(const char *tenant)
+{
+    int before = F.done_calls;
+
+    assert_int_equal(kb_engine_provision(F.engine, tenant, on_progress, on_done, NULL), 0);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    assert_int_equal(F.done_calls, before + 1);
+}
+
+/* "Degrade, don't drop": a ready tenant whose reconcile fails keeps its ARN and version, in state
+ * degraded with the reason; the next good run makes it ready again. No message names a key. */
+static void test_failed_reconcile_degrades(void **state)
+{
+    struct kb_config *cfg = load(ONE_TENANT);
+    struct kb_tenant_status st;
+    char arn[256], version[64];
+
+    provision(cfg, NULL);
+    assert_string_equal(F.done_state[0], "ready");
+    assert_null(strstr(F.done_message[0], "AKIA"));
+    assert_int_equal(kb_engine_tenant_status(F.engine, "billing", &st), 0);
+    snprintf(arn, sizeof(arn), "%s", st.secret_arn);
+    snprintf(version, sizeof(version), "%s", st.version_id);
+    assert_true(arn[0] != '\0' && version[0] != '\0');
+
+    F.fail_op = "HeadBucket";
+    F.fail_status = 503;
+    F.fail_code = "ServiceUnavailable";
+    again("billing");
+    assert_int_equal(F.done_err, KB_EAWS);
+    assert_string_equal(F.done_state[0], "degraded");
+    assert_non_null(
+        strstr(F.done_message[0], "step bucket: HeadBucket failed: ServiceUnavailable"));
+    assert_int_equal(kb_engine_tenant_status(F.engine, "billing", &st), 0);
+    assert_int_equal(st.state, KB_TENANT_DEGRADED);
+    assert_string_equal(kb_tenant_state_name(st.state), "degraded");
+    assert_string_equal(st.secret_arn, arn);
+    assert_string_equal(st.version_id, version);
+    assert_string_equal(st.step, "bucket");
+    assert_non_null(strstr(st.message, "ServiceUnavailable"));
+    /* and a second failure in a row stays degraded */
+    F.fail_op = "GetUser";
+    again("billing");
+    assert_string_equal(F.done_state[0], "degraded");
+
+    F.fail_op = NULL;
+    again("billing");
+    assert_int_equal(F.done_err, 0);
+    assert_string_equal(F.done_state[0], "ready");
+    assert_null(strstr(F.done_message[0], "AKIA"));
+    assert_int_equal(kb_engine_tenant_status(F.engine, "billing", &st), 0);
+    assert_int_equal(st.state, KB_TENANT_READY);
+    finish(cfg);
+}
+
+/* A bucket refused after the tenant was ready: its policy is removed, so the old key grants
+ * nothing any more and is not served as degraded. */
+static void test_refused_bucket_of_a_ready_tenant_is_error(void **state)
+{
+    struct kb_config *cfg = load(ONE_TENANT);
+
+    provision(cfg, NULL);
+    assert_string_equal(F.done_state[0], "ready");
+    F.user_exists_ours = true;
+    F.ntagged = 0; /* the bucket lost keybroker's tags */
+    F.bucket_exists_untagged = true;
+    again("billing");
+    assert_string_equal(F.done_state[0], "error");
+    assert_int_not_equal(find("DeleteUserPolicy", 0), SIZE_MAX);
+    finish(cfg);
+}
+
+/* -- the background schedule ------------------------------------------------------------------ */
+
+static struct {
+    char lines[16][512];
+    size_t n;
+} L;
+
+static void log_sink(void *ctx, const char *line, size_t len)
+{
+    (void)ctx;
+    if (strstr(line, "\"retry-scheduled\"") != NULL && L.n < 16)
+        snprintf(L.lines[L.n++], sizeof(L.lines[0]), "%.*s", (int)len, line);
+}
+
+static size_t count(const char *op)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < F.ncalls; i++)
+        n += strcmp(F.calls[i], op) == 0;
+    return n;
+}
+
+/* What run_until waits for: tenant in state, after at least heads HeadBucket calls. */
+static struct {
+    const char *tenant;
+    enum kb_tenant_state state;
+    size_t heads;
+    bool reached;
+} W;
+
+static void on_deadline(uv_timer_t *t)
+{
+    uv_stop(t->loop);
+}
+
+/* Before each poll: stopping here keeps the loop from sleeping until its next timer. */
+static void on_prepare(uv_prepare_t *h)
+{
+    struct kb_tenant_status st;
+
+    assert_int_equal(kb_engine_tenant_status(F.engine, W.tenant, &st), 0);
+    if (st.state == W.state && count("HeadBucket") >= W.heads) {
+        W.reached = true;
+        uv_stop(h->loop);
+    }
+}
+
+/* Runs the loop until tenant is in state want after at least heads HeadBucket calls in all
+ * (true), or for at most ms (false). */
+static bool run_until(const char *tenant, enum kb_tenant_state want, size_t heads, uint64_t ms)
+{
+    uv_timer_t deadline;
+    uv_prepare_t check;
+
+    W.tenant = tenant;
+    W.state = want;
+    W.heads = heads;
+    W.reached = false;
+    uv_timer_init(&F.loop, &deadline);
+    uv_timer_start(&deadline, on_deadline, ms, 0);
+    uv_prepare_init(&F.loop, &check);
+    uv_prepare_start(&check, on_prepare);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&deadline, NULL);
+    uv_close((uv_handle_t *)&check, NULL);
+    uv_run(&F.loop, UV_RUN_NOWAIT); /* the close callbacks: both live on this stack */
+    return W.reached;
+}
+
+#define RETRY_CONFIG                                                                               \
+    "{\"broker\":{\"reconcile\":{\"retry_initial\":\"1s\",\"retry_max\":\"1s\","                   \
+    "\"interval\":null}},"                                                                         \
+    "\"tenants\":[{\"name\":\"billing\",\"bucket\":\"acme-billing\",\"access\":\"read-only\"},"    \
+    "{\"name\":\"ops\",\"bucket\":\"acme-ops\",\"access\":\"read-only\"}]}"
+
+/* A tenant whose first provision failed (nothing to serve: error) is retried by itself after
+ * retry_initial (jittered), logged, and becomes ready without anyone asking; a tenant nobody
+ * provisioned stays pending, untouched. */
+static void test_background_retries_a_failed_tenant(void **state)
+{
+    struct kb_config *cfg = load(RETRY_CONFIG);
+    struct kb_tenant_status st;
+    uint64_t failed_at;
+
+    memset(&L, 0, sizeof(L));
+    kb_log_set_level(KB_LOG_INFO);
+    kb_log_set_sink(log_sink, NULL);
+    F.fail_op = "HeadBucket";
+    F.fail_status = 503;
+    F.fail_code = "ServiceUnavailable";
+    F.fail_count = 2; /* the first provision and the first retry fail */
+    F.cfg = cfg;
+    assert_int_equal(kb_engine_new(&F.loop, cfg, s_client, &F.engine), 0);
+    kb_engine_start_background(F.engine);
+    assert_int_equal(kb_engine_provision(F.engine, "billing", on_progress, on_done, NULL), 0);
+    assert_true(run_until("billing", KB_TENANT_ERROR, 1, 1000));
+    failed_at = uv_now(&F.loop);
+    assert_int_equal(kb_engine_tenant_status(F.engine, "billing", &st), 0);
+    assert_non_null(strstr(st.message, "; retry 1 in "));
+    assert_int_equal(F.done_calls, 1);
+    assert_non_null(strstr(F.done_message[0], "; retry 1 in "));
+    /* the retry runs by itself, fails once more (retry 2), then succeeds */
+    assert_true(run_until("billing", KB_TENANT_READY, 3, 4000));
+    assert_true(uv_now(&F.loop) - failed_at >= 2 * 750);
+    assert_int_equal(count("HeadBucket"), 3);
+    assert_int_equal(F.done_calls, 1); /* background jobs call nobody back */
+    assert_int_equal(L.n, 2);
+    assert_non_null(strstr(L.lines[0], "\"tenant\":\"billing\""));
+    assert_non_null(strstr(L.lines[0], "\"attempt\":\"1\""));
+    assert_non_null(strstr(L.lines[1], "\"attempt\":\"2\""));
+    assert_non_null(strstr(L.lines[1], "\"delay_ms\":\""));
+    assert_int_equal(kb_engine_tenant_status(F.engine, "billing", &st), 0);
+    assert_null(strstr(st.message, "retry"));
+    /* ops was never asked for: no call about it, still pending */
+    for (size_t i = 0; i < F.ncalls; i++)
+        assert_null(strstr(F.subjects[i], "ops"));
+    assert_int_equal(kb_engine_tenant_status(F.engine, "ops", &st), 0);
+    assert_int_equal(st.state, KB_TENANT_PENDING);
+    /* interval null: a healthy tenant is not provisioned again */
+    assert_false(run_until("billing", KB_TENANT_READY, 4, 1500));
+    assert_int_equal(count("HeadBucket"), 3);
+    kb_log_set_sink(NULL, NULL);
+    kb_log_set_level(KB_LOG_ERROR);
+    finish(cfg);
+}
+
+/* A ready tenant is reconciled again every interval (a short one set here: the config's minimum
+ * is a minute), while a revoked tenant is not. */
+static void test_background_periodic_reconcile(void **state)
+{
+    struct kb_config *cfg = load(RETRY_CONFIG);
+
+    cfg->broker.reconcile.interval = 1;
+    F.cfg = cfg;
+    assert_int_equal(kb_engine_new(&F.loop, cfg, s_client, &F.engine), 0);
+    kb_engine_start_background(F.engine);
+    assert_int_equal(kb_engine_provision(F.engine, NULL, on_progress, on_done, NULL), 0);
+    assert_true(run_until("ops", KB_TENANT_READY, 2, 1000));
+    assert_int_equal(count("HeadBucket"), 2);
+    assert_int_equal(F.done_calls, 1);
+    /* both again, by themselves, within the jittered second */
+    assert_true(run_until("billing", KB_TENANT_READY, 4, 2500));
+    assert_int_equal(F.done_calls, 1);
+    /* revoke ops: from then on it is left alone */
+    assert_int_equal(kb_engine_revoke(F.engine, "ops", NULL, on_progress, on_done, NULL), 0);
+    assert_true(run_until("ops", KB_TENANT_REVOKED, 0, 1000));
+    {
+        size_t before = F.ncalls;
+
+        /* billing goes on being reconciled; ops is left alone */
+        assert_true(run_until("billing", KB_TENANT_READY, count("HeadBucket") + 2, 3000));
+        assert_int_equal(kb_engine_tenant_status(F.engine, "ops", &(struct kb_tenant_status){0}),
+                         0);
+        for (size_t i = before; i < F.ncalls; i++)
+            assert_null(strstr(F.subjects[i], "ops"));
+    }
+    finish(cfg);
+}
+
+/* Destroying the engine stops the schedule: a failed tenant is not retried afterwards (the loop
+ * ends at once: no timer is left), and nothing leaks (ASan). */
+static void test_background_stops_at_destroy(void **state)
+{
+    struct kb_config *cfg = load(RETRY_CONFIG);
+    uint64_t t0;
+
+    F.fail_op = "HeadBucket";
+    F.fail_status = 503;
+    F.fail_code = "ServiceUnavailable";
+    F.cfg = cfg;
+    assert_int_equal(kb_engine_new(&F.loop, cfg, s_client, &F.engine), 0);
+    kb_engine_start_background(F.engine);
+    assert_int_equal(kb_engine_provision(F.engine, "billing", on_progress, on_done, NULL), 0);
+    assert_true(run_until("billing", KB_TENANT_ERROR, 1, 1000));
+    t0 = uv_now(&F.loop);
+    kb_engine_destroy(F.engine);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    uv_update_time(&F.loop);
+    assert_true(uv_now(&F.loop) - t0 < 500);
+    assert_int_equal(count("HeadBucket"), 1);
+    kb_config_destroy(cfg);
+}
+
+/* A cancel (shutdown) while a job runs: the job ends, fails, and schedules no retry (the loop
+ * ends: no timer is armed). */
+static void test_background_cancel_schedules_nothing(void **state)
+{
+    struct kb_config *cfg = load(RETRY_CONFIG);
+    struct kb_tenant_status st;
+
+    F.fail_op = "HeadBucket";
+    F.fail_status = 503;
+    F.fail_code = "ServiceUnavailable";
+    F.cfg = cfg;
+    assert_int_equal(kb_engine_new(&F.loop, cfg, s_client, &F.engine), 0);
+    kb_engine_start_background(F.engine);
+    assert_int_equal(kb_engine_provision(F.engine, "billing", on_progress, on_done, NULL), 0);
+    F.cancel_at_start = true;        /* on_progress cancels at the job's first event */
+    uv_run(&F.loop, UV_RUN_DEFAULT); /* returns once the job has ended */
+    assert_int_equal(F.done_calls, 1);
+    assert_int_equal(F.done_err, KB_EAWS);
+    assert_int_equal(count("HeadBucket"), 1);
+    assert_int_equal(kb_engine_tenant_status(F.engine, "billing", &st), 0);
+    assert_int_equal(st.state, KB_TENANT_ERROR);
+    assert_null(strstr(st.message, "retry"));
+    kb_engine_destroy(F.engine);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    kb_config_destroy(cfg);
 }
 
 /* The endpoint refuses tags in CreateBucket (moto, LocalStack...): the creation is recorded on
@@ -570,13 +943,15 @@ static void test_create_bucket_tags_fallback(void **state)
     assert_string_equal(F.done_state[1], "ready");
     tag_user = find("TagUser", 0);
     assert_int_not_equal(tag_user, SIZE_MAX);
-    assert_true(find("PutUserPolicy", 0) < tag_user); /* the user chain ended first */
+    assert_true(find("CreateUser", 0) < tag_user); /* the user chain ended first */
+    /* the policy waits for the bucket: after its settings, before the record goes */
     create2 = find("CreateBucket", tag_user);
     tagging = find("PutBucketTagging", create2);
     untag = find("UntagUser", tagging);
     assert_true(create2 != SIZE_MAX && tagging != SIZE_MAX && untag != SIZE_MAX);
     assert_true(find("PutPublicAccessBlock", tagging) < find("PutBucketPolicy", tagging));
     assert_true(untag < find("DescribeSecret", tagging));
+    assert_true(find("PutBucketPolicy", tagging) < find("PutUserPolicy", tagging));
     /* 2 tenants one after the other: one refused attempt with tags, then two untagged
      * creations (the engine remembers what the endpoint refused) */
     {
@@ -724,6 +1099,14 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_adopt_on_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_tenants_and_unknown_tenant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_drops_queued_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_bucket_removes_the_user_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_bucket_leaves_the_user_policy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_reconcile_degrades, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_bucket_of_a_ready_tenant_is_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_retries_a_failed_tenant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_periodic_reconcile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_stops_at_destroy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_background_cancel_schedules_nothing, setup, teardown),
     };
     /* clang-format on */
 

@@ -1,6 +1,7 @@
 /* test_reconcile.c - the pure decisions of provisioning: whose a resource is, missing tags, bucket
  * settings, which keys are current/orphans and what the key step does, whether a failed store
- * may hide a success, and the probe's backoff. */
+ * may hide a success, the probe's backoff, and the background schedule's retry backoff and
+ * reconcile jitter. */
 #include "kb_test.h"
 
 #include <stdio.h>
@@ -300,6 +301,58 @@ static void test_probe_backoff(void **state)
     }
 }
 
+static void test_retry_backoff(void **state)
+{
+    /* retry_initial 5 s, retry_max 300 s: the step doubles per failure, +-25% around it */
+    assert_int_equal(kb_rc_retry_delay_ms(1, 5, 300, 0), 3750);
+    assert_int_equal(kb_rc_retry_delay_ms(1, 5, 300, UINT32_MAX), 6250);
+    assert_int_equal(kb_rc_retry_delay_ms(0, 5, 300, 0), 3750); /* 0 counts as the first */
+    assert_int_equal(kb_rc_retry_delay_ms(2, 5, 300, 0), 7500);
+    assert_int_equal(kb_rc_retry_delay_ms(2, 5, 300, UINT32_MAX), 12500);
+    assert_int_equal(kb_rc_retry_delay_ms(3, 5, 300, UINT32_MAX / 2), 20000 - 1);
+    /* 5 * 2^6 = 320 s > 300: capped, and the jitter never goes past the cap */
+    assert_int_equal(kb_rc_retry_delay_ms(7, 5, 300, 0), 225000);
+    assert_int_equal(kb_rc_retry_delay_ms(7, 5, 300, UINT32_MAX), 300000);
+    assert_int_equal(kb_rc_retry_delay_ms(6, 5, 300, UINT32_MAX), 200000); /* 160 s + 25% */
+    assert_int_equal(kb_rc_retry_delay_ms(6, 5, 300, 0), 120000);
+    /* many failures: no overflow, still the cap */
+    assert_int_equal(kb_rc_retry_delay_ms(UINT32_MAX, 5, 300, UINT32_MAX), 300000);
+    assert_int_equal(kb_rc_retry_delay_ms(4000000, 3600, 86400, 0), 64800000);
+    /* retry_initial == retry_max (the test config's 1s/1s) and initial > max clamp to max */
+    assert_int_equal(kb_rc_retry_delay_ms(1, 1, 1, 0), 750);
+    assert_int_equal(kb_rc_retry_delay_ms(9, 1, 1, UINT32_MAX), 1000);
+    assert_int_equal(kb_rc_retry_delay_ms(1, 10, 2, UINT32_MAX), 2000);
+    /* the jitter range, across rnd, and a sequence that only grows (in its bounds) up to the cap */
+    for (unsigned n = 1; n < 12; n++) {
+        uint64_t step = 1000, lo, hi;
+
+        for (unsigned i = 1; i < n && step < 2000; i++)
+            step *= 2;
+        step = step > 2000 ? 2000 : step;
+        lo = step * 3 / 4;
+        hi = step * 5 / 4 > 2000 ? 2000 : step * 5 / 4;
+        for (uint64_t r = 0; r <= UINT32_MAX; r += 104729u * 997u) {
+            uint64_t d = kb_rc_retry_delay_ms(n, 1, 2, (uint32_t)r);
+
+            assert_true(d >= lo && d <= hi);
+        }
+    }
+}
+
+static void test_reconcile_interval_jitter(void **state)
+{
+    assert_int_equal(kb_rc_reconcile_delay_ms(0, UINT32_MAX), 0); /* never */
+    assert_int_equal(kb_rc_reconcile_delay_ms(3600, 0), 3240000);
+    assert_int_equal(kb_rc_reconcile_delay_ms(3600, UINT32_MAX), 3960000);
+    /* the longest interval (30 days) does not overflow */
+    assert_int_equal(kb_rc_reconcile_delay_ms(30 * 86400, UINT32_MAX), 30ull * 86400 * 1100);
+    for (uint64_t r = 0; r <= UINT32_MAX; r += 104729u * 997u) {
+        uint64_t d = kb_rc_reconcile_delay_ms(60, (uint32_t)r);
+
+        assert_true(d >= 54000 && d <= 66000);
+    }
+}
+
 int main(int argc, char **argv)
 {
     /* One case per line: CMake registers each line as a test. */
@@ -314,6 +367,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_plan_slots),
         cmocka_unit_test(test_store_surely_failed),
         cmocka_unit_test(test_probe_backoff),
+        cmocka_unit_test(test_retry_backoff),
+        cmocka_unit_test(test_reconcile_interval_jitter),
     };
     /* clang-format on */
 

@@ -8,7 +8,7 @@
 #include "server/server_metrics.h"
 
 static const char *const s_states[KB_SRV_TENANT_STATES] = {
-    "pending", "provisioning", "ready", "error", "revoking", "revoked",
+    "pending", "provisioning", "ready", "degraded", "error", "revoking", "revoked",
 };
 
 static char *render(const struct kb_srv_metrics *m, bool aws)
@@ -18,7 +18,7 @@ static char *render(const struct kb_srv_metrics *m, bool aws)
     for (size_t i = 0; i < KB_SRV_TENANT_STATES; i++)
         g.state_names[i] = s_states[i];
     g.tenants[2] = 3;
-    g.tenants[3] = 1;
+    g.tenants[4] = 1;
     g.has_aws_calls = aws;
     g.aws_calls = 57;
     return kb_srv_metrics_format(m, &g);
