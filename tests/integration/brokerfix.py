@@ -56,7 +56,8 @@ class Broker:
     """One keybrokerd (and optionally its own fakeaws) in a temporary directory."""
 
     def __init__(self, fa, tmp, limits=None, tenants=None, mode="0666", group=None,
-                 provision=True, log_level="info", socket_name="kb.sock", extra_env=None):
+                 provision=True, log_level="info", socket_name="kb.sock", extra_env=None,
+                 broker_extra=None, aws_extra=None):
         self.fa = fa
         self.tmp = tmp
         self.path = os.path.join(tmp, socket_name)
@@ -67,6 +68,8 @@ class Broker:
         self.provision = provision
         self.log_level = log_level
         self.extra_env = extra_env or {}
+        self.broker_extra = dict(broker_extra or {})  # more broker.* keys ("reconcile": {...})
+        self.aws_extra = dict(aws_extra or {})  # more aws.* keys
         self.proc = None
         self.config = os.path.join(tmp, socket_name + ".json")
         self.stderr_path = os.path.join(tmp, socket_name + ".stderr")
@@ -86,6 +89,8 @@ class Broker:
                     "s3_force_path_style": True, "probe_timeout": "20s"},
             "tenants": self.tenants,
         }
+        cfg["broker"].update(self.broker_extra)
+        cfg["aws"].update(self.aws_extra)
         with open(self.config, "w") as f:
             json.dump(cfg, f)
 
@@ -300,6 +305,9 @@ class BrokerTestCase(unittest.TestCase):
     limits = {"max_inflight_per_connection": 2, "idle_timeout": "2s",
               "requests_per_second_per_uid": 100000, "max_connections": 2048}
     provision = True
+    broker_extra = None  # more broker.* keys of the standard broker's config
+    aws_extra = None
+    config_tenants = None  # the standard broker's tenants (None: TENANTS)
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="kb-server-test-")
@@ -309,7 +317,9 @@ class BrokerTestCase(unittest.TestCase):
         self.brokers = []
         self.fa = FakeAWS().start()
         self.addCleanup(self._cleanup)
-        self.broker = self.new_broker(limits=self.limits, provision=self.provision)
+        self.broker = self.new_broker(limits=self.limits, provision=self.provision,
+                                      broker_extra=self.broker_extra, aws_extra=self.aws_extra,
+                                      tenants=self.config_tenants)
         self.broker.start()
 
     def new_broker(self, **kw):

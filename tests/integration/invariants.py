@@ -11,6 +11,9 @@ excepted: unreferenced keys a test knows are still younger than aws.orphan_key_m
 I4 (no duplicates): one managed user and one managed secret per tenant, no two versions of a
 secret with the same AccessKeyId, and every version id is the UUID keybroker derives from
 (tenant, AccessKeyId), so a version was never written twice under different ids.
+No foreign grant (check_no_foreign_grants; DESIGN.md section 7, "the user's policy is never
+written while its bucket is refused"): every S3 resource an inline or attached policy of a
+keybroker-managed user names is a bucket managed for that user's own tenant.
 """
 
 import json
@@ -187,6 +190,49 @@ def check_invariants(state, tenants=(), allow=()):
     for (kind, tenant), names in owners.items():
         if len(names) > 1:
             problems.append(f"I4: several {kind}s managed for tenant {tenant}: {names}")
+    return problems
+
+
+def _s3_buckets_named(doc):
+    """The bucket names of the arn:*:s3:::BUCKET[/...] resources of a policy document."""
+    if isinstance(doc, str):
+        try:
+            doc = json.loads(doc)
+        except ValueError:
+            return {"<unparsable policy>"}
+    out = set()
+    statements = doc.get("Statement", [])
+    for st in statements if isinstance(statements, list) else [statements]:
+        res = st.get("Resource", [])
+        for r in res if isinstance(res, list) else [res]:
+            if r == "*":
+                out.add("*")
+            elif isinstance(r, str) and ":s3:::" in r:
+                out.add(r.split(":s3:::", 1)[1].split("/", 1)[0])
+    return out
+
+
+def check_no_foreign_grants(state):
+    """Every bucket named by a policy of a keybroker-managed user (inline or attached) exists and
+    is managed for that user's tenant: a refused bucket (untagged, another tenant's, another
+    account's) is never granted. Returns a list of problems."""
+    problems = []
+    bks = buckets(state)
+    for name, u in users(state).items():
+        tenant = managed_tenant(u["tags"])
+        if tenant is None:
+            continue
+        docs = list(u["inline_policies"].items())
+        docs += [(arn, None) for arn in u.get("attached_policies") or []]
+        for pname, doc in docs:
+            if doc is None:
+                problems.append(f"grant: user {name} has attached policy {pname}")
+                continue
+            for b in sorted(_s3_buckets_named(doc)):
+                owner = managed_tenant(bks[b]["tags"]) if b in bks else None
+                if owner != tenant:
+                    problems.append(f"grant: policy {pname} of user {name} (tenant {tenant}) "
+                                    f"names bucket {b}, managed for {owner!r}")
     return problems
 
 

@@ -11,8 +11,8 @@ import time
 import unittest
 
 from harness import FakeAWSTestCase, AwsCliError
-from invariants import (Tenant, check_configured, check_invariants, secrets, users, buckets,
-                        version_id)
+from invariants import (Tenant, check_configured, check_invariants, check_no_foreign_grants,
+                        secrets, users, buckets, version_id)
 from kbrun import Broker
 
 READS = ("Get", "Head", "Describe", "List")
@@ -36,10 +36,13 @@ class ProvisionCase(FakeAWSTestCase):
         state = self.fa.state()
         problems = check_invariants(state, tenants, allow)
         problems += check_configured(state, tenants, **configured)
+        problems += check_no_foreign_grants(state)
         self.assertEqual(problems, [])
 
     def assertInvariants(self, tenants=(), allow=()):
-        self.assertEqual(check_invariants(self.fa.state(), tenants, allow), [])
+        state = self.fa.state()
+        self.assertEqual(check_invariants(state, tenants, allow) + check_no_foreign_grants(state),
+                         [])
 
     def stored_value(self, t, version=None):
         args = ["secretsmanager", "get-secret-value", "--secret-id", t.secret]
@@ -111,6 +114,13 @@ class TestProvision(ProvisionCase):
         for t in tenants:
             t.tags = dict(t.tags)
         self.assertConverged(tenants, extra_tags={"team": "platform"})
+        # Progress and outcome messages reach socket peers: they never name an AccessKeyId (the
+        # log, for operators, does).
+        key_ids = {k["id"] for u in users(self.fa.state()).values() for k in u["access_keys"]}
+        self.assertTrue(key_ids)
+        for k in key_ids:
+            self.assertNotIn(k, r.out)
+            self.assertTrue(any(l.get("access_key_id") == k for l in r.logs), k)
 
         # The stored value: credential_process version 1 + bucket and region, key = AWSCURRENT.
         state = self.fa.state()
@@ -173,6 +183,7 @@ class TestProvision(ProvisionCase):
         for t in tenants:
             self.assertEqual(second.state_of(t.name), "ready")
             self.assertIn("unchanged", second.summary[t.name][1])
+            self.assertNotIn("AKIA", second.out)
             self.assertTrue(second.events(t.name, "create-key", "skip"))
         self.assertConverged(tenants)
         self.assertNoSecretPrinted(first, second)
@@ -471,12 +482,15 @@ class TestFaults(ProvisionCase):
         message = r.summary["comp"][1]
         self.assertIn("step store-key: CreateSecret failed: ValidationException: injected store "
                       "failure", message)
-        self.assertIn("deleting the new key AKIA", message)
-        self.assertIn("failed too (AccessDenied: injected delete failure): a later reconcile "
-                      "deletes it once it is older than aws.orphan_key_min_age", message)
+        self.assertIn("deleting the new key failed too (AccessDenied: injected delete failure): "
+                      "a later reconcile deletes it once it is older than aws.orphan_key_min_age",
+                      message)
         keys = users(self.fa.state())[t.user]["access_keys"]
         self.assertEqual(len(keys), 1)
-        self.assertIn(keys[0]["id"], message)
+        # the message (peers see it) does not name the key; the log (operators) does
+        self.assertNotIn(keys[0]["id"], r.out)
+        self.assertTrue(any(l.get("event") == "compensate" and l.get("result") == "failed"
+                            and l.get("access_key_id") == keys[0]["id"] for l in r.logs), r)
         # the next run leaves the young orphan alone and stores a new key beside it
         self.fa.control("DELETE", "/_fakeaws/faults")
         r = self.kb.run(self.kb.config([t]))
@@ -506,6 +520,8 @@ class TestForeign(ProvisionCase):
         writes = [c for c in self.calls_since(seq) if c["service"] == "iam"
                   and not c["operation"].startswith(READS)]
         self.assertEqual(writes, [])
+        self.assertEqual(before["inline_policies"], {})  # no policy was put on it
+        self.assertEqual(before["access_keys"], [])
         self.assertInvariants([t])
         # revoke refuses it too, before deleting anything
         seq = self.last_seq()
@@ -532,6 +548,9 @@ class TestForeign(ProvisionCase):
         writes = [c for c in self.calls_since(seq) if c["service"] == "s3"
                   and not c["operation"].startswith(READS)]
         self.assertEqual(writes, [])
+        # the user chain created the user, but its policy (naming the refused bucket) and key
+        # were never written
+        self.assertPolicyless(t)
         self.assertInvariants([t])
 
     def test_bucket_of_another_tenant_or_account_is_refused(self):
@@ -544,6 +563,7 @@ class TestForeign(ProvisionCase):
         self.assertIn("bucket acme-shared carries keybroker tags of another tenant; refusing to "
                       "adopt it", r.summary["thief"][1])
         self.assertEqual(self._snapshot(bucket="acme-shared")[1], before)
+        self.assertPolicyless(thief)
 
         self.fa.control("POST", "/_fakeaws/foreign-buckets", {"name": "acme-elsewhere"})
         t = Tenant("away", "acme-elsewhere", "read-only")
@@ -552,6 +572,7 @@ class TestForeign(ProvisionCase):
         self.assertIn("bucket acme-elsewhere exists but this account may not see it",
                       r.summary["away"][1])
         self.assertNotIn("acme-elsewhere", buckets(self.fa.state()))
+        self.assertPolicyless(t)
         self.assertInvariants([other, thief, t])
 
     def test_untagged_secret_is_refused_untouched(self):
@@ -566,7 +587,65 @@ class TestForeign(ProvisionCase):
                                            "to adopt it"))
         self.assertEqual(self._snapshot(secret=t.secret)[2], before)
         self.assertEqual(users(self.fa.state())[t.user]["access_keys"], [])
+        # the bucket is the tenant's: its policy may name it (and grants nothing without a key)
         self.assertInvariants([t])
+
+    def assertPolicyless(self, t):
+        """t's user exists (the user chain ran) without an inline policy or a key."""
+        u = users(self.fa.state())[t.user]
+        self.assertEqual(u["inline_policies"], {}, u)
+        self.assertEqual(u["access_keys"], [], u)
+
+    def test_conflicting_bucket_config_grants_nothing_foreign(self):
+        """Issue 11 item 4: tenant b configured with tenant a's bucket (one config may not name a
+        bucket twice, so a comes from another broker's config). b's bucket step is refused; no
+        policy on b's user names a's bucket, no key is made for b; c, beside b, is unaffected."""
+        a = Tenant("a", "acme-conflict", "read-write")
+        self.assertEqual(self.kb.run(self.kb.config([a], name="other.json")).rc, 0)
+        b = Tenant("b", "acme-conflict", "read-only")
+        c = Tenant("c", "acme-c-data", "read-only")
+        r = self.kb.run(self.kb.config([b, c]))
+        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(r.state_of("c"), "ready")
+        self.assertEqual(r.state_of("b"), "error")
+        self.assertIn("step bucket: bucket acme-conflict carries keybroker tags of another "
+                      "tenant", r.summary["b"][1])
+        self.assertFalse(r.events("b", "user-policy", "done"))
+        self.assertTrue(r.events("b", "user-policy", "skip"), r)
+        self.assertPolicyless(b)
+        self.assertNotIn(b.secret, secrets(self.fa.state()))
+        self.assertConverged([a, c])
+        self.assertInvariants([a, b, c])
+
+    def test_policy_removed_when_bucket_becomes_foreign(self):
+        """A policy b's user had from an earlier good run is removed once b's bucket is refused
+        (b's config now names a's bucket); b converges again when its own bucket comes back."""
+        a = Tenant("a", "acme-a-data", "read-write")
+        b = Tenant("b", "acme-b-data", "read-only")
+        self.assertEqual(self.kb.run(self.kb.config([a, b])).rc, 0)
+        self.assertConverged([a, b])
+        self.assertIn("keybroker-s3", users(self.fa.state())[b.user]["inline_policies"])
+        keys_before = users(self.fa.state())[b.user]["access_keys"]
+        moved = Tenant("b", "acme-a-data", "read-only")
+        seq = self.last_seq()
+        r = self.kb.run(self.kb.config([moved]))  # a is configured elsewhere now
+        self.assertEqual(r.rc, 1, r)
+        self.assertEqual(r.state_of("b"), "error")
+        self.assertIn("carries keybroker tags of another tenant", r.summary["b"][1])
+        self.assertTrue(r.events("b", "user-policy", "done"))
+        self.assertIn("removed", r.events("b", "user-policy", "done")[0][3])
+        calls = [c["operation"] for c in self.calls_since(seq)
+                 if c["service"] == "iam" and c.get("error") is None
+                 and not c["operation"].startswith(READS)]
+        self.assertEqual(calls, ["DeleteUserPolicy"])  # and no PutUserPolicy, no new key
+        u = users(self.fa.state())[b.user]
+        self.assertEqual(u["inline_policies"], {})
+        self.assertEqual(u["access_keys"], keys_before)  # still referenced by b's secret (I1)
+        self.assertInvariants([a, b])
+        # back to its own bucket: the policy is written again
+        r = self.kb.run(self.kb.config([a, b]))
+        self.assertEqual(r.rc, 0, r)
+        self.assertConverged([a, b])
 
 
 class TestProbe(ProvisionCase):
@@ -893,9 +972,14 @@ class TestCrash(ProvisionCase):
             with self.subTest(k=k, phase="after the orphans aged"):
                 r = self.kb.run(cfg)
                 self.assertEqual(r.rc, 0, r)
-                deleted = {e[3].split()[1].rstrip(",") for t in tenants
-                           for e in r.events(t.name, "orphan-keys", "done")}
+                # the log names each deleted key (the step's message, which peers see, does not)
+                names = {t.name for t in tenants}
+                deleted = {l["access_key_id"] for l in r.logs
+                           if l.get("event") == "orphan-key-deleted" and l.get("tenant") in names}
                 self.assertEqual(deleted, orphans.get(k, set()))
+                self.assertEqual(sum(len(r.events(t.name, "orphan-keys", "done"))
+                                     for t in tenants), len(deleted))
+                self.assertNotIn("AKIA", r.out)
                 everyone += tenants
         self.assertConverged(everyone)
         self.assertInvariants()
