@@ -46,11 +46,11 @@ struct kb_broker {
     bool stopping;
 };
 
-/* kb_broker_load_config's flags. */
-#define KB_BROKER_CHECK_SOCKET 0x1u /* the config serves a socket: refuse a mode open to "other"   \
-                                     */
-#define KB_BROKER_ALLOW_UNSAFE 0x2u /* --allow-unsafe-permissions: those refusals become warnings  \
-                                     */
+/* kb_broker_load_config's flags. KB_BROKER_CHECK_SOCKET: the config serves a socket, so a
+ * socket mode open to "other" is refused. KB_BROKER_ALLOW_UNSAFE: --allow-unsafe-permissions,
+ * those refusals become warnings. */
+#define KB_BROKER_CHECK_SOCKET 0x1u
+#define KB_BROKER_ALLOW_UNSAFE 0x2u
 
 /* Loads the config at path, printing every problem on stderr as "<prefix><path>: <line>". The
  * file must not be writable by group or others and must be owned by root or the broker's euid
