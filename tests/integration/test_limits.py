@@ -18,10 +18,13 @@ import sys
 import time
 import unittest
 
-from brokerfix import SETPRIV, BrokerTestCase, line
+from brokerfix import SANITIZED, SETPRIV, BrokerTestCase, line
 from invariants import check_invariants
 
 ATTACKER = 1002  # in no ACL
+# How long one get or metrics call of a permitted client may take during a flood (ASan makes
+# the broker several times slower, and the flood shares these two cores).
+BOUND = 3.0 if SANITIZED else 1.0
 # Holds N connections to PATH for HOLD seconds, each sending one space a second (a request line
 # that never ends), or a watch request when MODE is "watch"; prints one JSON summary: how many
 # connections were answered "busy" at once, how many were closed by the broker (and the first
@@ -145,7 +148,7 @@ class LimitsTest(BrokerTestCase):
                 time.sleep(0.3)
         finally:
             res = flood_result(p)
-        self.assertLess(worst, 1.0, "a permitted client waited %.2fs during the flood" % worst)
+        self.assertLess(worst, BOUND, "a permitted client waited %.2fs during the flood" % worst)
         busy = res["first"].get("busy: busy: too many connections from this uid "
                                 "(broker.limits.max_connections_per_uid)", 0)
         self.assertEqual(busy, 47, res)
@@ -164,7 +167,7 @@ class LimitsTest(BrokerTestCase):
         floods = [flood(self.broker, ATTACKER + i, 8, 3.0, mode="watch") for i in range(6)]
         try:
             took, text = self.timed_admin()
-            self.assertLess(took, 1.0)
+            self.assertLess(took, BOUND)
             held = self.metric(text, "keybroker_connections")
             self.assertLessEqual(held, 35)  # 34 attackers at most, and this metrics call
         finally:
@@ -192,7 +195,7 @@ class LimitsTest(BrokerTestCase):
             p = flood(b, ATTACKER, 8, 6.0, mode="watch")
             took = max(self.timed_get(), self.timed_admin()[0])
             res = flood_result(p)
-            self.assertLess(took, 1.0)
+            self.assertLess(took, BOUND)
             self.assertEqual(res["first"].get("ok"), 3, res)
             self.assertEqual(res["first"].get(
                 "busy: too many watch subscriptions from this uid "
