@@ -34,8 +34,10 @@
  *   6. remove the private directory, whatever happened (and our socket in it when it never got
  *      its name). A failure therefore leaves neither a directory nor a half-made socket.
  * At shutdown the file is removed only while it is still the inode recorded in step 4 (a rename
- * keeps the inode). Only a kill -9 inside steps 3 to 6 can leave an empty private directory.
+ * keeps the inode). Only a kill -9 inside steps 3 to 6 can leave a private directory behind; the
+ * next start removes such leftovers of its own uid once they are a minute old (s_sweep_private).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -46,6 +48,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -147,6 +150,7 @@ static void on_sweep(uv_timer_t *t)
 /* Names tried before giving up: each collision is astronomically rare. */
 #define S_PRIV_TRIES  100
 #define S_PRIV_SOCKET "s" /* the socket's name inside the private directory */
+#define S_PRIV_STALE  60  /* seconds: an older private directory of ours is left by a crash */
 
 /* One bind of s->path, step by step (see the header comment). Owns its descriptors and the
  * private directory until s_bind_cleanup. */
@@ -285,6 +289,52 @@ static int s_check_path(struct s_bind *b)
     return s_bind_fail(b, rc, "cannot probe %s: %s", path, uv_strerror(rc));
 }
 
+/* Whether name has the shape of a private directory's name. */
+static bool s_priv_name(const char *name)
+{
+    size_t plen = strlen(S_PRIV_PREFIX);
+
+    return strncmp(name, S_PRIV_PREFIX, plen) == 0 && strlen(name) == plen + S_PRIV_RANDOM;
+}
+
+/* Removes the private directories an earlier start left when it was killed between making one
+ * and removing it: only directories of ours (owner euid) with a private directory's name, older
+ * than S_PRIV_STALE seconds (a live bind keeps its own for microseconds, so a concurrent start of
+ * another broker in the same directory is never disturbed), and in each only a socket called
+ * S_PRIV_SOCKET. Anything else is left alone; a failure here never stops the start. */
+static void s_sweep_private(struct s_bind *b)
+{
+    int fd = dup(b->dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    time_t now = time(NULL);
+    struct dirent *e;
+
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        int pfd;
+
+        if (!s_priv_name(e->d_name) ||
+            fstatat(b->dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode) ||
+            st.st_uid != geteuid() || st.st_mtime > now - S_PRIV_STALE)
+            continue;
+        pfd = openat(b->dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (pfd < 0)
+            continue;
+        if (fstatat(pfd, S_PRIV_SOCKET, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(st.st_mode))
+            (void)unlinkat(pfd, S_PRIV_SOCKET, 0);
+        close(pfd);
+        if (unlinkat(b->dirfd, e->d_name, AT_REMOVEDIR) == 0)
+            kb_log(KB_LOG_INFO, "socket", "directory", b->dir, "removed", e->d_name, "message",
+                   "removed a private directory left by an earlier start", NULL);
+    }
+    closedir(d);
+}
+
 /* A fresh directory of ours, mode 0700, in dir under a random name (mkdtemp relative to dirfd). */
 static int s_make_private(struct s_bind *b)
 {
@@ -414,8 +464,10 @@ static int s_bind(struct kb_server *s, char *errbuf, size_t errlen)
         rc = s_open_dir(&b);
     if (rc == 0)
         rc = s_check_path(&b);
-    if (rc == 0)
+    if (rc == 0) {
+        s_sweep_private(&b);
         rc = s_make_private(&b);
+    }
     if (rc == 0)
         rc = s_bind_private(&b);
     if (rc == 0)

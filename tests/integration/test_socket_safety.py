@@ -255,6 +255,29 @@ class SocketSafetyTest(unittest.TestCase):
                 self.assertEqual(b.stop(), 0)
                 self.assertEqual(os.listdir(d), [])
 
+    def test_private_directories_left_by_a_crash_are_removed(self):
+        """A kill -9 between making the private directory and removing it leaves .kb-XXXXXX
+        behind: the next start removes those of its own uid that are over a minute old (with the
+        socket in them), and leaves young ones, other users' and other names alone."""
+        d = self.sockdir("leftover", 0o1777)
+        old, young, foreign, other = (os.path.join(d, n) for n in
+                                      (".kb-OLD123", ".kb-NEW123", ".kb-OTH123", ".kb-toolong"))
+        for p in (old, young, foreign, other):
+            os.mkdir(p, 0o700)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(os.path.join(old, "s"))
+        s.close()
+        os.chown(foreign, STRANGER, STRANGER)
+        an_hour_ago = time.time() - 3600
+        for p in (old, foreign, other):
+            os.utime(p, (an_hour_ago, an_hour_ago))
+        b = self.broker(d)
+        b.start()
+        left = sorted(os.listdir(d))
+        self.assertEqual(left, sorted(["kb.sock", ".kb-NEW123", ".kb-OTH123", ".kb-toolong"]))
+        self.assertTrue(any(l.get("removed") == ".kb-OLD123" for l in b.log_lines()))
+        self.assertEqual(b.stop(), 0)
+
     def test_non_root_broker_in_its_own_directory(self):
         """A broker running as uid STRANGER may use a directory it owns (and a root one), not a
         directory of uid 1000."""
