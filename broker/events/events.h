@@ -17,13 +17,19 @@
 #include <time.h>
 
 enum kb_event_kind {
-    KB_EVENT_STEP,        /* a job step started, finished, was skipped or failed */
-    KB_EVENT_PROVISIONED, /* a tenant reached READY: arn, version_id */
-    KB_EVENT_REVOKED,     /* a tenant was revoked: arn (the secret's, before its deletion) */
-    KB_EVENT_AUTHZ,       /* a socket request was authorized or refused: peer, op, tenant */
-    KB_EVENT_ADOPTED,     /* a bucket without keybroker's tags was taken under management: arn
-                             (the bucket's), message (why: an operator's adopt, or a creation
-                             this broker recorded before it crashed), request_id */
+    KB_EVENT_STEP,            /* a job step started, finished, was skipped or failed */
+    KB_EVENT_PROVISIONED,     /* a tenant reached READY: arn, version_id */
+    KB_EVENT_REVOKED,         /* a tenant was revoked: arn (the secret's, before its deletion) */
+    KB_EVENT_AUTHZ,           /* a socket request was authorized or refused: peer, op, tenant */
+    KB_EVENT_ADOPTED,         /* a bucket without keybroker's tags was taken under management: arn
+                                 (the bucket's), message (why: an operator's adopt, or a creation
+                                 this broker recorded before it crashed), request_id */
+    KB_EVENT_ROTATED,         /* a new version became AWSCURRENT: arn, version_id (the new one),
+                                 message (the superseded version id) */
+    KB_EVENT_ROLLED_BACK,     /* AWSCURRENT moved back to the previous version: arn, version_id */
+    KB_EVENT_ROTATION_FAILED, /* a rotation ended without moving AWSCURRENT: arn, message */
+    KB_EVENT_KEY_DEACTIVATED, /* the superseded key was made Inactive: arn, version_id (its) */
+    KB_EVENT_KEY_DELETED,     /* the superseded key was deleted: arn, version_id (its) */
     KB_EVENT_KIND_COUNT
 };
 
@@ -48,12 +54,13 @@ struct kb_event {
     const char *result;     /* STEP: "start" | "done" | "skip" | "error"; AUTHZ: "allow" | "deny" */
     const char *message;    /* STEP: "" when none; ADOPTED */
     const char *request_id; /* STEP, ADOPTED: of the AWS call that decided it; "" when none */
-    const char *arn;        /* PROVISIONED, REVOKED, ADOPTED */
-    const char *version_id; /* PROVISIONED (NULL when unknown) */
+    const char *arn;        /* PROVISIONED, REVOKED, ADOPTED, and the rotation kinds */
+    const char *version_id; /* PROVISIONED (NULL when unknown), the rotation kinds */
     const struct kb_event_peer *peer; /* AUTHZ */
 };
 
-/* "step", "provisioned", "revoked", "authz", "adopted". Static string. */
+/* "step", "provisioned", "revoked", "authz", "adopted", "rotated", "rolled_back",
+ * "rotation_failed", "key_deactivated", "key_deleted". Static string. */
 const char *kb_event_kind_name(enum kb_event_kind kind);
 
 typedef void (*kb_event_cb)(void *ctx, const struct kb_event *ev);

@@ -100,6 +100,8 @@ static void test_edges(void **state)
     assert_int_equal(r.n, 0);
     assert_string_equal(kb_event_kind_name(KB_EVENT_AUTHZ), "authz");
     assert_string_equal(kb_event_kind_name(KB_EVENT_ADOPTED), "adopted");
+    assert_string_equal(kb_event_kind_name(KB_EVENT_ROTATED), "rotated");
+    assert_string_equal(kb_event_kind_name(KB_EVENT_KEY_DELETED), "key_deleted");
     assert_string_equal(kb_event_kind_name(KB_EVENT_KIND_COUNT), "unknown");
     kb_events_destroy(bus); /* frees the subscription still on it */
 }
