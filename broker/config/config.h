@@ -47,6 +47,8 @@
  *       "max_inflight_per_connection": 16    1..1024
  *       "requests_per_second_per_uid": 200   1..100000
  *       "max_watches_per_uid": 32            0..65536, watch subscriptions one uid holds at once
+ *       "watch_ring_events": 4096            16..1000000, recent events kept in memory so that a
+ *                                            watch can resume ("since"); older: a reset snapshot
  *     },
  *     "reconcile": {
  *       "interval": "1h"        1m..30d or null (never): every tenant is provisioned again
@@ -76,6 +78,8 @@
  *     "orphan_key_min_age": "10m"   1m..30d, an unreferenced key younger than this is left alone
  *     "recovery_window_days": 30    7..30, when a tenant's secret is deleted
  *     "overlap": "1h"               0s..30d, how long AWSPREVIOUS keys stay active after rotation
+ *     "retire": "1d"                0s..30d, how long a deactivated AWSPREVIOUS key is kept (a
+ *                                   rollback can reactivate it) before it is deleted
  *     "deny_insecure_transport": true  each bucket's policy denies requests without TLS, and
  *                            keybroker keeps it so; false = keybroker neither reads nor writes
  *                            bucket policies (for emulators that apply a bucket policy's Deny
@@ -198,6 +202,7 @@ struct kb_config_limits {
     uint32_t max_inflight_per_connection;
     uint32_t requests_per_second_per_uid;
     uint32_t max_watches_per_uid; /* watch subscriptions open at once, per uid; 0: none */
+    uint32_t watch_ring_events;   /* recent events kept for watch resumption (since) */
 };
 
 /* When tenants are provisioned again by themselves (the engine). Seconds. */
@@ -238,6 +243,7 @@ struct kb_config_aws {
     uint64_t orphan_key_min_age; /* seconds */
     uint32_t recovery_window_days;
     uint64_t overlap; /* seconds */
+    uint64_t retire;  /* seconds a deactivated superseded key is kept (rollback) before deletion */
     bool deny_insecure_transport;
 };
 

@@ -266,6 +266,7 @@ void kb_config__aws(struct kb_config__ctx *c, struct json_object *v, struct kb_c
                                        "orphan_key_min_age",
                                        "recovery_window_days",
                                        "overlap",
+                                       "retire",
                                        "deny_insecure_transport",
                                        NULL};
     struct kb_config_aws *a = &cfg->aws;
@@ -296,5 +297,6 @@ void kb_config__aws(struct kb_config__ctx *c, struct json_object *v, struct kb_c
                         &a->orphan_key_min_age);
     kb_config__uint(c, "aws", v, "recovery_window_days", 7, 30, 30, &a->recovery_window_days);
     kb_config__duration(c, "aws", v, "overlap", 0, 0, 30 * 86400, 3600, &a->overlap);
+    kb_config__duration(c, "aws", v, "retire", 0, 0, 30 * 86400, 86400, &a->retire);
     kb_config__bool(c, "aws", v, "deny_insecure_transport", true, &a->deny_insecure_transport);
 }

@@ -214,6 +214,7 @@ static void s_limits(struct kb_config__ctx *c, struct json_object *broker,
                                        "max_inflight_per_connection",
                                        "requests_per_second_per_uid",
                                        "max_watches_per_uid",
+                                       "watch_ring_events",
                                        NULL};
     const char *base = "broker.limits";
     struct json_object *v = kb_config__object(c, "broker", broker, "limits");
@@ -243,6 +244,7 @@ static void s_limits(struct kb_config__ctx *c, struct json_object *broker,
     kb_config__uint(c, base, v, "requests_per_second_per_uid", 1, 100000, 200,
                     &l->requests_per_second_per_uid);
     kb_config__uint(c, base, v, "max_watches_per_uid", 0, 65536, 32, &l->max_watches_per_uid);
+    kb_config__uint(c, base, v, "watch_ring_events", 16, 1000000, 4096, &l->watch_ring_events);
 }
 
 static void s_reconcile(struct kb_config__ctx *c, struct json_object *broker,

@@ -279,6 +279,8 @@ static void test_full_config_values(void **state)
     assert_int_equal(cfg->aws.orphan_key_min_age, 900);
     assert_int_equal(cfg->aws.recovery_window_days, 7);
     assert_int_equal(cfg->aws.overlap, 7200);
+    assert_int_equal(cfg->aws.retire, 600);
+    assert_int_equal(cfg->broker.limits.watch_ring_events, 64);
     assert_false(cfg->aws.deny_insecure_transport);
     assert_int_equal(cfg->aws.tags.count, 2);
 
@@ -393,6 +395,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->aws.orphan_key_min_age, 600);
     assert_int_equal(cfg->aws.recovery_window_days, 30);
     assert_int_equal(cfg->aws.overlap, 3600);
+    assert_int_equal(cfg->aws.retire, 86400);
+    assert_int_equal(cfg->broker.limits.watch_ring_events, 4096);
     assert_true(cfg->aws.deny_insecure_transport);
     assert_string_equal(cfg->tenants[0].prefix, "");
     assert_int_equal(cfg->tenants[0].rotate_every, 30 * 86400);
