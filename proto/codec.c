@@ -290,7 +290,19 @@ const struct kb_proto_field_rule kb_proto_fields[KB_PROTO_FIELD_COUNT] = {
     [KB_PROTO_FIELD_FORCE_DELETE] = {"force_delete_secret", KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE)},
     [KB_PROTO_FIELD_TENANTS] = {"tenants", KB_PROTO_OP_BIT(KB_PROTO_OP_WATCH)},
     [KB_PROTO_FIELD_ADOPT_BUCKET] = {"adopt_bucket", KB_PROTO_OP_BIT(KB_PROTO_OP_PROVISION)},
+    [KB_PROTO_FIELD_SINCE] = {"since", KB_PROTO_OP_BIT(KB_PROTO_OP_WATCH)},
 };
+
+bool kb_proto_epoch_valid(const char *s, size_t len)
+{
+    if (s == NULL || len != KB_PROTO_EPOCH_SIZE - 1)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
 
 enum kb_proto_field kb_proto_field_from_name(const char *name, size_t len)
 {
@@ -426,6 +438,29 @@ static int s_read_bool(struct json_object *v, bool *out, const char *name,
     return 0;
 }
 
+/* "since": {"epoch": "<16 hex digits>", "seq": 0..2^53-1}, nothing else. */
+static int s_read_since(struct json_object *v, struct kb_proto_request *req,
+                        struct kb_proto_error *err)
+{
+    static const char what[] =
+        "field \"since\" must be {\"epoch\": \"<16 hex digits>\", \"seq\": <integer >= 0>}";
+    struct json_object *e = NULL, *q = NULL;
+    int64_t seq;
+
+    if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) != 2 ||
+        !json_object_object_get_ex(v, "epoch", &e) || !json_object_object_get_ex(v, "seq", &q) ||
+        !json_object_is_type(e, json_type_string) || !json_object_is_type(q, json_type_int))
+        return s_fail(err, KB_PROTO_EBAD_REQUEST, "%s", what);
+    seq = json_object_get_int64(q);
+    if (!kb_proto_epoch_valid(json_object_get_string(e), (size_t)json_object_get_string_len(e)) ||
+        seq < 0 || seq > KB_PROTO_ID_INT_MAX)
+        return s_fail(err, KB_PROTO_EBAD_REQUEST, "%s", what);
+    memcpy(req->since_epoch, json_object_get_string(e), KB_PROTO_EPOCH_SIZE);
+    req->since_seq = (uint64_t)seq;
+    req->has_since = true;
+    return 0;
+}
+
 /* One top-level field; null means absent for every optional field. */
 static int s_read_field(enum kb_proto_field f, struct json_object *v, struct kb_proto_request *req,
                         struct kb_proto_error *err)
@@ -448,6 +483,8 @@ static int s_read_field(enum kb_proto_field f, struct json_object *v, struct kb_
         return v == NULL ? 0 : s_read_tenants(v, req, err);
     case KB_PROTO_FIELD_ADOPT_BUCKET:
         return s_read_bool(v, &req->adopt_bucket, "adopt_bucket", err);
+    case KB_PROTO_FIELD_SINCE:
+        return v == NULL ? 0 : s_read_since(v, req, err);
     case KB_PROTO_FIELD_COUNT:
         break;
     }

@@ -36,6 +36,9 @@
 #define KB_PROTO_MAX_REPLY  (16u * 1024u * 1024u) /* what a client accepts for one reply line */
 #define KB_PROTO_MSG_SIZE   512                   /* an error message and its NUL */
 #define KB_PROTO_ID_INT_MAX 9007199254740991LL    /* 2^53 - 1: every JSON reader keeps it exact */
+/* A watch epoch on the wire: 16 lowercase hex digits (a 64-bit id, one per broker start), and
+ * its NUL. */
+#define KB_PROTO_EPOCH_SIZE 17
 
 /* X(enum suffix, wire name) */
 #define KB_PROTO_OP_MAP(X)                                                                         \
@@ -121,6 +124,10 @@ struct kb_proto_request {
     const char *const *tenants;
     size_t tenant_count;
     void *owned_; /* the parser's block; private */
+    /* watch: "since":{"epoch":"<16 hex>","seq":N}, the last event the client saw (resume). */
+    bool has_since;
+    char since_epoch[KB_PROTO_EPOCH_SIZE];
+    uint64_t since_seq;
 };
 
 /* Why a line was refused, ready to send back with kb_proto_format_error(). */
@@ -212,6 +219,10 @@ int kb_proto_format_tenant_state(const char *id, const struct kb_proto_tenant_st
 /* watch's acknowledgement: {"watching":[names]} */
 int kb_proto_format_watching(const char *id, const char *const *names, size_t count, char **out,
                              size_t *len);
+/* The same with the stream's position: {"watching":[names],"epoch":"..","seq":N} (epoch NULL:
+ * omitted, as kb_proto_format_watching). */
+int kb_proto_format_watching_at(const char *id, const char *const *names, size_t count,
+                                const char *epoch, uint64_t seq, char **out, size_t *len);
 
 /* metrics: {"text": Prometheus text format} */
 int kb_proto_format_metrics(const char *id, const char *text, char **out, size_t *len);
@@ -231,6 +242,11 @@ enum kb_proto_event_kind {
     KB_PROTO_EVENT_ROTATED = 1,
     KB_PROTO_EVENT_PROVISIONED,
     KB_PROTO_EVENT_REVOKED,
+    KB_PROTO_EVENT_ROLLED_BACK,
+    KB_PROTO_EVENT_ROTATION_FAILED,
+    KB_PROTO_EVENT_KEY_DEACTIVATED,
+    KB_PROTO_EVENT_KEY_DELETED,
+    KB_PROTO_EVENT_KIND_END
 };
 struct kb_proto_event {
     enum kb_proto_event_kind kind;
@@ -238,8 +254,30 @@ struct kb_proto_event {
     const char *arn;
     const char *version_id; /* NULL: null (revoked) */
     time_t ts;
+    const char *epoch;   /* NULL: no "epoch" nor "seq" member */
+    uint64_t seq;        /* with epoch */
+    const char *message; /* NULL: omitted (rotated: the superseded version; failed: why) */
 };
 int kb_proto_format_event(const struct kb_proto_event *ev, char **out, size_t *len);
+
+/* One tenant of a reset snapshot. */
+struct kb_proto_watch_state {
+    const char *tenant;
+    const char *arn;        /* NULL: null (nothing provisioned) */
+    const char *version_id; /* NULL: null */
+    const char *state;
+};
+/* A reset line: {"v":1,"event":"reset","epoch","seq","reason","tenants":[{..}]}: the client's
+ * position could not be resumed (reason: "epoch", the broker restarted; "gap", the events after
+ * it are no longer held), so here is the current state and the position to resume from. */
+int kb_proto_format_reset(const char *epoch, uint64_t seq, const char *reason,
+                          const struct kb_proto_watch_state *tenants, size_t count, char **out,
+                          size_t *len);
+/* The last line of a subscription the broker ends: {"v":1,"event":"closed","reason":..}. */
+int kb_proto_format_closed(const char *reason, char **out, size_t *len);
+
+/* Whether s is an epoch as the wire carries it: exactly 16 lowercase hex digits. */
+bool kb_proto_epoch_valid(const char *s, size_t len);
 
 /* Wire name of an event kind ("rotated"), NULL when out of range. Static string. */
 const char *kb_proto_event_name(enum kb_proto_event_kind kind);

@@ -225,6 +225,9 @@ bool kb_proto_parse_flat(const char *line, size_t len, struct kb_proto_request *
         (!s_bool(&vals[KB_PROTO_FIELD_ADOPT_BUCKET], &req->adopt_bucket) ||
          (req->adopt_bucket && !req->has_tenant)))
         return false;
+    /* "since" is an object: json-c reads it (only "since":null, absent, stays here). */
+    if (seen[KB_PROTO_FIELD_SINCE] && vals[KB_PROTO_FIELD_SINCE].kind != S_NULL)
+        return false;
     /* A list of names goes through json-c; only "tenants":null (every tenant) stays here. */
     return !seen[KB_PROTO_FIELD_TENANTS] || vals[KB_PROTO_FIELD_TENANTS].kind == S_NULL;
 }

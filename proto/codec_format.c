@@ -339,6 +339,25 @@ int kb_proto_format_tenant_state(const char *id, const struct kb_proto_tenant_st
 int kb_proto_format_watching(const char *id, const char *const *names, size_t count, char **out,
                              size_t *len)
 {
+    return kb_proto_format_watching_at(id, names, count, NULL, 0, out, len);
+}
+
+/* "epoch" and "seq" members (a seq beyond 2^53-1 would not survive every JSON reader). */
+static int s_add_position(struct json_object *o, const char *epoch, uint64_t seq)
+{
+    int rc;
+
+    if (!kb_proto_epoch_valid(epoch, strlen(epoch)) || seq > (uint64_t)KB_PROTO_ID_INT_MAX)
+        return KB_EINVAL;
+    rc = s_add(o, "epoch", json_object_new_string(epoch));
+    if (rc == 0)
+        rc = s_add(o, "seq", json_object_new_int64((int64_t)seq));
+    return rc;
+}
+
+int kb_proto_format_watching_at(const char *id, const char *const *names, size_t count,
+                                const char *epoch, uint64_t seq, char **out, size_t *len)
+{
     struct json_object *r = json_object_new_object(), *arr = json_object_new_array();
     int rc = r == NULL || arr == NULL ? KB_ENOMEM : count > 0 && names == NULL ? KB_EINVAL : 0;
 
@@ -352,6 +371,8 @@ int kb_proto_format_watching(const char *id, const char *const *names, size_t co
         rc = s_add(r, "watching", arr);
         arr = NULL;
     }
+    if (rc == 0 && epoch != NULL)
+        rc = s_add_position(r, epoch, seq);
     json_object_put(arr);
     return s_respond(id, r, rc, out, len);
 }
@@ -405,6 +426,16 @@ const char *kb_proto_event_name(enum kb_proto_event_kind kind)
         return "provisioned";
     case KB_PROTO_EVENT_REVOKED:
         return "revoked";
+    case KB_PROTO_EVENT_ROLLED_BACK:
+        return "rolled_back";
+    case KB_PROTO_EVENT_ROTATION_FAILED:
+        return "rotation_failed";
+    case KB_PROTO_EVENT_KEY_DEACTIVATED:
+        return "key_deactivated";
+    case KB_PROTO_EVENT_KEY_DELETED:
+        return "key_deleted";
+    case KB_PROTO_EVENT_KIND_END:
+        break;
     }
     return NULL;
 }
@@ -417,6 +448,8 @@ int kb_proto_format_event(const struct kb_proto_event *ev, char **out, size_t *l
 
     if (rc == 0)
         rc = s_add(o, "event", json_object_new_string(name));
+    if (rc == 0 && ev->epoch != NULL)
+        rc = s_add_position(o, ev->epoch, ev->seq);
     if (rc == 0)
         rc = s_add_tenant(o, "tenant", ev->tenant);
     if (rc == 0)
@@ -425,6 +458,58 @@ int kb_proto_format_event(const struct kb_proto_event *ev, char **out, size_t *l
         rc = s_add_str_or_null(o, "version_id", ev->version_id);
     if (rc == 0)
         rc = s_add_time(o, "ts", ev->ts);
+    if (rc == 0)
+        rc = s_add_str(o, "message", ev->message, false);
+    return s_finish(o, rc, out, len);
+}
+
+int kb_proto_format_reset(const char *epoch, uint64_t seq, const char *reason,
+                          const struct kb_proto_watch_state *tenants, size_t count, char **out,
+                          size_t *len)
+{
+    struct json_object *o = json_object_new_object(), *arr = json_object_new_array();
+    int rc = o == NULL || arr == NULL                          ? KB_ENOMEM
+             : epoch == NULL || (count > 0 && tenants == NULL) ? KB_EINVAL
+                                                               : kb_proto_add_header(o, NULL, 0);
+
+    if (rc == 0)
+        rc = s_add(o, "event", json_object_new_string("reset"));
+    if (rc == 0)
+        rc = s_add_position(o, epoch, seq);
+    if (rc == 0)
+        rc = s_add_str(o, "reason", reason, true);
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        struct json_object *t = json_object_new_object();
+
+        rc = t == NULL ? KB_ENOMEM : s_add_tenant(t, "tenant", tenants[i].tenant);
+        if (rc == 0)
+            rc = s_add_str_or_null(t, "arn", tenants[i].arn);
+        if (rc == 0)
+            rc = s_add_str_or_null(t, "version_id", tenants[i].version_id);
+        if (rc == 0)
+            rc = s_add_str(t, "state", tenants[i].state, true);
+        if (rc == 0)
+            rc = s_append(arr, t);
+        else
+            json_object_put(t);
+    }
+    if (rc == 0) {
+        rc = s_add(o, "tenants", arr);
+        arr = NULL;
+    }
+    json_object_put(arr);
+    return s_finish(o, rc, out, len);
+}
+
+int kb_proto_format_closed(const char *reason, char **out, size_t *len)
+{
+    struct json_object *o = json_object_new_object();
+    int rc = o == NULL ? KB_ENOMEM : kb_proto_add_header(o, NULL, 0);
+
+    if (rc == 0)
+        rc = s_add(o, "event", json_object_new_string("closed"));
+    if (rc == 0)
+        rc = s_add_str(o, "reason", reason, true);
     return s_finish(o, rc, out, len);
 }
 
@@ -481,7 +566,11 @@ static int s_check_request(const struct kb_proto_request *r)
         return KB_EINVAL;
     if (r->adopt_bucket && (r->op != KB_PROTO_OP_PROVISION || !r->has_tenant))
         return KB_EINVAL;
-    if (r->tenant_count > 0 && r->op != KB_PROTO_OP_WATCH)
+    if ((r->tenant_count > 0 || r->has_since) && r->op != KB_PROTO_OP_WATCH)
+        return KB_EINVAL;
+    if (r->has_since &&
+        (!kb_proto_epoch_valid(r->since_epoch, strnlen(r->since_epoch, sizeof(r->since_epoch))) ||
+         r->since_seq > (uint64_t)KB_PROTO_ID_INT_MAX))
         return KB_EINVAL;
     return s_names_valid(r->tenants, r->tenant_count) ? 0 : KB_EINVAL;
 }
@@ -513,6 +602,15 @@ int kb_proto_format_request(const struct kb_proto_request *req, char **out, size
             rc = s_add(o, "tenants", arr);
             arr = NULL;
         }
+    }
+    if (rc == 0 && req->has_since) {
+        struct json_object *since = json_object_new_object();
+
+        rc = since == NULL ? KB_ENOMEM : s_add_position(since, req->since_epoch, req->since_seq);
+        if (rc == 0)
+            rc = s_add(o, "since", since);
+        else
+            json_object_put(since);
     }
     json_object_put(arr);
     return s_finish(o, rc, out, len);

@@ -22,6 +22,7 @@
 #include "server/server_authz.h"
 #include "server/server_limits.h"
 #include "server/server_metrics.h"
+#include "server/server_ring.h"
 
 #define KB_SRV_READ_SIZE 65536 /* the loop-wide read buffer */
 #define KB_SRV_SWEEP_MS  250   /* how often idle and stalled connections are looked for */
@@ -112,7 +113,10 @@ struct kb_srv_conn {
     bool watching;
     bool watch_live;    /* the watch covers at least one tenant the peer may see: it may sit
                            idle; a watch of nothing is idle like any other connection */
-    char **watch_names; /* NULL: every tenant the peer may see; owned (one block) */
+    bool watch_all;     /* no names were given: every tenant the peer may see, including
+                           ones it may see later; watch_names is what it saw at subscribe */
+    char **watch_names; /* the tenants subscribed to (names, or the visible set); owned (one
+                           block); a name no longer visible ends the subscription */
     size_t watch_count;
 };
 
@@ -144,6 +148,7 @@ struct kb_server {
     struct kb_srv_job *jobs;            /* provisions and revokes the engine runs for clients */
     struct kb_events *events;           /* borrowed; NULL: no watch events, no authz events */
     struct kb_events_sub *watch_sub;    /* server_watch.c's subscription */
+    struct kb_srv_ring ring;            /* recent watch events, this start's epoch */
     struct kb_srv_metrics metrics;
     uint64_t started_ms;
     time_t started;
@@ -156,11 +161,20 @@ struct kb_server {
 
 /* -- server_watch.c ---------------------------------------------------------------------------- */
 
-/* Subscribes the watch fan-out to s->events ("provisioned", "revoked"; nothing without a bus).
- * Returns 0 or KB_ENOMEM. */
+/* Makes the event ring (broker.limits.watch_ring_events, a fresh epoch) and subscribes the
+ * watch fan-out to s->events (provisioned, revoked and the rotation kinds; no subscription
+ * without a bus). Returns 0 or KB_ENOMEM. */
 int kb_srv_watch_subscribe(struct kb_server *s);
-/* Ends it (at close). */
+/* Ends it and frees the ring (at close). */
 void kb_srv_watch_unsubscribe(struct kb_server *s);
+
+/* The watch op, authorized: subscribes c, answers with the names and the stream's position,
+ * then replays from req's since or sends a reset snapshot. Takes req's name block. */
+void kb_srv_watch_op(struct kb_srv_conn *c, struct kb_proto_request *req);
+
+/* Ends every subscription whose peer may no longer see a tenant it watches (a closed line, then
+ * the connection closes). Each delivery checks this too; call it when the ACLs change. */
+void kb_srv_watch_recheck(struct kb_server *s);
 
 /* -- server.c ---------------------------------------------------------------------------------- */
 

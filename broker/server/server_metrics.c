@@ -120,6 +120,15 @@ char *kb_srv_metrics_format(const struct kb_srv_metrics *m, const struct kb_srv_
     s_printf(&t, "keybroker_authz_total{result=\"deny\"} %" PRIu64 "\n", m->authz_deny);
     s_head(&t, "keybroker_watch_events_total", "counter", "Events pushed to watchers.");
     s_printf(&t, "keybroker_watch_events_total %" PRIu64 "\n", m->events);
+    s_head(&t, "keybroker_watch_replayed_total", "counter",
+           "Events replayed to a watch resumed with since (also in keybroker_watch_events_total).");
+    s_printf(&t, "keybroker_watch_replayed_total %" PRIu64 "\n", m->watch_replayed);
+    s_head(&t, "keybroker_watch_resets_total", "counter",
+           "Reset snapshots sent to a watch that could not be resumed from the event ring.");
+    s_printf(&t, "keybroker_watch_resets_total %" PRIu64 "\n", m->watch_resets);
+    s_head(&t, "keybroker_watch_withdrawn_total", "counter",
+           "Watch subscriptions closed because access to a watched tenant was withdrawn.");
+    s_printf(&t, "keybroker_watch_withdrawn_total %" PRIu64 "\n", m->watch_withdrawn);
     s_head(&t, "keybroker_tenants", "gauge", "Configured tenants, by state.");
     for (size_t i = 0; i < KB_SRV_TENANT_STATES; i++)
         s_printf(&t, "keybroker_tenants{state=\"%s\"} %zu\n", g->state_names[i], g->tenants[i]);

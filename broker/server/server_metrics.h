@@ -31,6 +31,9 @@ struct kb_srv_metrics {
     uint64_t cut_request;       /* request lines not completed within request_timeout */
     uint64_t denials_unlogged;  /* denials summarised instead of logged one by one */
     uint64_t events;            /* watch events written */
+    uint64_t watch_replayed;    /* of them, events replayed to a resuming watch (since) */
+    uint64_t watch_resets;      /* reset snapshots sent instead of a replay */
+    uint64_t watch_withdrawn;   /* subscriptions closed: access to a watched tenant withdrawn */
 };
 
 #define KB_SRV_TENANT_STATES 7 /* enum kb_tenant_state (engine.h) */

@@ -186,66 +186,10 @@ static void s_status(struct kb_srv_conn *c, const struct kb_proto_request *req)
 
 /* -- watch, metrics, rotate -------------------------------------------------------------------- */
 
-/* Whether a watch of names (count of them; NULL: every tenant) covers a tenant the peer may
- * see. */
-static bool s_watch_live(const struct kb_srv_conn *c, char **names, size_t count)
-{
-    const struct kb_config *cfg = c->srv->cfg;
-
-    for (size_t i = 0; i < (names != NULL ? count : cfg->ntenants); i++) {
-        if (kb_server_authz_tenant(cfg, names != NULL ? names[i] : cfg->tenants[i].name, &c->peer))
-            return true;
-    }
-    return false;
-}
-
+/* The watch stream is server_watch.c's: subscription, replay, reset. */
 static void s_watch(struct kb_srv_conn *c, struct kb_proto_request *req)
 {
-    struct kb_server *s = c->srv;
-    const char **names = NULL;
-    size_t n = 0;
-    char *line = NULL;
-    size_t len = 0;
-    int rc = 0;
-
-    if (!c->watching && c->rate->watches >= s->cfg->broker.limits.max_watches_per_uid) {
-        s->metrics.watch_refused++;
-        kb_srv_reply_error(c, req->op, req->id, KB_PROTO_EBUSY,
-                           "too many watch subscriptions from this uid "
-                           "(broker.limits.max_watches_per_uid)");
-        return;
-    }
-    free(c->watch_names);
-    c->watch_names = NULL;
-    c->watch_count = 0;
-    if (req->tenant_count > 0) {
-        /* Keep the parser's block: it is the names array and its strings. */
-        c->watch_names = req->owned_;
-        c->watch_count = req->tenant_count;
-        req->owned_ = NULL;
-        rc = kb_proto_format_watching(req->id, (const char *const *)c->watch_names, c->watch_count,
-                                      &line, &len);
-    } else {
-        names = calloc(s->cfg->ntenants + 1, sizeof(*names));
-        rc = names == NULL ? KB_ENOMEM : 0;
-        for (size_t i = 0; rc == 0 && i < s->cfg->ntenants; i++) {
-            if (kb_server_authz_tenant(s->cfg, s->cfg->tenants[i].name, &c->peer))
-                names[n++] = s->cfg->tenants[i].name;
-        }
-        if (rc == 0)
-            rc = kb_proto_format_watching(req->id, names, n, &line, &len);
-        free(names);
-    }
-    if (rc == 0 && !c->watching) {
-        c->rate->watches++;
-        s->nwatches++;
-    } else if (rc != 0 && c->watching) {
-        c->rate->watches--;
-        s->nwatches--;
-    }
-    c->watching = rc == 0;
-    c->watch_live = c->watching && s_watch_live(c, c->watch_names, c->watch_count);
-    s_ok(c, req->op, rc, line, len, req->id);
+    kb_srv_watch_op(c, req);
 }
 
 _Static_assert(KB_SRV_TENANT_STATES == KB_TENANT_REVOKED + 1, "a tenant state per gauge");

@@ -105,6 +105,17 @@ static void test_parse_watch(void **state)
     assert_string_equal(s_req.tenants[0], "a");
     assert_string_equal(s_req.tenants[1], "billing");
     assert_string_equal(s_req.tenants[2], "c");
+    assert_false(s_req.has_since);
+    s_ok("{\"v\":1,\"op\":\"watch\",\"since\":{\"epoch\":\"0123456789abcdef\",\"seq\":42}}");
+    assert_true(s_req.has_since);
+    assert_string_equal(s_req.since_epoch, "0123456789abcdef");
+    assert_int_equal(s_req.since_seq, 42);
+    s_ok("{\"v\":1,\"op\":\"watch\",\"tenants\":[\"a\"],\"since\":{\"seq\":0,"
+         "\"epoch\":\"ffffffffffffffff\"}}");
+    assert_true(s_req.has_since);
+    assert_int_equal(s_req.since_seq, 0);
+    s_ok("{\"v\":1,\"op\":\"watch\",\"since\":null}");
+    assert_false(s_req.has_since);
 }
 
 static void test_parse_null_means_absent(void **state)
@@ -298,6 +309,24 @@ static void test_err_wrong_types(void **state)
     REFUSED("{\"v\":1,\"op\":\"watch\",\"tenants\":[1]}", KB_PROTO_EBAD_REQUEST);
     REFUSED("{\"v\":1,\"op\":\"watch\",\"tenants\":[\"a\",null]}", KB_PROTO_EBAD_REQUEST);
     REFUSED("{\"v\":1,\"op\":\"watch\",\"tenants\":{\"a\":1}}", KB_PROTO_EBAD_REQUEST);
+    /* since: an object of exactly epoch (16 lowercase hex digits) and seq (0..2^53-1) */
+    REFUSED("{\"v\":1,\"op\":\"watch\",\"since\":5}", KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"watch\",\"since\":\"x\"}", KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"watch\",\"since\":{}}", KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"watch\",\"since\":{\"epoch\":\"0123456789abcdef\"}}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"watch\",\"since\":{\"epoch\":\"0123456789ABCDEF\",\"seq\":1}}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"watch\",\"since\":{\"epoch\":\"0123\",\"seq\":1}}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"watch\",\"since\":{\"epoch\":\"0123456789abcdef\",\"seq\":-1}}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"watch\",\"since\":{\"epoch\":\"0123456789abcdef\",\"seq\":1.5}}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"watch\",\"since\":{\"epoch\":\"0123456789abcdef\",\"seq\":1,"
+            "\"x\":1}}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"get\",\"tenant\":\"a\",\"since\":null}", KB_PROTO_EBAD_REQUEST);
 }
 
 static void test_err_missing_tenant(void **state)

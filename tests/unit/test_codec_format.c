@@ -263,8 +263,11 @@ static void test_format_provision_progress_rotate(void **state)
 static void test_format_event_watching_metrics(void **state)
 {
     static const char *const names[] = {"a", "b"};
-    struct kb_proto_event ev = {KB_PROTO_EVENT_ROTATED, "a", "arn:aws:secretsmanager:x", "v2",
-                                86400};
+    struct kb_proto_event ev = {.kind = KB_PROTO_EVENT_ROTATED,
+                                .tenant = "a",
+                                .arn = "arn:aws:secretsmanager:x",
+                                .version_id = "v2",
+                                .ts = 86400};
     struct json_object *o;
     char *line;
     size_t len;
@@ -378,7 +381,8 @@ static void test_no_secret_field_in_any_response(void **state)
     struct kb_proto_status st = {"1", 1, &se, 1};
     struct kb_proto_tenant_state ts = {"a", "ready", "m"};
     struct kb_proto_progress pr = {"a", "s", "done", "m"};
-    struct kb_proto_event ev = {KB_PROTO_EVENT_REVOKED, "a", "arn", "v", 1};
+    struct kb_proto_event ev = {
+        .kind = KB_PROTO_EVENT_REVOKED, .tenant = "a", .arn = "arn", .version_id = "v", .ts = 1};
     struct kb_proto_request rq = {.op = KB_PROTO_OP_REVOKE,
                                   .id = "1",
                                   .has_tenant = true,
@@ -470,6 +474,84 @@ static void test_parse_reply_malformed(void **state)
     }
 }
 
+/* The resumable stream: events with epoch and seq (and message), the ack's position, reset and
+ * closed lines, and a request's since (formatted by the client, parsed by the broker). */
+static void test_format_watch_stream(void **state)
+{
+    static const char *const names[] = {"a"};
+    static const char epoch[] = "00ff00ff00ff00ff";
+    struct kb_proto_event ev = {.kind = KB_PROTO_EVENT_ROLLED_BACK,
+                                .tenant = "a",
+                                .arn = "arn:x",
+                                .version_id = "v1",
+                                .ts = 1,
+                                .epoch = epoch,
+                                .seq = 17,
+                                .message = "v2"};
+    struct kb_proto_watch_state st[] = {{"a", "arn:x", "v1", "ready"},
+                                        {"b", NULL, NULL, "pending"}};
+    struct kb_proto_request rq = {.op = KB_PROTO_OP_WATCH, .has_since = true, .since_seq = 5};
+    struct kb_proto_request back;
+    struct kb_proto_error err;
+    struct json_object *o, *t;
+    char *line;
+    size_t len;
+
+    assert_int_equal(kb_proto_format_event(&ev, &line, &len), 0);
+    o = s_json(line, len);
+    assert_string_equal(s_str(o, "event"), "rolled_back");
+    assert_string_equal(s_str(o, "epoch"), epoch);
+    assert_int_equal(json_object_get_int64(s_member(o, "seq")), 17);
+    assert_string_equal(s_str(o, "message"), "v2");
+    json_object_put(o);
+    free(line);
+    for (int k = KB_PROTO_EVENT_ROTATED; k < KB_PROTO_EVENT_KIND_END; k++)
+        assert_non_null(kb_proto_event_name((enum kb_proto_event_kind)k));
+    assert_string_equal(kb_proto_event_name(KB_PROTO_EVENT_KEY_DELETED), "key_deleted");
+    ev.epoch = "00FF00FF00FF00FF"; /* not the wire's form */
+    assert_int_equal(kb_proto_format_event(&ev, &line, &len), KB_EINVAL);
+
+    assert_int_equal(kb_proto_format_watching_at("1", names, 1, epoch, 9, &line, &len), 0);
+    o = s_json(line, len);
+    assert_string_equal(s_str(s_member(o, "result"), "epoch"), epoch);
+    assert_int_equal(json_object_get_int64(s_member(s_member(o, "result"), "seq")), 9);
+    json_object_put(o);
+    free(line);
+
+    assert_int_equal(kb_proto_format_reset(epoch, 42, "gap", st, 2, &line, &len), 0);
+    o = s_json(line, len);
+    assert_false(s_has(o, "id"));
+    assert_string_equal(s_str(o, "event"), "reset");
+    assert_string_equal(s_str(o, "reason"), "gap");
+    assert_int_equal(json_object_get_int64(s_member(o, "seq")), 42);
+    t = json_object_array_get_idx(s_member(o, "tenants"), 1);
+    assert_string_equal(s_str(t, "tenant"), "b");
+    assert_true(s_has(t, "arn"));
+    assert_null(s_member(t, "arn"));
+    assert_string_equal(s_str(t, "state"), "pending");
+    json_object_put(o);
+    free(line);
+
+    assert_int_equal(kb_proto_format_closed("access to tenant a was withdrawn", &line, &len), 0);
+    o = s_json(line, len);
+    assert_string_equal(s_str(o, "event"), "closed");
+    assert_string_equal(s_str(o, "reason"), "access to tenant a was withdrawn");
+    json_object_put(o);
+    free(line);
+
+    memcpy(rq.since_epoch, epoch, sizeof(epoch));
+    assert_int_equal(kb_proto_format_request(&rq, &line, &len), 0);
+    assert_non_null(strstr(line, "\"since\":{\"epoch\":\"00ff00ff00ff00ff\",\"seq\":5}"));
+    assert_int_equal(kb_proto_parse_request(line, len - 1, &back, &err), 0);
+    assert_true(back.has_since);
+    assert_string_equal(back.since_epoch, epoch);
+    assert_int_equal(back.since_seq, 5);
+    kb_proto_request_cleanup(&back);
+    free(line);
+    rq.op = KB_PROTO_OP_LIST;
+    assert_int_equal(kb_proto_format_request(&rq, &line, &len), KB_EINVAL);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -479,6 +561,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_format_list_and_status_roundtrip),
         cmocka_unit_test(test_format_provision_progress_rotate),
         cmocka_unit_test(test_format_event_watching_metrics),
+        cmocka_unit_test(test_format_watch_stream),
         cmocka_unit_test(test_format_error_echoes_id),
         cmocka_unit_test(test_format_repairs_invalid_utf8),
         cmocka_unit_test(test_no_secret_field_in_any_response),
