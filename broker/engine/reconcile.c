@@ -15,6 +15,8 @@
 #define S_PROBE_BASE_MS 250u
 #define S_PROBE_CAP_MS  5000u
 
+static uint64_t s_scale(uint64_t span, uint32_t rnd);
+
 static const char *s_tag(const struct kb_aws_tag *tags, size_t count, const char *key)
 {
     for (size_t i = 0; i < count; i++) {
@@ -176,6 +178,181 @@ int kb_rc_plan_keys(const struct kb_rc_snapshot *s, time_t now, uint64_t min_age
         out->action = KB_RC_WAIT;
     else
         out->action = KB_RC_NO_SLOT;
+    return 0;
+}
+
+/* -- rotation ---------------------------------------------------------------------------------- */
+
+void kb_rc_superseded_value(const char *version, time_t when, char out[KB_RC_SUPERSEDED_SIZE])
+{
+    snprintf(out, KB_RC_SUPERSEDED_SIZE, "%s %lld", version, (long long)when);
+}
+
+bool kb_rc_superseded_at(const struct kb_aws_tag *tags, size_t count, const char *version,
+                         time_t *when)
+{
+    const char *v = s_tag(tags, count, KB_RC_TAG_SUPERSEDED);
+    size_t n = version != NULL ? strlen(version) : 0;
+    char *end = NULL;
+    long long t;
+
+    if (v == NULL || n == 0 || strncmp(v, version, n) != 0 || v[n] != ' ' || v[n + 1] < '0' ||
+        v[n + 1] > '9')
+        return false;
+    errno = 0;
+    t = strtoll(v + n + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || t <= 0)
+        return false;
+    *when = (time_t)t;
+    return true;
+}
+
+uint64_t kb_rc_rotate_jitter(const char *tenant, const char *key_id, uint64_t rotate_every)
+{
+    char version[KB_UUID_STR_SIZE];
+    uint32_t h;
+
+    if (rotate_every < 10 || kb_uuid_key_version(tenant, key_id, version) != 0)
+        return 0;
+    h = (uint32_t)strtoul((char[9]){version[0], version[1], version[2], version[3], version[4],
+                                    version[5], version[6], version[7], '\0'},
+                          NULL, 16);
+    return s_scale(rotate_every / 10, h);
+}
+
+static time_t s_min_time(time_t a, time_t b)
+{
+    if (a == 0)
+        return b;
+    if (b == 0)
+        return a;
+    return a < b ? a : b;
+}
+
+/* The previous key's window step at now, and when the next one is due. */
+static void s_window(const struct kb_rc_rotate_in *in, const struct kb_rc_key *k,
+                     struct kb_rc_rotate_plan *out)
+{
+    time_t t = in->superseded_at, now = in->now;
+    time_t off = t + (time_t)in->overlap, gone = off + (time_t)in->retire;
+    bool active = k->status == KB_IAM_KEY_ACTIVE;
+
+    if (!in->superseded_known) {
+        out->window = KB_RC_WIN_RECORD;
+        out->window_at = now;
+        /* Recorded as of now: the first window step then comes after the full windows. */
+        out->next_after = now + (time_t)(active ? in->overlap : in->overlap + in->retire);
+        return;
+    }
+    if (now >= gone) {
+        out->window = KB_RC_WIN_DELETE;
+        out->window_at = now;
+    } else if (active && now >= off) {
+        out->window = KB_RC_WIN_DEACTIVATE;
+        out->window_at = now;
+        out->next_after = gone;
+    } else {
+        out->window_at = active ? off : gone;
+        out->next_after = out->window_at;
+    }
+}
+
+/* Which key holds the slot a rotation needs, and why that refuses it. */
+static void s_refuse(const struct kb_rc_rotate_in *in, const unsigned referenced,
+                     struct kb_rc_rotate_plan *out)
+{
+    const struct kb_rc_snapshot *s = in->snap;
+
+    out->action = KB_RC_ROT_REFUSE;
+    out->refusal = KB_RC_REFUSE_NO_SLOT;
+    for (size_t i = 0; i < s->nkeys; i++) {
+        const struct kb_rc_key *k = &s->keys[i];
+
+        if (referenced & (1u << i)) {
+            if ((int)i == out->previous && out->refusal == KB_RC_REFUSE_NO_SLOT) {
+                out->refusal = KB_RC_REFUSE_PREVIOUS_KEPT;
+                out->blocker = (int)i;
+            }
+            continue;
+        }
+        /* A key dated in the future (clock skew) counts as young. */
+        if (in->now < k->created || (uint64_t)(in->now - k->created) < in->min_age) {
+            out->refusal = KB_RC_REFUSE_YOUNG_ORPHAN;
+            out->blocker = (int)i;
+            out->next = s_min_time(out->next, k->created + (time_t)in->min_age);
+            return;
+        }
+        out->refusal = KB_RC_REFUSE_ORPHAN;
+        out->blocker = (int)i;
+    }
+}
+
+int kb_rc_plan_rotate(const struct kb_rc_rotate_in *in, struct kb_rc_rotate_plan *out)
+{
+    const struct kb_rc_snapshot *s;
+    unsigned referenced = 0;
+    size_t used;
+    bool wanted;
+
+    if (in == NULL || in->snap == NULL || out == NULL || in->snap->nkeys > KB_RC_MAX_KEYS)
+        return KB_EINVAL;
+    s = in->snap;
+    memset(out, 0, sizeof(*out));
+    out->current = out->pending = out->previous = out->blocker = -1;
+    for (size_t i = 0; i < s->nkeys; i++) {
+        char version[KB_UUID_STR_SIZE];
+        int rc = kb_uuid_key_version(s->tenant, s->keys[i].id, version);
+
+        if (rc != 0)
+            return rc;
+        if (s_is(s->current, version))
+            out->current = (int)i;
+        else if (s_is(s->pending, version))
+            out->pending = (int)i;
+        else if (s_is(s->previous, version))
+            out->previous = (int)i;
+        else
+            continue;
+        referenced |= 1u << i;
+    }
+    if (out->current < 0 || s->keys[out->current].status != KB_IAM_KEY_ACTIVE) {
+        /* Nothing to rotate from: provisioning makes the tenant's key first. */
+        out->action = in->requested ? KB_RC_ROT_REFUSE : KB_RC_ROT_NONE;
+        out->refusal = in->requested ? KB_RC_REFUSE_NO_CURRENT : KB_RC_REFUSE_NONE;
+        return 0;
+    }
+    out->stale_pending = s->pending[0] != '\0' && out->pending < 0 && !s_is(s->current, s->pending);
+    if (in->rotate_every > 0)
+        out->rotate_at =
+            s->keys[out->current].created + (time_t)in->rotate_every +
+            (time_t)kb_rc_rotate_jitter(s->tenant, s->keys[out->current].id, in->rotate_every);
+    if (out->previous >= 0)
+        s_window(in, &s->keys[out->previous], out);
+    wanted = in->requested || (out->rotate_at != 0 && in->now >= out->rotate_at);
+    if (s_is(s->current, s->pending)) {
+        out->action = KB_RC_ROT_FINISH;
+    } else if (out->pending >= 0) {
+        out->action = KB_RC_ROT_RESUME;
+    } else if (wanted) {
+        used = s->nkeys - (out->window == KB_RC_WIN_DELETE ? 1u : 0u);
+        if (used < KB_RC_KEY_SLOTS)
+            out->action = KB_RC_ROT_CREATE;
+        else
+            s_refuse(in, referenced, out);
+    }
+    if (out->action == KB_RC_ROT_RESUME || out->action == KB_RC_ROT_CREATE) {
+        /* The new previous key (the current one) gets its windows from the move, about now. */
+        out->next_after = in->now + (time_t)in->overlap;
+    } else {
+        out->next_after = s_min_time(out->next_after, out->rotate_at);
+    }
+    if (out->window != KB_RC_WIN_NONE || out->stale_pending ||
+        (out->action != KB_RC_ROT_NONE && out->action != KB_RC_ROT_REFUSE))
+        out->next = in->now;
+    else
+        out->next = s_min_time(out->next, s_min_time(out->window_at, out->rotate_at));
+    if (out->action == KB_RC_ROT_REFUSE && out->refusal == KB_RC_REFUSE_PREVIOUS_KEPT)
+        out->next = s_min_time(out->next, out->window_at);
     return 0;
 }
 

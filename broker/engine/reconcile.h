@@ -119,6 +119,89 @@ struct kb_rc_plan {
 int kb_rc_plan_keys(const struct kb_rc_snapshot *s, time_t now, uint64_t min_age,
                     struct kb_rc_plan *out);
 
+/* -- rotation (DESIGN.md section 8) ------------------------------------------------------------ */
+
+/* When a version stopped being AWSCURRENT, on the tenant's secret: written by rotation right after
+ * it moved AWSCURRENT away from that version ("<version id> <unix seconds>"). The windows of the
+ * superseded (AWSPREVIOUS) key count from it. A superseded version the tag does not name (the
+ * broker died between the move and the tag) is recorded as superseded when the broker first sees
+ * it so: later than the move, so the windows only grow. */
+#define KB_RC_TAG_SUPERSEDED  "keybroker:superseded"
+#define KB_RC_SUPERSEDED_SIZE 96
+
+/* The tag's value for version superseded at when. */
+void kb_rc_superseded_value(const char *version, time_t when, char out[KB_RC_SUPERSEDED_SIZE]);
+
+/* Whether tags record exactly version as superseded; then *when is the time. */
+bool kb_rc_superseded_at(const struct kb_aws_tag *tags, size_t count, const char *version,
+                         time_t *when);
+
+/* The extra wait after rotate_every before a key is rotated by the schedule: 0..rotate_every/10,
+ * fixed per (tenant, key) so that a fleet's tenants (provisioned together) spread out, and every
+ * broker and every restart picks the same moment for the same key. */
+uint64_t kb_rc_rotate_jitter(const char *tenant, const char *key_id, uint64_t rotate_every);
+
+enum kb_rc_window_step {
+    KB_RC_WIN_NONE,
+    KB_RC_WIN_RECORD,     /* AWSPREVIOUS's supersede time is not recorded: tag it with now */
+    KB_RC_WIN_DEACTIVATE, /* past aws.overlap: UpdateAccessKey Inactive */
+    KB_RC_WIN_DELETE,     /* past aws.overlap + aws.retire: DeleteAccessKey */
+};
+
+enum kb_rc_rotate_action {
+    KB_RC_ROT_NONE,   /* no rotation wanted (not requested, not due) */
+    KB_RC_ROT_CREATE, /* a slot is free (after the window step's delete): create, store, probe */
+    KB_RC_ROT_RESUME, /* AWSPENDING holds an existing key: probe it, then move AWSCURRENT */
+    KB_RC_ROT_FINISH, /* AWSPENDING is on the AWSCURRENT version: remove it from there */
+    KB_RC_ROT_REFUSE, /* wanted but not possible: see refusal; nothing is changed */
+};
+
+enum kb_rc_refusal {
+    KB_RC_REFUSE_NONE,
+    KB_RC_REFUSE_NO_CURRENT,    /* AWSCURRENT holds no active key of the user: provision first */
+    KB_RC_REFUSE_YOUNG_ORPHAN,  /* a key no version references, younger than orphan_key_min_age,
+                                   holds the slot (maybe another broker's rotation in flight) */
+    KB_RC_REFUSE_ORPHAN,        /* an older unreferenced key holds it: provisioning deletes it */
+    KB_RC_REFUSE_PREVIOUS_KEPT, /* the superseded key is inside overlap + retire (rollback) */
+    KB_RC_REFUSE_NO_SLOT,       /* anything else: both slots hold keys the versions reference */
+};
+
+struct kb_rc_rotate_in {
+    const struct kb_rc_snapshot *snap;
+    bool superseded_known; /* the secret's tag records snap->previous's supersede time */
+    time_t superseded_at;
+    time_t now;
+    uint64_t overlap, retire, min_age, rotate_every; /* seconds; rotate_every 0: never */
+    bool requested;                                  /* on demand (kbctl rotate) */
+};
+
+struct kb_rc_rotate_plan {
+    int current, pending, previous; /* key indexes in the snapshot, -1 */
+    bool stale_pending; /* AWSPENDING is on a version whose key is gone: remove the label */
+    enum kb_rc_window_step window; /* for the previous key */
+    enum kb_rc_rotate_action action;
+    enum kb_rc_refusal refusal;
+    int blocker;       /* REFUSE: the key that holds the slot, -1 */
+    time_t rotate_at;  /* when the schedule rotates the current key (0: never / no key) */
+    time_t window_at;  /* when the previous key's next window step is due (0: none) */
+    time_t next;       /* when a background pass should run: now when something is due now, else
+                          the earliest of rotate_at, window_at and a young orphan's coming of age;
+                          0: never */
+    time_t next_after; /* the same, once this plan's steps are carried out (a rotation: the new
+                          previous key's overlap) */
+};
+
+/*
+ * Plans a rotation pass over a snapshot (keys and labels, as kb_rc_plan_keys reads them). Keys
+ * are named by version (kb_uuid_key_version). Order of the steps a pass takes: remove a stale
+ * AWSPENDING, the previous key's window step, then the action. A key slot is freed only by the
+ * DELETE window step, i.e. only a key recorded as superseded and past overlap + retire; an
+ * unreferenced key is never deleted here, whatever its age ("never the oldest"). An AWSPENDING
+ * that names an existing key is an interrupted rotation: resumed even when none is requested.
+ * Returns 0, or KB_EINVAL.
+ */
+int kb_rc_plan_rotate(const struct kb_rc_rotate_in *in, struct kb_rc_rotate_plan *out);
+
 /* -- AWS answers ------------------------------------------------------------------------------- */
 
 /* Whether err is AWS's error code (KB_EAWS with that exact code). */

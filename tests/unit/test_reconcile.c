@@ -1,7 +1,9 @@
 /* test_reconcile.c - the pure decisions of provisioning: whose a resource is, missing tags, bucket
  * settings, which keys are current/orphans and what the key step does, whether a failed store
- * may hide a success, the probe's backoff, and the background schedule's retry backoff and
- * reconcile jitter. */
+ * may hide a success, the probe's backoff, the background schedule's retry backoff and
+ * reconcile jitter, and rotation's plan: which key may be deleted to free a slot (only the
+ * superseded one past its windows), when the superseded key is deactivated and deleted, resuming
+ * from AWSPENDING, rotate_every with its jitter. */
 #include "kb_test.h"
 
 #include <stdio.h>
@@ -353,6 +355,244 @@ static void test_reconcile_interval_jitter(void **state)
     }
 }
 
+/* -- rotation ---------------------------------------------------------------------------------- */
+
+#define OVERLAP 3600
+#define RETIRE  86400
+
+static struct kb_rc_rotate_in rin(const struct kb_rc_snapshot *s, bool requested)
+{
+    return (struct kb_rc_rotate_in){.snap = s,
+                                    .now = NOW,
+                                    .overlap = OVERLAP,
+                                    .retire = RETIRE,
+                                    .min_age = 600,
+                                    .rotate_every = 0,
+                                    .requested = requested};
+}
+
+static void test_superseded_tag(void **state)
+{
+    char value[KB_RC_SUPERSEDED_SIZE];
+    struct kb_aws_tag tags[] = {{"keybroker:managed", "true"}, {KB_RC_TAG_SUPERSEDED, value}};
+    time_t when = 0;
+
+    kb_rc_superseded_value("v-1", NOW, value);
+    assert_string_equal(value, "v-1 1800000000");
+    assert_true(kb_rc_superseded_at(tags, 2, "v-1", &when));
+    assert_int_equal(when, NOW);
+    /* another version, a prefix of it, no tag, garbage: unknown */
+    assert_false(kb_rc_superseded_at(tags, 2, "v-2", &when));
+    assert_false(kb_rc_superseded_at(tags, 2, "v-", &when));
+    assert_false(kb_rc_superseded_at(tags, 2, "", &when));
+    assert_false(kb_rc_superseded_at(tags, 1, "v-1", &when));
+    tags[1].value = "v-1 12x";
+    assert_false(kb_rc_superseded_at(tags, 2, "v-1", &when));
+}
+
+static void test_rotate_frees_a_slot_only_by_the_superseded_key(void **state)
+{
+    struct kb_rc_snapshot s;
+    struct kb_rc_rotate_plan p;
+    struct kb_rc_rotate_in in;
+    const char *cv[] = {"C", "V"}, *c_[] = {"C", ""};
+    const time_t t[] = {NOW - 5 * HOUR, NOW - 9 * HOUR};
+    const time_t young[] = {NOW - 5 * HOUR, NOW - 30};
+    const enum kb_iam_key_status st[] = {KB_IAM_KEY_ACTIVE, KB_IAM_KEY_INACTIVE};
+
+    /* only the current key: a slot is free */
+    snap(&s, 1, c_, t, NULL);
+    in = rin(&s, true);
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.action, KB_RC_ROT_CREATE);
+    assert_int_equal(p.window, KB_RC_WIN_NONE);
+    assert_int_equal(p.current, 0);
+    assert_int_equal(p.next_after, NOW + OVERLAP);
+
+    /* the superseded key past overlap + retire: deleted first, then a new key */
+    snap(&s, 2, cv, t, st);
+    in = rin(&s, true);
+    in.superseded_known = true;
+    in.superseded_at = NOW - OVERLAP - RETIRE;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_DELETE);
+    assert_int_equal(p.previous, 1);
+    assert_int_equal(p.action, KB_RC_ROT_CREATE);
+
+    /* ...one second earlier it is kept for rollback: refused, nothing deleted */
+    in.superseded_at = NOW - OVERLAP - RETIRE + 1;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_NONE);
+    assert_int_equal(p.action, KB_RC_ROT_REFUSE);
+    assert_int_equal(p.refusal, KB_RC_REFUSE_PREVIOUS_KEPT);
+    assert_int_equal(p.blocker, 1);
+    assert_int_equal(p.next, NOW + 1);
+
+    /* a superseded key whose supersede time is unknown: recorded now, never deleted */
+    in.superseded_known = false;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_RECORD);
+    assert_int_equal(p.action, KB_RC_ROT_REFUSE);
+
+    /* an unreferenced key, however old, is never deleted by rotation ("never the oldest") */
+    snap(&s, 2, c_, t, NULL);
+    in = rin(&s, true);
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_NONE);
+    assert_int_equal(p.action, KB_RC_ROT_REFUSE);
+    assert_int_equal(p.refusal, KB_RC_REFUSE_ORPHAN);
+    assert_int_equal(p.blocker, 1);
+
+    /* a young one (maybe another broker's key in flight): refused until it comes of age */
+    snap(&s, 2, c_, young, NULL);
+    in = rin(&s, true);
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.action, KB_RC_ROT_REFUSE);
+    assert_int_equal(p.refusal, KB_RC_REFUSE_YOUNG_ORPHAN);
+    assert_int_equal(p.blocker, 1);
+    assert_int_equal(p.next, NOW - 30 + 600);
+
+    /* nothing to rotate from */
+    snap(&s, 1, (const char *[]){""}, t, NULL);
+    in = rin(&s, true);
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.action, KB_RC_ROT_REFUSE);
+    assert_int_equal(p.refusal, KB_RC_REFUSE_NO_CURRENT);
+    in.requested = false;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.action, KB_RC_ROT_NONE);
+    assert_int_equal(p.next, 0);
+}
+
+static void test_rotate_windows(void **state)
+{
+    struct kb_rc_snapshot s;
+    struct kb_rc_rotate_plan p;
+    struct kb_rc_rotate_in in;
+    const char *cv[] = {"C", "V"};
+    const time_t t[] = {NOW - 5 * HOUR, NOW - 9 * HOUR};
+    const enum kb_iam_key_status inactive[] = {KB_IAM_KEY_ACTIVE, KB_IAM_KEY_INACTIVE};
+
+    snap(&s, 2, cv, t, NULL);
+    in = rin(&s, false);
+    in.superseded_known = true;
+    /* inside the overlap: nothing yet, the next pass at its end */
+    in.superseded_at = NOW - OVERLAP + 10;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_NONE);
+    assert_int_equal(p.action, KB_RC_ROT_NONE);
+    assert_int_equal(p.window_at, NOW + 10);
+    assert_int_equal(p.next, NOW + 10);
+    /* the overlap is over: deactivate, then the retire window */
+    in.superseded_at = NOW - OVERLAP;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_DEACTIVATE);
+    assert_int_equal(p.next, NOW);
+    assert_int_equal(p.next_after, NOW + RETIRE);
+    /* inactive within retire: nothing until it ends */
+    snap(&s, 2, cv, t, inactive);
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_NONE);
+    assert_int_equal(p.next, NOW + RETIRE);
+    /* retire over: deleted (also straight from active, after a long outage) */
+    in.superseded_at = NOW - OVERLAP - RETIRE;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_DELETE);
+    assert_int_equal(p.action, KB_RC_ROT_NONE); /* not requested, not due */
+    snap(&s, 2, cv, t, NULL);
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_DELETE);
+    /* unknown supersede time: recorded as now, the windows count from there */
+    in.superseded_known = false;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_RECORD);
+    assert_int_equal(p.next, NOW);
+    assert_int_equal(p.next_after, NOW + OVERLAP);
+    /* windows of 0: deleted at once (deactivation and deletion both due) */
+    in.superseded_known = true;
+    in.superseded_at = NOW;
+    in.overlap = in.retire = 0;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_DELETE);
+}
+
+static void test_rotate_resumes_from_pending(void **state)
+{
+    struct kb_rc_snapshot s;
+    struct kb_rc_rotate_plan p;
+    struct kb_rc_rotate_in in;
+    const char *cp[] = {"C", "P"}, *c_[] = {"C", ""};
+    const time_t t[] = {NOW - 5 * HOUR, NOW - 20};
+
+    /* AWSPENDING names an existing key: resumed, asked for or not */
+    snap(&s, 2, cp, t, NULL);
+    in = rin(&s, false);
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.action, KB_RC_ROT_RESUME);
+    assert_int_equal(p.pending, 1);
+    assert_int_equal(p.next, NOW);
+    in.requested = true;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.action, KB_RC_ROT_RESUME);
+
+    /* AWSPENDING left on the AWSCURRENT version (killed between the move and the removal) */
+    snap(&s, 1, c_, t, NULL);
+    snprintf(s.pending, sizeof(s.pending), "%s", s.current);
+    in = rin(&s, false);
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.action, KB_RC_ROT_FINISH);
+    assert_false(p.stale_pending);
+
+    /* AWSPENDING on a version whose key is gone: the label goes, then as asked */
+    snap(&s, 1, c_, t, NULL);
+    snprintf(s.pending, sizeof(s.pending), "%s", "0d7e0000-0000-5000-8000-000000000000");
+    in = rin(&s, false);
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_true(p.stale_pending);
+    assert_int_equal(p.action, KB_RC_ROT_NONE);
+    assert_int_equal(p.next, NOW);
+    in.requested = true;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_true(p.stale_pending);
+    assert_int_equal(p.action, KB_RC_ROT_CREATE);
+}
+
+static void test_rotate_every_with_jitter(void **state)
+{
+    struct kb_rc_snapshot s;
+    struct kb_rc_rotate_plan p;
+    struct kb_rc_rotate_in in;
+    const char *c_[] = {"C"};
+    const time_t t[] = {NOW - 10 * 86400};
+    uint64_t every = 30 * 86400, j = kb_rc_rotate_jitter("billing", "AKIA0000000000000000", every);
+    uint64_t other = kb_rc_rotate_jitter("reports", "AKIA0000000000000000", every);
+
+    /* fixed per (tenant, key), within a tenth of the period, and it does spread tenants */
+    assert_true(j <= every / 10);
+    assert_int_equal(j, kb_rc_rotate_jitter("billing", "AKIA0000000000000000", every));
+    assert_true(j != other);
+    assert_int_equal(kb_rc_rotate_jitter("billing", "AKIA0000000000000000", 0), 0);
+
+    snap(&s, 1, c_, t, NULL);
+    in = rin(&s, false);
+    in.rotate_every = every;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.action, KB_RC_ROT_NONE);
+    assert_int_equal(p.rotate_at, NOW - 10 * 86400 + (time_t)every + (time_t)j);
+    assert_int_equal(p.next, p.rotate_at);
+    /* due: rotated by the schedule, without a request */
+    in.now = p.rotate_at;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.action, KB_RC_ROT_CREATE);
+    assert_int_equal(p.next, in.now);
+    /* 0: never */
+    in.rotate_every = 0;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.action, KB_RC_ROT_NONE);
+    assert_int_equal(p.next, 0);
+    assert_int_equal(kb_rc_plan_rotate(NULL, &p), KB_EINVAL);
+}
+
 int main(int argc, char **argv)
 {
     /* One case per line: CMake registers each line as a test. */
@@ -369,6 +609,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_probe_backoff),
         cmocka_unit_test(test_retry_backoff),
         cmocka_unit_test(test_reconcile_interval_jitter),
+        cmocka_unit_test(test_superseded_tag),
+        cmocka_unit_test(test_rotate_frees_a_slot_only_by_the_superseded_key),
+        cmocka_unit_test(test_rotate_windows),
+        cmocka_unit_test(test_rotate_resumes_from_pending),
+        cmocka_unit_test(test_rotate_every_with_jitter),
     };
     /* clang-format on */
 
