@@ -27,15 +27,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/log.h"
 #include "config/policy.h"
 #include "engine/reconcile.h"
 
-/* The job kinds (provision.c, revoke.c). */
+/* The job kinds (provision.c, revoke.c, rotate.c). */
 extern const struct kb_job_kind kb_job_kind_provision;
 extern const struct kb_job_kind kb_job_kind_revoke;
+extern const struct kb_job_kind kb_job_kind_rotate;
 
 static void s_schedule(struct kb_engine *e);
 
@@ -440,6 +442,28 @@ int kb_engine_revoke(struct kb_engine *e, const char *tenant,
     return s_submit(e, tenant, &kb_job_kind_revoke, &o, progress, done, ctx);
 }
 
+int kb_engine_rotate(struct kb_engine *e, const char *tenant, kb_engine_progress_cb progress,
+                     kb_engine_done_cb done, void *ctx)
+{
+    const struct kb_tenant *t;
+    struct kb_op *op;
+    int rc;
+
+    if (e == NULL || tenant == NULL)
+        return KB_EINVAL;
+    t = kb_config_tenant(e->cfg, tenant);
+    if (t == NULL)
+        return KB_ENOTFOUND;
+    if (!t->rotate)
+        return KB_EDENIED;
+    rc = s_submit(e, tenant, &kb_job_kind_rotate, NULL, progress, done, ctx);
+    /* s_submit put the new operation at the head of the list. */
+    op = e->ops;
+    if (rc == 0 && op != NULL && op->kind == &kb_job_kind_rotate)
+        op->rotate_requested = true;
+    return rc;
+}
+
 void kb_engine_cancel(struct kb_engine *e)
 {
     if (e == NULL || e->canceled)
@@ -486,12 +510,26 @@ static void s_arm_at(struct kb_engine *e, uint64_t due)
 }
 
 /* Arms the timer for the earliest due time of all tenants (a walk over them). */
+/* When tenant i's next rotation pass may run (loop ms; 0: none): only a ready tenant this broker
+ * rotates, never before a failed pass's backoff is over. */
+static uint64_t s_life_due(const struct kb_engine *e, size_t i)
+{
+    const struct kb_engine_tenant *et = &e->tenants[i];
+
+    if (!e->cfg->tenants[i].rotate || et->life_due == 0 || et->status.state != KB_TENANT_READY)
+        return 0;
+    return et->life_due > et->rotate_hold ? et->life_due : et->rotate_hold;
+}
+
 static void s_arm(struct kb_engine *e)
 {
     uint64_t next = 0;
 
     for (size_t i = 0; i < e->cfg->ntenants; i++) {
-        uint64_t due = e->tenants[i].due;
+        uint64_t due = e->tenants[i].due, life = s_life_due(e, i);
+
+        if (life != 0 && (due == 0 || life < due))
+            due = life;
 
         if (due != 0 && (next == 0 || due < next))
             next = due;
@@ -510,8 +548,18 @@ static void s_on_background(uv_timer_t *timer)
     e->background_at = 0;
     for (size_t i = 0; i < e->cfg->ntenants && !e->canceled; i++) {
         struct kb_engine_tenant *et = &e->tenants[i];
+        uint64_t life = s_life_due(e, i);
         int rc;
 
+        if (life != 0 && life <= now && !et->busy && et->queued == 0 &&
+            (et->due == 0 || et->due > now)) {
+            et->life_due = 0;
+            kb_log(KB_LOG_INFO, "background-rotate", "tenant", e->cfg->tenants[i].name, NULL);
+            rc = s_enqueue(e, &kb_job_kind_rotate, i, 1, NULL, NULL, NULL, NULL);
+            if (rc != 0)
+                et->life_due = now + 1000u * e->cfg->broker.reconcile.retry_initial;
+            continue;
+        }
         if (et->due == 0 || et->due > now)
             continue;
         et->due = 0;
@@ -543,6 +591,48 @@ void kb_engine_start_background(struct kb_engine *e)
     s_arm(e);
 }
 
+/* A job's finding of the next rotation pass (unix seconds) as loop time. */
+static void s_set_life(struct kb_engine *e, struct kb_engine_tenant *et, time_t due)
+{
+    time_t now = time(NULL);
+
+    if (due == 0) {
+        et->life_due = 0;
+        return;
+    }
+    et->life_due = uv_now(e->loop) + (due > now ? (uint64_t)(due - now) * 1000u : 0u);
+    if (et->life_due == 0)
+        et->life_due = 1;
+}
+
+/* A rotation pass ended: a failure holds the next one back (the retry backoff) and has the
+ * tenant provisioned again, which finds it ready (its key was never taken away) or repairs it. */
+static void s_rotate_schedule(struct kb_engine *e, struct kb_job *j, struct kb_engine_tenant *et,
+                              enum kb_tenant_state state)
+{
+    const struct kb_config_reconcile *rc = &e->cfg->broker.reconcile;
+    uint64_t now = uv_now(e->loop), delay;
+
+    if (state == KB_TENANT_READY) {
+        et->rotate_failures = 0;
+        et->rotate_hold = 0;
+    } else {
+        if (et->rotate_failures < UINT_MAX)
+            et->rotate_failures++;
+        delay = kb_rc_retry_delay_ms(et->rotate_failures, rc->retry_initial, rc->retry_max,
+                                     randombytes_random());
+        et->rotate_hold = now + delay;
+        if (!j->life_set)
+            et->life_due = et->rotate_hold;
+        if (et->due == 0 || et->due > now + delay)
+            et->due = now + delay;
+    }
+    if (!e->background_on)
+        return;
+    s_arm_at(e, et->due);
+    s_arm_at(e, s_life_due(e, j->ti));
+}
+
 void kb_engine__job_schedule(struct kb_engine *e, struct kb_job *j, enum kb_tenant_state state,
                              char *note, size_t len)
 {
@@ -552,12 +642,19 @@ void kb_engine__job_schedule(struct kb_engine *e, struct kb_job *j, enum kb_tena
     char attempt[16], delay_ms[32];
 
     note[0] = '\0';
+    if (j->life_set && !e->canceled && !e->destroying)
+        s_set_life(e, et, j->life_due);
+    if (j->kind == &kb_job_kind_rotate && !e->canceled && !e->destroying) {
+        s_rotate_schedule(e, j, et, state);
+        return;
+    }
     if (j->kind != &kb_job_kind_provision || e->canceled || e->destroying) {
         /* A revoke (done or not) takes the tenant off the schedule; a job ended by a cancel
          * (shutdown) schedules nothing. */
         if (j->kind != &kb_job_kind_provision)
             et->failures = 0;
         et->due = 0;
+        et->life_due = 0;
         return;
     }
     if (state == KB_TENANT_READY) {
@@ -580,4 +677,5 @@ void kb_engine__job_schedule(struct kb_engine *e, struct kb_job *j, enum kb_tena
         kb_strf(note, len, "; retry %u in %.1fs", et->failures, (double)delay / 1000.0);
     }
     s_arm_at(e, et->due);
+    s_arm_at(e, s_life_due(e, j->ti));
 }

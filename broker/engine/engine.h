@@ -51,14 +51,16 @@ const char *kb_tenant_state_name(enum kb_tenant_state state);
  * control returns to the loop, also in a copy made by kb_engine_tenant_status. */
 struct kb_tenant_status {
     enum kb_tenant_state state;
-    const char *message;    /* the error, or a short note ("created", "unchanged"); "" none */
-    const char *step;       /* the step running now, or the one that failed; "" before */
-    const char *secret_arn; /* "" until known */
-    char version_id[64];    /* the version labelled AWSCURRENT, "" until known */
-    time_t last_rotation;   /* when the AWSCURRENT key was stored (0 unknown; for a key stored
-                               by an earlier run: the secret's LastChangedDate) */
-    char probe[32];         /* "probed-ok", "timed-out", "not-probed" (a key stored earlier is
-                               not probed again: that would need its secret), "" before */
+    const char *message;        /* the error, or a short note ("created", "unchanged"); "" none */
+    const char *step;           /* the step running now, or the one that failed; "" before */
+    const char *secret_arn;     /* "" until known */
+    char version_id[64];        /* the version labelled AWSCURRENT, "" until known */
+    time_t last_rotation;       /* when the AWSCURRENT key was stored (0 unknown; for a key stored
+                                   by an earlier run: the secret's LastChangedDate) */
+    char probe[32];             /* "probed-ok", "timed-out", "not-probed" (a key stored earlier is
+                                   not probed again: that would need its secret), "" before */
+    uint64_t rotation_probe_ms; /* the last rotation's time to ready: from the probe's start
+                                   with the new key to its success, ms; 0 none in this process */
 };
 
 enum kb_engine_result { KB_ENGINE_START, KB_ENGINE_DONE, KB_ENGINE_SKIP, KB_ENGINE_ERROR };
@@ -69,11 +71,14 @@ const char *kb_engine_result_name(enum kb_engine_result result);
 /* One progress event. Every string is borrowed until the callback returns. */
 struct kb_engine_event {
     const char *tenant;
-    const char *step; /* "bucket", "public-access-block", "encryption", "ownership",
-                         "bucket-policy", "bucket-tags", "user", "user-tags", "user-policy",
-                         "secret", "access-keys", "create-key", "store-key", "probe"; revoke:
-                         "check", "delete-keys", "delete-user-policy", "delete-user",
-                         "delete-secret", "delete-bucket" */
+    const char *step; /* rotate: "user", "secret", "access-keys", "pending-label",
+                         "record-superseded", "deactivate-key", "delete-key", "create-key",
+                         "store-key", "read-pending", "probe", "move-current",
+                         "remove-pending", "superseded-tag", "rotate"; provision: "bucket",
+                         "public-access-block", "encryption", "ownership", "bucket-policy",
+                         "bucket-tags", "user", "user-tags", "user-policy", "secret", "access-keys",
+                         "create-key", "store-key", "probe"; revoke: "check", "delete-keys",
+                         "delete-user-policy", "delete-user", "delete-secret", "delete-bucket" */
     enum kb_engine_result result;
     const char *message;    /* "" when none */
     const char *request_id; /* of the AWS call that decided the step, "" when none */
@@ -145,6 +150,19 @@ int kb_engine_revoke(struct kb_engine *e, const char *tenant,
                      kb_engine_done_cb done, void *ctx);
 
 /*
+ * Rotates tenant's access key now (DESIGN.md section 8; rotate.c has the steps): frees a slot only
+ * by deleting the superseded key past aws.overlap + aws.retire, resumes a rotation an AWSPENDING
+ * version shows interrupted, else creates a key, stores it as AWSPENDING, probes it, moves
+ * AWSCURRENT to it and removes AWSPENDING; emits "rotated" (or "rotation_failed"). The old key is
+ * deactivated after aws.overlap and deleted after aws.retire by later passes of the background
+ * schedule. Returns KB_EDENIED when this broker is not the tenant's rotator
+ * (tenants[].rotate false: nothing is queued), else as kb_engine_provision. A failure leaves the
+ * tenant serving its AWSCURRENT key (DEGRADED with the reason).
+ */
+int kb_engine_rotate(struct kb_engine *e, const char *tenant, kb_engine_progress_cb progress,
+                     kb_engine_done_cb done, void *ctx);
+
+/*
  * Turns on the engine's background schedule (the daemon's; keybrokerd --provision-only and
  * --revoke never call it, so they end when their operation does). From then on, on one timer for
  * the whole engine:
@@ -153,7 +171,11 @@ int kb_engine_revoke(struct kb_engine *e, const char *tenant,
  *    broker.reconcile.retry_max, each wait jittered +-25% (kb_rc_retry_delay_ms); a success
  *    resets the count;
  *  - a tenant whose provision succeeded is provisioned again (drift repaired) every
- *    broker.reconcile.interval, jittered +-10%; never when the interval is 0.
+ *    broker.reconcile.interval, jittered +-10%; never when the interval is 0;
+ *  - a ready tenant this broker rotates (tenants[].rotate) gets a rotation pass when its last job
+ *    found one due: the superseded key's deactivation (after aws.overlap) or deletion (after
+ *    aws.retire), an interrupted rotation, or its key older than rotate_every (plus a fixed
+ *    per-key jitter of up to a tenth of it); a failed pass is retried with the retry backoff.
  * Only tenants this process has provisioned or tried to (at start, or on request) are covered: a
  * tenant still pending (--no-provision-at-start, nobody asked) and a revoked one are left alone,
  * and so is a tenant whose revoke failed (provisioning it again would undo the request). A

@@ -5,7 +5,8 @@
  * Files by role: engine.c (engine, operations, queue, the kind table, status), job.c (the job
  * helpers every step uses), provision.c (the provision kind: the join of its two chains and the
  * key step after them), provision_bucket.c / provision_user.c / provision_key.c (its steps),
- * probe.c (the readiness probe, reusable by any kind), revoke.c (the revoke kind), reconcile.c
+ * probe.c (the readiness probe, reusable by any kind), revoke.c (the revoke kind), rotate.c (the
+ * rotate kind: rotation and the superseded key's windows), reconcile.c
  * (the pure decisions).
  */
 #ifndef KB_ENGINE_INTERNAL_H
@@ -30,6 +31,11 @@ struct kb_engine_tenant {
     unsigned failures; /* provisions failed in a row (0 after a success) */
     uint64_t due;      /* loop time (ms) of the next background provision; 0: none (never
                           provisioned by this process, revoked, or the interval is 0) */
+    /* The rotation pass (rotate.c) of a rotator tenant: a window step, an interrupted rotation,
+     * or rotate_every. */
+    uint64_t life_due;        /* loop time (ms); 0: none */
+    uint64_t rotate_hold;     /* loop time (ms) before which a failed pass is not retried */
+    unsigned rotate_failures; /* rotation passes failed in a row */
 };
 
 /* One tenant's place in the queue. The job itself (and the kind's state) is allocated only when
@@ -46,6 +52,7 @@ struct kb_op {
     const struct kb_job_kind *kind;
     struct kb_engine_revoke_opts ropts;
     struct kb_engine_provision_opts popts;
+    bool rotate_requested;
     kb_engine_progress_cb progress;
     kb_engine_done_cb done;
     void *ctx;

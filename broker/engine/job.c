@@ -60,6 +60,7 @@ struct kb_job *kb_job__new(struct kb_engine *e, const struct kb_queued *q)
     j->ropts = &q->op->ropts;
     j->popts = &q->op->popts;
     j->quirks = &e->quirks;
+    j->rotate_requested = q->op->rotate_requested;
     j->refs = 1;
     e->live_jobs++;
     return j;
@@ -244,6 +245,11 @@ void kb_job_log_call(struct kb_job *j, const char *step, const char *operation,
            err->message, "attempts", attempts, "request_id", rid[0] != '\0' ? rid : NULL, NULL);
 }
 
+void kb_job_emit(struct kb_job *j, const struct kb_event *ev)
+{
+    kb_events_emit(j->e->events, ev);
+}
+
 void kb_job_drift(struct kb_job *j, const char *step, const char *what)
 {
     kb_log(KB_LOG_WARN, "drift", "tenant", j->t->name, "step", step, "message", what, NULL);
@@ -275,6 +281,17 @@ void kb_job_set_probe(struct kb_job *j, const char *probe)
     snprintf(st->probe, sizeof(st->probe), "%s", probe);
 }
 
+void kb_job_set_rotation_probe(struct kb_job *j, uint64_t ms)
+{
+    s_tenant(j)->status.rotation_probe_ms = ms;
+}
+
+void kb_job_set_life(struct kb_job *j, time_t due)
+{
+    j->life_due = due;
+    j->life_set = true;
+}
+
 void kb_job_forget_key(struct kb_job *j)
 {
     struct kb_engine_tenant *et = s_tenant(j);
@@ -296,7 +313,7 @@ static void s_announce(struct kb_job *j, const char *arn)
     const struct kb_tenant_status *st = kb_job_status(j);
     struct kb_event ev = {.tenant = j->t->name, .op = j->kind->name, .arn = arn};
 
-    if (arn == NULL || arn[0] == '\0')
+    if (arn == NULL || arn[0] == '\0' || j->kind->own_events)
         return;
     if (st->state == KB_TENANT_READY) {
         ev.kind = KB_EVENT_PROVISIONED;

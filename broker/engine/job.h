@@ -6,7 +6,7 @@
  * A kind is one entry of a table (struct kb_job_kind): its name, the tenant states while it runs
  * and once it succeeded, the size of its own state (allocated zeroed when the job starts, at
  * kb_job_state(), freed with the job), start, and release (frees what its state owns). Adding a
- * kind is one table entry (engine.c) and one file.
+ * kind is one table entry (engine.c) and one file. Kinds: provision, revoke, rotate.
  *
  * Lifetime: the engine holds one reference while the job runs; every AWS call in flight and the
  * job's timer hold one more (kb_job_send, kb_job_timer_start). kb_job_end() records the outcome
@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #include "aws/awserr.h"
@@ -38,6 +39,9 @@ struct kb_job_kind {
     /* A failure leaves a tenant that had a servable key (READY or DEGRADED with ARN and version
      * when the job started) DEGRADED, still serving that key, instead of ERROR (provision). */
     bool failure_keeps_key;
+    /* The kind announces its own outcome on the bus (rotate: rotated, rotation_failed): no
+     * "provisioned" when it ends READY. */
+    bool own_events;
     size_t state_size;                 /* the kind's own state, see kb_job_state */
     void (*start)(struct kb_job *j);   /* runs the job; ends with kb_job_end, later */
     void (*release)(struct kb_job *j); /* frees what the state owns (NULL: nothing); once */
@@ -72,6 +76,11 @@ struct kb_job {
     char message[1024];    /* the outcome's message */
     void *state;           /* the kind's own, state_size bytes */
     char *forgotten_arn;   /* owned: the ARN kb_job_forget_key took from the status */
+    bool rotate_requested; /* rotate: asked for (kbctl rotate), not a background pass */
+    /* When the tenant's next rotation pass is due (unix seconds; 0: none), as the job found AWS
+     * (kb_rc_plan_rotate's next): the engine's background schedule runs one then. */
+    time_t life_due;
+    bool life_set; /* life_due is this job's finding (else the schedule keeps what it had) */
 
     uv_timer_t timer; /* kb_job_timer_start */
     void (*timer_cb)(void *arg);
@@ -130,6 +139,10 @@ void kb_job_log_call(struct kb_job *j, const char *step, const char *operation,
  * naming the reason): warns in the log and emits "adopted" on the bus with the bucket's ARN. */
 void kb_job_adopted(struct kb_job *j, const char *why, const char *request_id);
 
+struct kb_event;
+/* Emits ev (borrowed for the call) on the engine's bus: a kind's own events (rotated, ...). */
+void kb_job_emit(struct kb_job *j, const struct kb_event *ev);
+
 /* Logs drift (warn) as an event "drift". */
 void kb_job_drift(struct kb_job *j, const char *step, const char *what);
 
@@ -147,6 +160,10 @@ const struct kb_tenant_status *kb_job_status(const struct kb_job *j);
 void kb_job_set_key(struct kb_job *j, const char *arn, const char *version_id, time_t when,
                     const char *probe);
 void kb_job_set_probe(struct kb_job *j, const char *probe);
+/* The time to ready of the last rotation's new key (ms), for status and metrics. */
+void kb_job_set_rotation_probe(struct kb_job *j, uint64_t ms);
+/* Sets j->life_due / life_set (see struct kb_job). */
+void kb_job_set_life(struct kb_job *j, time_t due);
 /* Forgets ARN, version and probe (revoked). */
 void kb_job_forget_key(struct kb_job *j);
 

@@ -46,6 +46,8 @@ struct kb_prov {
     bool secret_exists;
     char secret_arn[1024];
     time_t secret_changed;
+    bool superseded_known; /* the secret's tag records when AWSPREVIOUS was superseded */
+    time_t superseded_at;
     struct kb_rc_snapshot snap;
     struct kb_rc_plan plan;
     size_t del_next;

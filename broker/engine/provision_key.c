@@ -111,6 +111,8 @@ static void s_adopt_secret(struct kb_job *j, const struct kb_sm_description *d)
     snprintf(p->secret_arn, sizeof(p->secret_arn), "%s", d->arn);
     p->secret_changed = d->last_changed_date;
     s_labels(j, d);
+    p->superseded_known =
+        kb_rc_superseded_at(d->tags, d->tag_count, p->snap.previous, &p->superseded_at);
     if ((kms == NULL) != (d->kms_key_id == NULL) ||
         (kms != NULL && strcmp(kms, d->kms_key_id) != 0))
         kb_job_drift(j, S_SECRET, "the secret's KMS key differs from aws.kms_key_id (not changed)");
@@ -198,11 +200,28 @@ static void s_delete_next(struct kb_job *j)
         kb_job_end);
 }
 
+/* When the tenant's next rotation pass is due (rotate.c does it; the engine schedules it): the
+ * superseded key's windows, an interrupted rotation, rotate_every. */
+static void s_note_rotation(struct kb_job *j)
+{
+    struct kb_prov *p = kb_prov(j);
+    const struct kb_config_aws *aws = &j->cfg->aws;
+    struct kb_rc_rotate_in in = {
+        &p->snap,    p->superseded_known,     p->superseded_at,   time(NULL), aws->overlap,
+        aws->retire, aws->orphan_key_min_age, j->t->rotate_every, false};
+    struct kb_rc_rotate_plan plan;
+
+    if (kb_rc_plan_rotate(&in, &plan) == 0)
+        kb_job_set_life(j, plan.next);
+}
+
 static void s_plan(struct kb_job *j)
 {
     struct kb_prov *p = kb_prov(j);
     const struct kb_config_aws *aws = &j->cfg->aws;
     int rc = kb_rc_plan_keys(&p->snap, time(NULL), aws->orphan_key_min_age, &p->plan);
+
+    s_note_rotation(j);
 
     if (rc != 0) {
         kb_job_fail(j, S_KEYS, NULL, "cannot plan the keys: %s", kb_strerror(rc));
@@ -417,6 +436,12 @@ static void s_stored(struct kb_job *j, const char *arn, const char *how, const c
     if (arn != NULL)
         snprintf(p->secret_arn, sizeof(p->secret_arn), "%s", arn);
     kb_job_set_key(j, p->secret_arn, p->new_version, time(NULL), "");
+    if (j->t->rotate_every > 0)
+        kb_job_set_life(
+            j, time(NULL) + (time_t)j->t->rotate_every +
+                   (time_t)kb_rc_rotate_jitter(j->t->name, p->new_key, j->t->rotate_every));
+    else
+        kb_job_set_life(j, 0);
     kb_log(KB_LOG_INFO, "key-stored", "tenant", j->t->name, "step", S_STORE, "access_key_id",
            p->new_key, "version_id", p->new_version, NULL);
     snprintf(msg, sizeof(msg), "%s as AWSCURRENT version %s", how, p->new_version);

@@ -2,8 +2,8 @@
  * server_ops.c - the ops of protocol v1 on the provisioning engine: authorization (logged and
  * counted for every request), then get, list, status, provision, rotate, revoke, watch, metrics.
  *
- * get/list/status answer at once from kb_engine_tenant_status; provision and revoke hold an
- * answer slot, stream the engine's step events as progress lines, answer when the engine calls
+ * get/list/status answer at once from kb_engine_tenant_status; provision, rotate and revoke hold
+ * an answer slot, stream the engine's step events as progress lines, answer when the engine calls
  * back ("provisioned"/"revoked" reach watchers through the event bus: server_watch.c). Unknown and
  * not-permitted tenants get the same "forbidden" answer. This file must never put anything in an
  * answer but what the codec's response structs carry (names, ARNs, ids, states, messages) - never
@@ -312,7 +312,8 @@ static void on_done(void *ctx, int err, const struct kb_engine_outcome *outcomes
     if (rc == 0 && err == KB_ECANCELED)
         rc = kb_proto_format_error(job->id, KB_PROTO_EINTERNAL,
                                    "canceled: the broker is shutting down", &line, &len);
-    else if (rc == 0 && job->op == KB_PROTO_OP_REVOKE && count == 1)
+    else if (rc == 0 && (job->op == KB_PROTO_OP_REVOKE || job->op == KB_PROTO_OP_ROTATE) &&
+             count == 1)
         rc = kb_proto_format_tenant_state(job->id, states, &line, &len);
     else if (rc == 0)
         rc = kb_proto_format_provision(job->id, states, count, &line, &len);
@@ -348,6 +349,8 @@ static void s_job(struct kb_srv_conn *c, const struct kb_proto_request *req)
     memcpy(job->id, req->id, sizeof(job->id));
     if (req->op == KB_PROTO_OP_REVOKE) {
         rc = kb_engine_revoke(s->engine, tenant, &ro, on_progress, on_done, job);
+    } else if (req->op == KB_PROTO_OP_ROTATE) {
+        rc = kb_engine_rotate(s->engine, tenant, on_progress, on_done, job);
     } else if (req->adopt_bucket) {
         kb_srv_log_adopt(c, tenant);
         rc = kb_engine_provision_with(s->engine, tenant, &po, on_progress, on_done, job);
@@ -357,13 +360,22 @@ static void s_job(struct kb_srv_conn *c, const struct kb_proto_request *req)
     if (rc == 0) {
         s_job_link(job);
     } else {
-        enum kb_proto_err code = rc == KB_ENOTFOUND ? KB_PROTO_EFORBIDDEN : KB_PROTO_EINTERNAL;
-        char *line = NULL;
+        enum kb_proto_err code = rc == KB_ENOTFOUND ? KB_PROTO_EFORBIDDEN
+                                 : rc == KB_EDENIED ? KB_PROTO_ENOT_SUPPORTED
+                                                    : KB_PROTO_EINTERNAL;
+        char *line = NULL, why[256];
         size_t len = 0;
 
+        /* KB_EDENIED from kb_engine_rotate: tenants[].rotate is false on this broker. */
+        snprintf(why, sizeof(why),
+                 "this broker is not tenant %s's rotator (tenants[].rotate is false here); "
+                 "rotate it on the broker configured with rotate: true",
+                 tenant != NULL ? tenant : "");
         kb_srv_count(s, req->op, code);
         if (kb_proto_format_error(req->id, code,
-                                  code == KB_PROTO_EFORBIDDEN ? S_FORBIDDEN_MSG : kb_strerror(rc),
+                                  code == KB_PROTO_EFORBIDDEN       ? S_FORBIDDEN_MSG
+                                  : code == KB_PROTO_ENOT_SUPPORTED ? why
+                                                                    : kb_strerror(rc),
                                   &line, &len) != 0)
             line = NULL;
         kb_srv_slot_finish(job->slot, line, len);
@@ -392,11 +404,8 @@ void kb_srv_ops_dispatch(struct kb_srv_conn *c, struct kb_proto_request *req)
         break;
     case KB_PROTO_OP_PROVISION:
     case KB_PROTO_OP_REVOKE:
-        s_job(c, req);
-        break;
     case KB_PROTO_OP_ROTATE:
-        kb_srv_reply_error(c, req->op, req->id, KB_PROTO_ENOT_SUPPORTED,
-                           "rotation arrives with the rotation issue");
+        s_job(c, req);
         break;
     case KB_PROTO_OP_WATCH:
         s_watch(c, req);
