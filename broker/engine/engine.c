@@ -336,6 +336,7 @@ static struct kb_op *s_op_new(struct kb_engine *e, const struct kb_job_kind *kin
 struct s_opts {
     struct kb_engine_revoke_opts revoke;
     struct kb_engine_provision_opts provision;
+    bool rotate_requested;
 };
 
 /* One operation of kind over the tenants first..first+count, queued at the end. */
@@ -352,6 +353,7 @@ static int s_enqueue(struct kb_engine *e, const struct kb_job_kind *kind, size_t
     if (opts != NULL) {
         op->ropts = opts->revoke;
         op->popts = opts->provision;
+        op->rotate_requested = opts->rotate_requested;
     }
     for (size_t i = 0; i < count; i++) {
         struct kb_queued *q = calloc(1, sizeof(*q));
@@ -445,9 +447,8 @@ int kb_engine_revoke(struct kb_engine *e, const char *tenant,
 int kb_engine_rotate(struct kb_engine *e, const char *tenant, kb_engine_progress_cb progress,
                      kb_engine_done_cb done, void *ctx)
 {
+    struct s_opts o = {.rotate_requested = true};
     const struct kb_tenant *t;
-    struct kb_op *op;
-    int rc;
 
     if (e == NULL || tenant == NULL)
         return KB_EINVAL;
@@ -456,12 +457,7 @@ int kb_engine_rotate(struct kb_engine *e, const char *tenant, kb_engine_progress
         return KB_ENOTFOUND;
     if (!t->rotate)
         return KB_EDENIED;
-    rc = s_submit(e, tenant, &kb_job_kind_rotate, NULL, progress, done, ctx);
-    /* s_submit put the new operation at the head of the list. */
-    op = e->ops;
-    if (rc == 0 && op != NULL && op->kind == &kb_job_kind_rotate)
-        op->rotate_requested = true;
-    return rc;
+    return s_submit(e, tenant, &kb_job_kind_rotate, &o, progress, done, ctx);
 }
 
 void kb_engine_cancel(struct kb_engine *e)

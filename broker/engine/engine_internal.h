@@ -5,8 +5,8 @@
  * Files by role: engine.c (engine, operations, queue, the kind table, status), job.c (the job
  * helpers every step uses), provision.c (the provision kind: the join of its two chains and the
  * key step after them), provision_bucket.c / provision_user.c / provision_key.c (its steps),
- * probe.c (the readiness probe, reusable by any kind), revoke.c (the revoke kind), rotate.c (the
- * rotate kind: rotation and the superseded key's windows), reconcile.c
+ * probe.c (the readiness probe, reusable by any kind), revoke.c (the revoke kind), rotate.c /
+ * rotate_key.c (the rotate kind: the superseded key's windows, rotation; rotate.h), reconcile.c
  * (the pure decisions).
  */
 #ifndef KB_ENGINE_INTERNAL_H

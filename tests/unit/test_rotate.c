@@ -176,10 +176,11 @@ static void s_describe(struct pending *p)
         static const char *const k[] = {"keybroker:tenant", "keybroker:managed",
                                         "keybroker:superseded"};
         const char *v[] = {"billing", "true", F.superseded};
-        struct json_object *t = json_object_new_object();
+        struct json_object *t;
 
         if (i == 2 && F.superseded[0] == '\0')
             break;
+        t = json_object_new_object();
         json_object_object_add(t, "Key", json_object_new_string(k[i]));
         json_object_object_add(t, "Value", json_object_new_string(v[i]));
         json_object_array_add(tags, t);
