@@ -381,9 +381,71 @@ static int s_rotate_revoke(const struct kbctl *k, const char *op, const char *te
     return rc;
 }
 
+/* A line before rotate's answer: progress lines are printed as provision's are. */
+static void on_rotate_line(void *ctx, const char *line, size_t len)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *o = tok != NULL ? json_tokener_parse_ex(tok, line, (int)len) : NULL;
+    struct json_object *v = NULL;
+    struct kb_client_progress p = {0};
+    const char **fields[] = {&p.tenant, &p.step, &p.state, &p.message};
+    static const char *const names[] = {"tenant", "step", "state", "message"};
+
+    if (o != NULL && json_object_object_get_ex(o, "event", &v) &&
+        strcmp(json_object_get_string(v), "progress") == 0) {
+        for (size_t i = 0; i < 4; i++) {
+            if (json_object_object_get_ex(o, names[i], &v) &&
+                json_object_is_type(v, json_type_string))
+                *fields[i] = json_object_get_string(v);
+        }
+        if (p.tenant != NULL && p.step != NULL && p.state != NULL)
+            on_progress(ctx, &p);
+    }
+    json_object_put(o);
+    if (tok != NULL)
+        json_tokener_free(tok);
+}
+
+/* rotate's answer {"tenant","state","message"?}, printed as a provision's states; exit 1 when the
+ * rotation failed (degraded: the current key is still served). */
+static int s_print_rotated(const char *result)
+{
+    struct json_object *o = json_tokener_parse(result), *v = NULL;
+    const char *tenant = "?", *state = NULL, *message = NULL;
+    int rc;
+
+    if (o != NULL && json_object_object_get_ex(o, "tenant", &v))
+        tenant = json_object_get_string(v);
+    if (o != NULL && json_object_object_get_ex(o, "state", &v))
+        state = json_object_get_string(v);
+    if (o != NULL && json_object_object_get_ex(o, "message", &v))
+        message = json_object_get_string(v);
+    if (message != NULL)
+        printf("%s  %s  %s\n", tenant, state != NULL ? state : "?", message);
+    else
+        printf("%s  %s\n", tenant, state != NULL ? state : "?");
+    rc = state == NULL || s_failed_state(state) ? KBCTL_EXIT_BROKER : KBCTL_EXIT_OK;
+    json_object_put(o);
+    return rc;
+}
+
 static int s_rotate(const struct kbctl *k, int argc, char **argv)
 {
-    return s_rotate_revoke(k, "rotate", argv[0]);
+    struct kb_client_request req = {.op = "rotate", .tenant = argv[0]};
+    struct kb_client *c = NULL;
+    char *result = NULL;
+    int rc;
+
+    if (k->json)
+        return s_json_only(k, &req, "rotate");
+    rc = kbctl_connect(k, &c);
+    if (rc != 0)
+        return rc;
+    rc = kb_client_call(c, &req, on_rotate_line, NULL, &result);
+    rc = rc != 0 ? kbctl_fail(c, rc, "rotate") : s_print_rotated(result);
+    free(result);
+    kb_client_close(c);
+    return rc;
 }
 
 static int s_revoke(const struct kbctl *k, int argc, char **argv)
@@ -495,10 +557,11 @@ static const struct s_command s_commands[] = {
      "carries another tenant's keybroker tags is still refused. Adopt only buckets you own.\n",
      s_adopt},
     {"rotate", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS,
-     "(admin) rotate TENANT's access key (not supported yet)",
-     "(admin) Asks the broker to rotate TENANT's access key now and prints the tenant and its\n"
-     "state. This version of keybrokerd answers not_supported (exit 1): rotation arrives in a\n"
-     "later release.\n",
+     "(admin) rotate TENANT's access key now, printing progress as it happens",
+     "(admin) Asks the broker to rotate TENANT's access key now: prints each step as it happens\n"
+     "(TENANT  STEP  STATE  [MESSAGE]), then the tenant's state. Exit 1 when the rotation failed\n"
+     "or was refused (degraded: the current key is still served) or when this broker is not the\n"
+     "tenant's rotator (not_supported).\n",
      s_rotate},
     {"revoke", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS, "(admin) deprovision TENANT",
      "(admin) Deprovisions TENANT: deletes its access keys, inline policy and IAM user and\n"

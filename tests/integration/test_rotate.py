@@ -150,6 +150,15 @@ class TestRotate(RotateCase):
         self.assertTrue(self.broker.raw(line(req("get", tenant="alpha")))[0]["ok"])
         self.assertInvariants()
 
+    def test_kbctl_rotate_prints_progress(self):
+        p = self.broker.kbctl("rotate", "alpha")
+        self.assertEqual(p.returncode, 0, p)
+        out = p.stdout.decode().splitlines()
+        self.assertIn("alpha  create-key  done  created", out)
+        self.assertTrue(any(l.startswith("alpha  probe  done  probed-ok") for l in out), out)
+        self.assertTrue(out[-1].startswith("alpha  ready  rotated: version "), out)
+        self.assertInvariants()
+
     def test_young_unreferenced_key_refuses_nothing_changed(self):
         extra = self.fa.aws("iam", "create-access-key", "--user-name", "kb-alpha")
         young = extra["AccessKey"]["AccessKeyId"]
