@@ -446,12 +446,19 @@ static int s_event_field(struct json_object *obj, const char *key, bool required
 
 static int s_fill_event(const struct kb_proto_reply *r, struct kb_client_event *ev)
 {
-    static const char *const names[] = {"", "rotated", "provisioned", "revoked"};
+    static const char *const names[] = {"",
+                                        "rotated",
+                                        "provisioned",
+                                        "revoked",
+                                        "rolled_back",
+                                        "rotation_failed",
+                                        "key_deactivated",
+                                        "key_deleted"};
     int rc;
 
     memset(ev, 0, sizeof(*ev));
     rc = s_event_field(r->body, "event", true, ev->event, sizeof(ev->event));
-    for (int k = KB_CLIENT_EVENT_ROTATED; rc == 0 && k <= KB_CLIENT_EVENT_REVOKED; k++) {
+    for (int k = KB_CLIENT_EVENT_ROTATED; rc == 0 && k <= KB_CLIENT_EVENT_KEY_DELETED; k++) {
         if (strcmp(ev->event, names[k]) == 0)
             ev->kind = (enum kb_client_event_kind)k;
     }

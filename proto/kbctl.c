@@ -477,43 +477,123 @@ static int s_metrics(const struct kbctl *k, int argc, char **argv)
 
 /* -- watch ------------------------------------------------------------------------------------ */
 
-static void s_print_event(const struct kbctl *k, const struct kb_client_event *ev)
+static struct json_object *s_jstr(const char *s)
 {
-    struct json_object *o;
+    return s[0] != '\0' ? json_object_new_string(s) : NULL;
+}
 
-    if (!k->json) {
-        printf("%s  %s  %s  %s  %s\n", s_or(ev->ts, "-"), ev->event, ev->tenant, s_or(ev->arn, "-"),
-               s_or(ev->version_id, "-"));
-    } else if ((o = json_object_new_object()) != NULL) {
-        json_object_object_add(o, "event", json_object_new_string(ev->event));
+/* --json: the event as the broker sent it (the members this kbctl knows). */
+static void s_print_event_json(const struct kb_client_watch_event *ev)
+{
+    struct json_object *o = json_object_new_object(), *arr;
+
+    if (o == NULL)
+        return;
+    json_object_object_add(o, "event", json_object_new_string(ev->event));
+    if (ev->epoch[0] != '\0') {
+        json_object_object_add(o, "epoch", json_object_new_string(ev->epoch));
+        json_object_object_add(o, "seq", json_object_new_int64((int64_t)ev->seq));
+    }
+    if (ev->kind == KB_CLIENT_EVENT_RESET || ev->kind == KB_CLIENT_EVENT_CLOSED) {
+        json_object_object_add(o, "reason", json_object_new_string(ev->reason));
+    } else {
         json_object_object_add(o, "tenant", json_object_new_string(ev->tenant));
-        json_object_object_add(o, "arn", ev->arn[0] ? json_object_new_string(ev->arn) : NULL);
-        json_object_object_add(o, "version_id",
-                               ev->version_id[0] ? json_object_new_string(ev->version_id) : NULL);
-        json_object_object_add(o, "ts", ev->ts[0] ? json_object_new_string(ev->ts) : NULL);
-        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(o);
+        json_object_object_add(o, "arn", s_jstr(ev->arn));
+        json_object_object_add(o, "version_id", s_jstr(ev->version_id));
+        json_object_object_add(o, "ts", s_jstr(ev->ts));
+        if (ev->message[0] != '\0')
+            json_object_object_add(o, "message", json_object_new_string(ev->message));
+    }
+    if (ev->kind == KB_CLIENT_EVENT_RESET && (arr = json_object_new_array()) != NULL) {
+        for (size_t i = 0; i < ev->count; i++) {
+            const struct kb_client_watch_tenant *t = &ev->tenants[i];
+            struct json_object *x = json_object_new_object();
+
+            if (x == NULL)
+                break;
+            json_object_object_add(x, "tenant", json_object_new_string(t->tenant));
+            json_object_object_add(x, "arn", s_jstr(t->arn));
+            json_object_object_add(x, "version_id", s_jstr(t->version_id));
+            json_object_object_add(x, "state", json_object_new_string(t->state));
+            json_object_array_add(arr, x);
+        }
+        json_object_object_add(o, "tenants", arr);
+    }
+    puts(
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+}
+
+static void s_print_event(const struct kbctl *k, const struct kb_client_watch_event *ev)
+{
+    if (k->json) {
+        s_print_event_json(ev);
+    } else if (ev->kind == KB_CLIENT_EVENT_RESET) {
+        printf("reset (%s)  %s:%llu\n", ev->reason, s_or(ev->epoch, "-"),
+               (unsigned long long)ev->seq);
+        for (size_t i = 0; i < ev->count; i++)
+            printf("  %s  %s  %s  %s\n", ev->tenants[i].tenant, ev->tenants[i].state,
+                   s_or(ev->tenants[i].arn, "-"), s_or(ev->tenants[i].version_id, "-"));
+    } else if (ev->kind != KB_CLIENT_EVENT_CLOSED) {
+        printf("%s  %s  %s  %s  %s  %s:%llu\n", s_or(ev->ts, "-"), ev->event, ev->tenant,
+               s_or(ev->arn, "-"), s_or(ev->version_id, "-"), s_or(ev->epoch, "-"),
+               (unsigned long long)ev->seq);
     }
     fflush(stdout);
 }
 
+/* A failed open or read of the watch: the message and kbctl's exit code. */
+static int s_watch_fail(int rc, const struct kb_client_error *e, const char *path, uint32_t peer)
+{
+    if (rc == KB_CLIENT_EPEER) {
+        fprintf(stderr,
+                "kbctl: %s is served by uid %u, not root, your own uid or the broker's user: "
+                "refusing it (if uid %u is the broker, pass --server-uid %u or set %s=%u)\n",
+                path, (unsigned)peer, (unsigned)peer, (unsigned)peer, KB_CLIENT_SERVER_UID_ENV,
+                (unsigned)peer);
+        return KBCTL_EXIT_CONNECT;
+    }
+    if (rc == KB_CLIENT_EREMOTE) {
+        fprintf(stderr, "kbctl: watch: %s (%s)\n", e->message, e->code);
+        return strcmp(e->code, "forbidden") == 0 ? KBCTL_EXIT_FORBIDDEN : KBCTL_EXIT_BROKER;
+    }
+    fprintf(stderr, "kbctl: watch: %s\n", e->message[0] ? e->message : kb_client_strerror(rc));
+    if (rc == -EINVAL)
+        return KBCTL_EXIT_USAGE;
+    return rc == KB_CLIENT_EPROTO || rc == -ENOMEM ? KBCTL_EXIT_BROKER : KBCTL_EXIT_CONNECT;
+}
+
 static int s_watch(const struct kbctl *k, int argc, char **argv)
 {
-    struct kb_client_event ev;
-    struct kb_client *c = NULL;
-    int rc = kbctl_connect(k, &c);
+    const char *path = k->socket != NULL ? k->socket : kb_client_socket_path();
+    struct kb_client_error err = {0};
+    uint32_t peer = 0;
+    struct kb_client_options copt = {.size = sizeof(copt),
+                                     .timeout_ms = k->timeout_ms,
+                                     .server_uid = k->server_uid,
+                                     .peer_uid = &peer};
+    struct kb_client_watch_options wopt = {.size = sizeof(wopt),
+                                           .path = path,
+                                           .connect = &copt,
+                                           .tenants = (const char *const *)argv,
+                                           .count = (size_t)argc};
+    struct kb_client_watch_event ev = {.size = sizeof(ev)};
+    struct kb_client_watch *w = NULL;
+    int rc = kb_client_watch_open(&wopt, &w, &err);
 
     if (rc != 0)
-        return rc;
-    rc = kb_client_watch_start(c, (const char *const *)argv, (size_t)argc);
-    while (rc == 0) {
-        rc = kb_client_watch_next(c, -1, &ev);
-        if (rc == 0)
-            s_print_event(k, &ev);
+        return s_watch_fail(rc, &err, path, peer);
+    while ((rc = kb_client_watch_read(w, -1, &ev)) == 0) {
+        s_print_event(k, &ev);
+        if (ev.kind == KB_CLIENT_EVENT_CLOSED) {
+            /* the broker withdrew access: final, like a forbidden answer */
+            fprintf(stderr, "kbctl: watch: the broker ended the subscription: %s\n", ev.reason);
+            kb_client_watch_close(w);
+            return KBCTL_EXIT_FORBIDDEN;
+        }
     }
-    rc = kbctl_fail(c, rc, "watch");
-    kb_client_close(c);
+    rc = s_watch_fail(rc, kb_client_watch_last_error(w), path, peer);
+    kb_client_watch_close(w);
     return rc;
 }
 
@@ -570,9 +650,14 @@ static const struct s_command s_commands[] = {
      "  --force-delete-secret  delete the secret without a recovery window\n",
      s_revoke},
     {"watch", "[TENANT...]", 0, -1, S_TIMEOUT_MS, "print events as they happen",
-     "Subscribes to the events (rotated, provisioned, revoked) of the named tenants, or of every\n"
-     "tenant you may see, and prints one line per event: time, event, tenant, secret ARN,\n"
-     "version id. Runs until interrupted, or until the broker closes the connection (exit 3).\n",
+     "Subscribes to the events (provisioned, rotated, rolled_back, rotation_failed,\n"
+     "key_deactivated, key_deleted, revoked) of the named tenants, or of every tenant you may\n"
+     "see, and prints one line per event: time, event, tenant, secret ARN, version id,\n"
+     "epoch:seq. When the connection drops it reconnects by itself (backoff 0.1 s doubling to\n"
+     "5 s) and resumes where it stopped, so no event is lost or printed twice; when the broker\n"
+     "cannot resume (it restarted) it prints `reset (REASON) EPOCH:SEQ` and each tenant's\n"
+     "current state, ARN and version. Runs until interrupted; exits 3 after 60 s without a\n"
+     "connection, 4 when the broker withdraws your access to a watched tenant.\n",
      s_watch},
     {"metrics", "", 0, 0, S_TIMEOUT_MS, "(admin) the broker's metrics",
      "(admin) Prints the broker's metrics in the Prometheus text format.\n", s_metrics},

@@ -250,6 +250,12 @@ enum kb_client_event_kind {
     KB_CLIENT_EVENT_ROTATED,
     KB_CLIENT_EVENT_PROVISIONED,
     KB_CLIENT_EVENT_REVOKED,
+    KB_CLIENT_EVENT_ROLLED_BACK,
+    KB_CLIENT_EVENT_ROTATION_FAILED,
+    KB_CLIENT_EVENT_KEY_DEACTIVATED,
+    KB_CLIENT_EVENT_KEY_DELETED,
+    KB_CLIENT_EVENT_RESET,  /* kb_client_watch_read only: the position could not be resumed */
+    KB_CLIENT_EVENT_CLOSED, /* kb_client_watch_read only: the broker ended the subscription */
 };
 
 /* One pushed event. Caller storage, filled by kb_client_watch_next. */
@@ -276,6 +282,84 @@ int kb_client_watch_start(struct kb_client *c, const char *const *tenants, size_
  * connection; KB_CLIENT_EREMOTE when it sent an error instead; KB_CLIENT_EPROTO.
  */
 int kb_client_watch_next(struct kb_client *c, int timeout_ms, struct kb_client_event *ev);
+
+/* -- a resuming watch ------------------------------------------------------------------------- */
+/*
+ * A watch that survives its connection. Every event carries the broker's epoch (one per broker
+ * start) and a seq (PROTOCOL.md section 5). When the connection drops, kb_client_watch_read
+ * reconnects by itself - after retry_initial_ms, then doubling up to retry_max_ms between
+ * attempts - and subscribes again with "since" its last position, so no event is lost and none
+ * is repeated (seqs may have gaps: the broker numbers the events of every tenant). When the
+ * broker cannot resume (it restarted, or the events were no longer held), the next event is a
+ * KB_CLIENT_EVENT_RESET with the current state of every watched tenant. After give_up_ms without
+ * a connection the read fails with the last connect error. A KB_CLIENT_EVENT_CLOSED (the
+ * broker withdrew access) is final: the watch does not reconnect, and later reads return
+ * KB_CLIENT_ECLOSED.
+ */
+struct kb_client_watch;
+
+/* Zero what you do not set; size = sizeof(struct kb_client_watch_options), as
+ * kb_client_options. */
+struct kb_client_watch_options {
+    size_t size;
+    const char *path;                        /* NULL or "": kb_client_socket_path() */
+    const struct kb_client_options *connect; /* NULL: defaults; used for every connection */
+    const char *const *tenants;              /* NULL/0: every tenant this peer may see */
+    size_t count;
+    int retry_initial_ms; /* first wait before reconnecting; 0: 100 */
+    int retry_max_ms;     /* longest wait between attempts; 0: 5000 */
+    int give_up_ms;       /* time without a connection before a read fails; 0: 60000; < 0: never */
+    const char *since_epoch; /* resume from a position saved earlier (epoch and seq of the last
+                                event handled); NULL: from now */
+    uint64_t since_seq;
+};
+
+/* One tenant of a reset snapshot. */
+struct kb_client_watch_tenant {
+    char tenant[65];
+    char arn[2048];       /* "" when the tenant has no secret yet */
+    char version_id[128]; /* "" when none */
+    char state[32];
+};
+
+/* What kb_client_watch_read fills. Set size = sizeof(struct kb_client_watch_event) first: a later
+ * library fills only the fields your program knows. */
+struct kb_client_watch_event {
+    size_t size;
+    enum kb_client_event_kind kind;
+    char event[32]; /* the wire name: "rotated", "reset", "closed", ... */
+    char tenant[65];
+    char arn[2048];
+    char version_id[128];
+    char ts[40];
+    char message[512]; /* rotated: the superseded version; rotation_failed: why; "" when none */
+    char epoch[17];    /* the position after this event ("" from a broker without epochs) */
+    uint64_t seq;
+    char reason[256]; /* reset: "epoch", "gap" or "too_large"; closed: the broker's sentence */
+    const struct kb_client_watch_tenant *tenants; /* reset: the snapshot, borrowed until the next
+                                                     read on this watch */
+    size_t count;
+    unsigned reconnects; /* how often this watch has reconnected so far */
+};
+
+/* Connects and subscribes (the first connection must succeed: no retry here). Returns 0 and *out
+ * (free with kb_client_watch_close), or what kb_client_connect_opts / kb_client_watch_start
+ * return (-EINVAL for bad options). error (may be NULL) gets a message on failure. */
+int kb_client_watch_open(const struct kb_client_watch_options *opt, struct kb_client_watch **out,
+                         struct kb_client_error *error);
+
+/* Waits up to timeout_ms (< 0: forever) for the next event, reconnecting as needed. Returns 0 and
+ * *ev; -ETIMEDOUT (the watch stays usable); KB_CLIENT_ECLOSED after a closed event; after
+ * give_up_ms without a connection, the last connect error; KB_CLIENT_EREMOTE when a resubscribe
+ * was refused (e.g. "forbidden"). */
+int kb_client_watch_read(struct kb_client_watch *w, int timeout_ms,
+                         struct kb_client_watch_event *ev);
+
+/* The last failure on w. Borrowed until the next call on w. */
+const struct kb_client_error *kb_client_watch_last_error(const struct kb_client_watch *w);
+
+/* Closes the connection and frees w. NULL is fine. */
+void kb_client_watch_close(struct kb_client_watch *w);
 
 #ifdef __cplusplus
 }
