@@ -5,7 +5,8 @@
  * against the document and not against itself).
  *
  * In a scripted reply "%ID%" becomes the request's id, "\x01" pauses 50 ms (so a line arrives in
- * pieces) and "\x02" pauses one second.
+ * pieces), "\x02" pauses one second and "\x03" hangs up (the fake then accepts the next
+ * connection, up to nconns).
  */
 #include "kb_test.h"
 
@@ -35,6 +36,7 @@ struct fake {
     const char *replies[S_MAX_REQ]; /* per request line; NULL: never answer it */
     size_t nreplies;
     bool close_after; /* hang up once the last scripted reply is written */
+    int nconns;       /* connections to accept one after the other (0: 1) */
     char got[S_MAX_REQ][1024];
     size_t ngot;
 };
@@ -66,12 +68,17 @@ static void s_send(int fd, const char *buf, size_t len)
     }
 }
 
-static void s_reply(int fd, const char *script, const char *id)
+/* Returns true when the script hangs up. */
+static bool s_reply(int fd, const char *script, const char *id)
 {
     char out[8192];
     size_t n = 0;
 
     for (const char *p = script; *p != '\0'; p++) {
+        if (*p == '\x03') {
+            s_send(fd, out, n);
+            return true;
+        }
         if (strncmp(p, "%ID%", 4) == 0) {
             n += (size_t)snprintf(out + n, sizeof(out) - n, "%s", id);
             p += 3;
@@ -84,6 +91,7 @@ static void s_reply(int fd, const char *script, const char *id)
         }
     }
     s_send(fd, out, n);
+    return false;
 }
 
 static void *s_serve(void *arg)
@@ -91,9 +99,11 @@ static void *s_serve(void *arg)
     struct fake *f = arg;
     char buf[65536], id[256];
     size_t len = 0;
+    int conns = f->nconns > 0 ? f->nconns : 1;
     int fd = accept(f->lfd, NULL, NULL);
 
     while (fd >= 0) {
+        bool hangup = false;
         char *nl = memchr(buf, '\n', len);
         size_t idx = f->ngot, l;
         ssize_t n;
@@ -116,11 +126,18 @@ static void *s_serve(void *arg)
         }
         s_request_id(buf, id, sizeof(id));
         if (idx < f->nreplies && f->replies[idx] != NULL)
-            s_reply(fd, f->replies[idx], id);
+            hangup = s_reply(fd, f->replies[idx], id);
         memmove(buf, nl + 1, len - l - 1);
         len -= l + 1;
         if (f->close_after && idx + 1 >= f->nreplies)
             break;
+        if (hangup && --conns > 0) {
+            close(fd);
+            len = 0;
+            fd = accept(f->lfd, NULL, NULL);
+        } else if (hangup) {
+            break;
+        }
     }
     if (fd >= 0)
         close(fd);
@@ -673,6 +690,106 @@ static void test_watch_refused(void **state)
     kb_client_close(c);
 }
 
+/* The resuming watch: a dropped connection is reconnected and resubscribed with since the last
+ * event; the broker's replay of an event already returned is skipped; reset and closed. */
+static void test_watch_resumes_after_a_drop(void **state)
+{
+#define S_EPOCH "\"epoch\":\"00000000000000aa\""
+    static const char *const replies[] = {
+        "{\"v\":1,\"id\":%ID%,\"ok\":true,\"result\":{\"watching\":[\"a\"]," S_EPOCH
+        ",\"seq\":5}}\n"
+        "{\"v\":1,\"event\":\"rotated\"," S_EPOCH ",\"seq\":6,\"tenant\":\"a\",\"arn\":\"arn:a\","
+        "\"version_id\":\"v2\",\"ts\":\"2024-05-01T12:00:00Z\",\"message\":\"v1\"}\n"
+        "{\"v\":1,\"event\":\"key_deactivated\"," S_EPOCH ",\"seq\":7,\"tenant\":\"a\","
+        "\"arn\":\"arn:a\",\"version_id\":\"v1\",\"ts\":null}\n\x03",
+        "{\"v\":1,\"id\":%ID%,\"ok\":true,\"result\":{\"watching\":[\"a\"]," S_EPOCH
+        ",\"seq\":9}}\n"
+        "{\"v\":1,\"event\":\"key_deactivated\"," S_EPOCH ",\"seq\":7,\"tenant\":\"a\","
+        "\"arn\":\"arn:a\",\"version_id\":\"v1\",\"ts\":null}\n"
+        "{\"v\":1,\"event\":\"key_deleted\"," S_EPOCH ",\"seq\":9,\"tenant\":\"a\","
+        "\"arn\":\"arn:a\",\"version_id\":\"v1\",\"ts\":null}\n"
+        "{\"v\":1,\"event\":\"reset\",\"epoch\":\"00000000000000bb\",\"seq\":3,\"reason\":"
+        "\"epoch\","
+        "\"tenants\":[{\"tenant\":\"a\",\"arn\":\"arn:a\",\"version_id\":\"v2\","
+        "\"state\":\"ready\"}]}\n"
+        "{\"v\":1,\"event\":\"closed\",\"reason\":\"access to tenant a was withdrawn\"}\n\x03"};
+#undef S_EPOCH
+    static const char *const names[] = {"a"};
+    struct kb_client_watch_options opt = {
+        .size = sizeof(opt), .tenants = names, .count = 1, .retry_initial_ms = 10};
+    struct kb_client_watch_event ev = {.size = sizeof(ev)};
+    struct kb_client_watch *w = NULL;
+    struct json_object *req, *since = NULL;
+
+    s_fake_start(replies, 2, false);
+    s_fake.nconns = 2;
+    opt.path = s_fake.path;
+    assert_int_equal(kb_client_watch_open(&opt, &w, NULL), 0);
+    assert_int_equal(kb_client_watch_read(w, 5000, &ev), 0);
+    assert_int_equal(ev.kind, KB_CLIENT_EVENT_ROTATED);
+    assert_string_equal(ev.epoch, "00000000000000aa");
+    assert_int_equal(ev.seq, 6);
+    assert_string_equal(ev.message, "v1");
+    assert_int_equal(kb_client_watch_read(w, 5000, &ev), 0);
+    assert_int_equal(ev.kind, KB_CLIENT_EVENT_KEY_DEACTIVATED);
+    assert_int_equal(ev.seq, 7);
+    assert_int_equal(ev.reconnects, 0);
+    /* the broker hung up: reconnected; seq 7 again is skipped, 9 comes (8 was not ours) */
+    assert_int_equal(kb_client_watch_read(w, 5000, &ev), 0);
+    assert_int_equal(ev.kind, KB_CLIENT_EVENT_KEY_DELETED);
+    assert_int_equal(ev.seq, 9);
+    assert_int_equal(ev.reconnects, 1);
+    assert_int_equal(kb_client_watch_read(w, 5000, &ev), 0);
+    assert_int_equal(ev.kind, KB_CLIENT_EVENT_RESET);
+    assert_string_equal(ev.reason, "epoch");
+    assert_string_equal(ev.epoch, "00000000000000bb");
+    assert_int_equal(ev.count, 1);
+    assert_string_equal(ev.tenants[0].tenant, "a");
+    assert_string_equal(ev.tenants[0].version_id, "v2");
+    assert_string_equal(ev.tenants[0].state, "ready");
+    assert_int_equal(kb_client_watch_read(w, 5000, &ev), 0);
+    assert_int_equal(ev.kind, KB_CLIENT_EVENT_CLOSED);
+    assert_string_equal(ev.reason, "access to tenant a was withdrawn");
+    /* final: no reconnect */
+    assert_int_equal(kb_client_watch_read(w, 100, &ev), KB_CLIENT_ECLOSED);
+    kb_client_watch_close(w);
+    s_fake_stop();
+    assert_int_equal(s_fake.ngot, 2);
+    req = s_got(0);
+    assert_false(json_object_object_get_ex(req, "since", &since));
+    json_object_put(req);
+    req = s_got(1);
+    assert_true(json_object_object_get_ex(req, "since", &since));
+    assert_string_equal(s_field(since, "epoch"), "00000000000000aa");
+    assert_int_equal(json_object_get_int64(json_object_object_get(since, "seq")), 7);
+    json_object_put(req);
+}
+
+/* A broker that is gone for good: the read gives up after give_up_ms with the connect error. */
+static void test_watch_gives_up(void **state)
+{
+    static const char *const replies[] = {
+        "{\"v\":1,\"id\":%ID%,\"ok\":true,\"result\":{\"watching\":[],"
+        "\"epoch\":\"00000000000000aa\",\"seq\":0}}\n\x03"};
+    struct kb_client_watch_options opt = {
+        .size = sizeof(opt), .retry_initial_ms = 10, .retry_max_ms = 40, .give_up_ms = 300};
+    struct kb_client_watch_event ev = {.size = sizeof(ev)};
+    struct kb_client_watch *w = NULL;
+    int64_t t0;
+    int rc;
+
+    s_fake_start(replies, 1, false);
+    opt.path = s_fake.path;
+    assert_int_equal(kb_client_watch_open(&opt, &w, NULL), 0);
+    s_fake_stop(); /* nobody listens any more */
+    t0 = s_ms();
+    rc = kb_client_watch_read(w, 5000, &ev);
+    assert_true(rc == -ENOENT || rc == -ECONNREFUSED);
+    assert_true(s_ms() - t0 >= 250);
+    assert_true(s_ms() - t0 < 3000);
+    kb_client_watch_close(w);
+}
+
 /* -- who serves the socket -------------------------------------------------------------------- */
 
 static void test_server_uid_parse(void **state)
@@ -920,6 +1037,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_raw_call, NULL, s_teardown),
         cmocka_unit_test_setup_teardown(test_watch_receives_two_events, NULL, s_teardown),
         cmocka_unit_test_setup_teardown(test_watch_refused, NULL, s_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_resumes_after_a_drop, NULL, s_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_gives_up, NULL, s_teardown),
         cmocka_unit_test(test_server_uid_parse),
         cmocka_unit_test(test_server_uid_accepted_and_refused),
         cmocka_unit_test(test_server_uid_from_environment),
