@@ -37,6 +37,8 @@ static void s_roundtrip(const struct kb_proto_request *req)
     S_CHECK(again.delete_bucket == req->delete_bucket);
     S_CHECK(again.force_delete_secret == req->force_delete_secret);
     S_CHECK(again.tenant_count == req->tenant_count);
+    S_CHECK(again.has_since == req->has_since && again.since_seq == req->since_seq);
+    S_CHECK(!req->has_since || strcmp(again.since_epoch, req->since_epoch) == 0);
     for (size_t i = 0; i < req->tenant_count; i++)
         S_CHECK(strcmp(again.tenants[i], req->tenants[i]) == 0);
     kb_proto_request_cleanup(&again);
@@ -74,6 +76,7 @@ static void s_flat_agrees(const char *line, size_t len)
     S_CHECK(flat.delete_bucket == ref.delete_bucket);
     S_CHECK(flat.force_delete_secret == ref.force_delete_secret);
     S_CHECK(ref.tenant_count == 0 && flat.owned_ == NULL);
+    S_CHECK(!flat.has_since && !ref.has_since); /* since is an object: json-c's */
     kb_proto_request_cleanup(&ref);
 }
 
