@@ -51,16 +51,18 @@ const char *kb_tenant_state_name(enum kb_tenant_state state);
  * control returns to the loop, also in a copy made by kb_engine_tenant_status. */
 struct kb_tenant_status {
     enum kb_tenant_state state;
-    const char *message;        /* the error, or a short note ("created", "unchanged"); "" none */
-    const char *step;           /* the step running now, or the one that failed; "" before */
-    const char *secret_arn;     /* "" until known */
-    char version_id[64];        /* the version labelled AWSCURRENT, "" until known */
-    time_t last_rotation;       /* when the AWSCURRENT key was stored (0 unknown; for a key stored
-                                   by an earlier run: the secret's LastChangedDate) */
-    char probe[32];             /* "probed-ok", "timed-out", "not-probed" (a key stored earlier is
-                                   not probed again: that would need its secret), "" before */
-    uint64_t rotation_probe_ms; /* the last rotation's time to ready: from the probe's start
-                                   with the new key to its success, ms; 0 none in this process */
+    const char *message;    /* the error, or a short note ("created", "unchanged"); "" none */
+    const char *step;       /* the step running now, or the one that failed; "" before */
+    const char *secret_arn; /* "" until known */
+    char version_id[64];    /* the version labelled AWSCURRENT, "" until known */
+    time_t last_rotation;   /* when the AWSCURRENT key was stored (0 unknown; for a key stored
+                               by an earlier run: the secret's LastChangedDate) */
+    char probe[32];         /* "probed-ok", "timed-out", "not-probed" (a key stored earlier is
+                               not probed again: that would need its secret), "" before */
+    /* The last rotation's time to ready, from the probe's start with the new key to its success:
+     * ms (at least 1); 0: none in this process. The metrics op exports it as
+     * keybroker_rotation_time_to_ready_seconds. */
+    uint64_t rotation_probe_ms;
 };
 
 enum kb_engine_result { KB_ENGINE_START, KB_ENGINE_DONE, KB_ENGINE_SKIP, KB_ENGINE_ERROR };

@@ -69,7 +69,7 @@ static void s_probed(struct kb_job *j)
         return;
     }
     snprintf(ms_text, sizeof(ms_text), "%" PRIu64, ms);
-    kb_job_set_rotation_probe(j, ms);
+    kb_job_set_rotation_probe(j, ms > 0 ? ms : 1); /* 0 means "none" */
     kb_log(KB_LOG_INFO, "rotation-probe", "tenant", j->t->name, "version_id", r->new_version,
            "time_to_ready_ms", ms_text, NULL);
     s_move(j);

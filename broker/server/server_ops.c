@@ -194,6 +194,42 @@ static void s_watch(struct kb_srv_conn *c, struct kb_proto_request *req)
 
 _Static_assert(KB_SRV_TENANT_STATES == KB_TENANT_REVOKED + 1, "a tenant state per gauge");
 
+/* text (taken; NULL passes through) with the time to ready of each tenant's last rotation in this
+ * process (the readiness probe of its new key), one gauge line per tenant that has one. */
+static char *s_rotation_metrics(struct kb_server *s, char *text)
+{
+    static const char head[] = "# HELP keybroker_rotation_time_to_ready_seconds time from the "
+                               "readiness probe's start with the last rotation's new key to its "
+                               "success\n# TYPE keybroker_rotation_time_to_ready_seconds gauge\n";
+    size_t len, cap, n = 0;
+    char *out;
+
+    if (text == NULL)
+        return NULL;
+    for (size_t i = 0; i < s->cfg->ntenants; i++)
+        n += s_state(s, &s->cfg->tenants[i])->rotation_probe_ms > 0;
+    if (n == 0)
+        return text;
+    len = strlen(text);
+    cap = len + sizeof(head) + n * (64 + 96);
+    out = realloc(text, cap);
+    if (out == NULL) {
+        free(text);
+        return NULL;
+    }
+    len += (size_t)snprintf(out + len, cap - len, "%s", head);
+    for (size_t i = 0; i < s->cfg->ntenants && len < cap; i++) {
+        uint64_t ms = s_state(s, &s->cfg->tenants[i])->rotation_probe_ms;
+
+        if (ms > 0)
+            len += (size_t)snprintf(out + len, cap - len,
+                                    "keybroker_rotation_time_to_ready_seconds{tenant=\"%s\"} "
+                                    "%.3f\n",
+                                    s->cfg->tenants[i].name, (double)ms / 1000.0);
+    }
+    return out;
+}
+
 char *kb_srv_metrics_text(struct kb_server *s)
 {
     struct kb_srv_gauges g = {
@@ -217,7 +253,7 @@ char *kb_srv_metrics_text(struct kb_server *s)
         g.has_aws_calls = true;
         g.aws_calls = hs.requests;
     }
-    return kb_srv_metrics_format(&s->metrics, &g);
+    return s_rotation_metrics(s, kb_srv_metrics_format(&s->metrics, &g));
 }
 
 static void s_metrics(struct kb_srv_conn *c, const struct kb_proto_request *req)

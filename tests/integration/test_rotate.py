@@ -131,6 +131,9 @@ class TestRotate(RotateCase):
         self.assertTrue(any(l.get("event") == "rotated" for l in logs))
         self.assertTrue(any(l.get("event") == "rotation-probe" and "time_to_ready_ms" in l
                             for l in logs))
+        metrics = self.broker.raw(line(req("metrics")))[0]["result"]["text"]
+        self.assertRegex(metrics,
+                         r'keybroker_rotation_time_to_ready_seconds\{tenant="alpha"\} [0-9.]+\n')
         # a second rotation frees the slot only now that the old key is gone
         _, r2 = self.rotate()
         self.assertEqual(r2["result"]["state"], "ready", r2)
