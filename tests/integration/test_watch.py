@@ -285,5 +285,44 @@ class WatchRingTest(WatchTestBase):
         self.assertIn("keybroker_watch_resets_total 1", text)
 
 
+class WatchRotationTest(WatchTestBase):
+    """The engine's rotation kinds reach a watcher with epoch and seq (and resume like others)."""
+    config_tenants = [dict(TENANTS[0], rotate=True)]
+    broker_extra = {"reconcile": {"retry_initial": "1s", "retry_max": "2s", "interval": "1h"}}
+    aws_extra = {"overlap": "2s", "retire": "2s", "probe_timeout": "10s"}
+
+    def test_rotation_events(self):
+        b = self.broker
+        sub = Sub(b, tenants=["w0"])
+        epoch, seq = sub.position()
+        before = self.current("w0")["version_id"]
+        self.collect_secrets()
+        _, final = b.run_op(req("rotate", id="r", tenant="w0"), timeout=60)
+        self.assertTrue(final.get("ok"), final)
+        self.collect_secrets()
+        after = self.current("w0")["version_id"]
+        self.assertNotEqual(before, after)
+        seen = {}
+        deadline = time.time() + 30
+        while time.time() < deadline and "key_deleted" not in seen:
+            ev = sub.poll(timeout=max(0.1, deadline - time.time()))
+            if ev is None:
+                break
+            self.assertEqual(ev["epoch"], epoch)
+            self.assertGreater(ev["seq"], seq)
+            seq = ev["seq"]
+            seen[ev["event"]] = ev
+        sub.close()
+        self.assertEqual((seen["rotated"]["version_id"], seen["rotated"].get("message")),
+                         (after, before), seen)
+        self.assertEqual(seen["key_deactivated"]["version_id"], before, seen)
+        self.assertEqual(seen["key_deleted"]["version_id"], before, seen)
+        # a resume from before the rotation replays the same three
+        sub = Sub(b, since=(epoch, seen["rotated"]["seq"] - 1), tenants=["w0"])
+        again = [sub.next()["event"] for _ in range(3)]
+        self.assertEqual(again, ["rotated", "key_deactivated", "key_deleted"])
+        sub.close()
+
+
 if __name__ == "__main__":
     unittest.main()
