@@ -265,36 +265,54 @@ class TestTwoRotators(RotateCase):
     ROUNDS = 12
 
     def test_two_rotators_racing(self):
+        """Even rounds: both asked at once (they race for the free slot: IAM's LimitExceeded or an
+        unreferenced young key refuses the loser). Odd rounds: the first one's probe is slowed
+        and the second asked meanwhile, so it resumes the first one's AWSPENDING key and both
+        move the labels (the later move and removal find them done)."""
         other = self.new_broker(socket_name="other.sock", tenants=[ALPHA],
                                 broker_extra=RECONCILE, aws_extra=self.aws_extra,
                                 limits=self.limits)
         other.start()
         created = set()
+        resumed = done_by_other = 0
         t0 = time.time()
         for n in range(self.ROUNDS):
             if time.time() - t0 > 45:
                 break
             results = {}
+            staggered = n % 2 == 1
+            if staggered:
+                self.fa.fault(kind="delay", delay_ms=600, operation="GetCallerIdentity", count=1)
 
             def run(b, name):
-                results[name] = self.rotate(broker=b)[1]
+                results[name] = self.rotate(broker=b)
             threads = [threading.Thread(target=run, args=(b, name))
                        for b, name in ((self.broker, "a"), (other, "b"))]
-            for t in threads:
-                t.start()
+            threads[0].start()
+            if staggered:
+                self.wait_for("the first probe", lambda: not self.fa.control(
+                    "GET", "/_fakeaws/faults")["rules"], timeout=10)
+            threads[1].start()
             for t in threads:
                 t.join(60)
             with self.subTest(round=n):
-                for name, r in results.items():
+                for name, (_, r) in results.items():
                     self.assertTrue(r["ok"], r)
-                self.assertTrue(any(r["result"]["state"] == "ready" for r in results.values()),
-                                results)
+                states = [r["result"]["state"] for _, r in results.values()]
+                self.assertIn("ready", states, results)
+                steps = [(p["step"], p.get("message")) for prog, _ in results.values()
+                         for p in prog]
+                if ("read-pending", "resuming the interrupted rotation") in steps:
+                    resumed += 1
+                done_by_other += sum(1 for _, m in steps if m == "already done (another rotator)")
                 # let both brokers' window passes run (overlap 0, retire 0)
                 time.sleep(0.3)
                 keys = self.keys()
                 self.assertLessEqual(len(keys), 2, keys)
                 created |= set(keys)
                 self.assertInvariants()
+        self.assertGreater(resumed, 0, "no round had the second rotator resume the first's key")
+        self.assertGreater(done_by_other, 0, "no label move was found done by the other rotator")
         # every key ever seen ended in a version (no orphan was made and then deleted)
         versions = {v["access_key_id"] for v in self.secret()["versions"]}
         self.assertLessEqual(created, versions)
