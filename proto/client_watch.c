@@ -3,7 +3,9 @@
  * connections. It remembers the position (epoch, seq) of the last event it returned; when the
  * connection drops it reconnects with a bounded exponential backoff and subscribes again with
  * "since" that position, so the broker replays what was missed or sends a reset snapshot. An event
- * at or before the position (same epoch) is never returned twice.
+ * at or before the position (same epoch) is never returned twice. A broker that sends no epoch
+ * (older than the resumable stream) gives no position: a reconnect then subscribes afresh, and
+ * what happened while disconnected is not replayed.
  *
  * Blocking like the rest of the library: the waits are poll(2) and nanosleep, bounded by the
  * caller's timeout. Never logs; never carries a secret (the protocol has none).
@@ -159,7 +161,8 @@ int kb_client_watch_open(const struct kb_client_watch_options *opt, struct kb_cl
         return -EINVAL;
     *out = NULL;
     memcpy(&o, opt, opt->size < sizeof(o) ? opt->size : sizeof(o));
-    if (o.since_epoch != NULL && !kb_proto_epoch_valid(o.since_epoch, strlen(o.since_epoch)))
+    if ((o.since_epoch != NULL && !kb_proto_epoch_valid(o.since_epoch, strlen(o.since_epoch))) ||
+        (o.count > 0 && o.tenants == NULL) || o.count > KB_PROTO_MAX_WATCH)
         return -EINVAL;
     w = calloc(1, sizeof(*w));
     if (w == NULL)

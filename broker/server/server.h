@@ -40,8 +40,8 @@ struct kb_server_options {
     struct kb_engine *engine;    /* borrowed for the server's lifetime; NULL answers not_ready */
     struct kb_aws_client *aws;   /* borrowed; for the AWS call count in metrics; may be NULL */
     struct kb_events *events;    /* borrowed for the server's lifetime; may be NULL: the server
-                                    subscribes watchers to "provisioned"/"revoked" and emits an
-                                    "authz" event for every decision */
+                                    subscribes watchers to provisioned, revoked and the rotation
+                                    kinds and emits an "authz" event for every decision */
     const char *region;          /* the tenants' region for get; copied; NULL: "" */
     const char *socket_path;     /* NULL: cfg->broker.socket.path; copied */
     const char *version;         /* keybrokerd's version for status; copied; NULL: "0" */
@@ -65,8 +65,10 @@ int kb_server_listen(struct kb_server *s, char *errbuf, size_t errlen);
 /* The path the server listens on. Borrowed for the server's lifetime. */
 const char *kb_server_path(const struct kb_server *s);
 
-/* Pushes ev to every connection watching ev->tenant that may see it. ev is borrowed for the
- * call. */
+/* Gives ev the next seq of this start's epoch (ev->epoch and ev->seq are ignored), keeps its line
+ * in the watch ring (broker.limits.watch_ring_events) and pushes it to every connection watching
+ * ev->tenant that may see it, after ending the subscriptions whose peer lost access to a watched
+ * tenant (server_watch.c). ev is borrowed for the call. */
 void kb_server_publish(struct kb_server *s, const struct kb_proto_event *ev);
 
 typedef void (*kb_server_closed_cb)(void *ctx);
