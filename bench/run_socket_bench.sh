@@ -48,10 +48,12 @@ fakeaws_start "$ROOT" "$TMP" || exit 1
 PIDS+=("$FAKEAWS_PID")
 ENDPOINT=$FAKEAWS_ENDPOINT
 
+# mode 0666 (and --allow-unsafe-permissions below): the generators run as uids 60001-60004, which
+# are in no group; the tenant ACL still decides who gets an answer
 cat >"$TMP/config.json" <<EOF
 {
   "broker": {
-    "socket": {"path": "$TMP/kb.sock", "mode": "0660"},
+    "socket": {"path": "$TMP/kb.sock", "mode": "0666"},
     "log_level": "$LOG_LEVEL",
     "limits": {"requests_per_second_per_uid": 100000, "max_connections": 1024}
   },
@@ -67,7 +69,7 @@ EOF
 env AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET \
     AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null \
     AWS_EC2_METADATA_DISABLED=true \
-    "$KEYBROKERD" --config "$TMP/config.json" 2>"$TMP/keybrokerd.log" &
+    "$KEYBROKERD" --config "$TMP/config.json" --allow-unsafe-permissions 2>"$TMP/keybrokerd.log" &
 PIDS+=($!)
 for _ in $(seq 1 $((300 + NTENANTS))); do
     kill -0 "${PIDS[-1]}" 2>/dev/null || break # keybrokerd exited: its log says why
