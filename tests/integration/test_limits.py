@@ -44,7 +44,7 @@ for i in range(n):
             pass  # already answered busy and closed: its line is still there to read
     conns.append(s)
 print("connected", flush=True)
-closed, end = set(), time.monotonic() + hold
+closed, nosend, end = set(), set(), time.monotonic() + hold
 while time.monotonic() < end and len(closed) < len(conns):
     for i, s in enumerate(conns):
         if i in closed:
@@ -60,11 +60,11 @@ while time.monotonic() < end and len(closed) < len(conns):
         except OSError:
             closed.add(i)
             continue
-        if mode == "trickle":
+        if mode == "trickle" and i not in nosend:
             try:
                 s.send(b" ")
             except OSError:
-                closed.add(i)
+                nosend.add(i)  # the broker closed it: its line is still to be read
     time.sleep(0.25)
 codes = {}
 for i, text in first.items():
