@@ -132,21 +132,23 @@ static int s_parse_put(struct kb_svc_parse *p, const struct kb_aws_response *res
     return s_parse_with(p, resp, false, s_put_obj, result);
 }
 
-/* VersionIdsToStages: {"<version id>": ["AWSCURRENT"], ...} in the response's order. */
-static int s_version_map(struct kb_svc_parse *p, struct json_object *o, struct kb_sm_description *d)
+/* A map of version ids to their labels, {"<version id>": ["AWSCURRENT"], ...}, in the response's
+ * order: DescribeSecret's VersionIdsToStages, a ListSecrets entry's SecretVersionsToStages. */
+static int s_version_map(struct kb_svc_parse *p, struct json_object *o, const char *field,
+                         const struct kb_sm_version **out, size_t *count)
 {
     struct json_object *map = NULL;
     struct kb_sm_version *v;
     size_t n, i = 0;
     int rc = 0;
 
-    if (!json_object_object_get_ex(o, "VersionIdsToStages", &map) || map == NULL)
+    if (!json_object_object_get_ex(o, field, &map) || map == NULL)
         return 0;
     if (!json_object_is_type(map, json_type_object))
-        return kb_svc_fail(p, KB_EPARSE, "response field VersionIdsToStages is not an object");
+        return kb_svc_fail(p, KB_EPARSE, "response field %s is not an object", field);
     n = (size_t)json_object_object_length(map);
     if (n > KB_WIRE_MAX_ITEMS)
-        return kb_svc_fail(p, KB_EPARSE, "response field VersionIdsToStages too large");
+        return kb_svc_fail(p, KB_EPARSE, "response field %s too large", field);
     v = kb_svc_alloc(p->arena, n * sizeof(*v));
     if (v == NULL)
         return kb_svc_fail(p, KB_ENOMEM, "out of memory");
@@ -155,16 +157,15 @@ static int s_version_map(struct kb_svc_parse *p, struct json_object *o, struct k
         if (rc != 0 || i >= n)
             break;
         if (!kb_wire_str_ok(key, KB_WIRE_MAX_ID))
-            return kb_svc_fail(p, KB_EPARSE, "response field VersionIdsToStages has a bad id");
+            return kb_svc_fail(p, KB_EPARSE, "response field %s has a bad id", field);
         v[i].version_id = kb_svc_strndup(p->arena, key, strlen(key));
         if (v[i].version_id == NULL)
             return kb_svc_fail(p, KB_ENOMEM, "out of memory");
-        rc = kb_jsonw_string_array(p, val, "VersionIdsToStages", KB_WIRE_MAX_ID, &v[i].stages,
-                                   &v[i].stage_count);
+        rc = kb_jsonw_string_array(p, val, field, KB_WIRE_MAX_ID, &v[i].stages, &v[i].stage_count);
         i++;
     }
-    d->versions = v;
-    d->version_count = i;
+    *out = v;
+    *count = i;
     return rc;
 }
 
@@ -180,7 +181,7 @@ static int s_describe_obj(struct kb_svc_parse *p, struct json_object *o, void *r
     if (rc == 0)
         rc = kb_jsonw_tags(p, o, "Tags", &d->tags, &d->tag_count);
     if (rc == 0)
-        rc = s_version_map(p, o, d);
+        rc = s_version_map(p, o, "VersionIdsToStages", &d->versions, &d->version_count);
     if (rc == 0)
         rc = kb_jsonw_time(p, o, "CreatedDate", false, &d->created_date);
     if (rc == 0)
@@ -247,6 +248,61 @@ static int s_parse_versions(struct kb_svc_parse *p, const struct kb_aws_response
     return s_parse_with(p, resp, false, s_versions_obj, result);
 }
 
+/* A SecretListEntry: every member is optional in the model; ARN, when present, is an ARN. */
+static int s_entry_obj(struct kb_svc_parse *p, struct json_object *o, struct kb_sm_list_entry *e)
+{
+    int rc;
+
+    if (!json_object_is_type(o, json_type_object))
+        return kb_svc_fail(p, KB_EPARSE, "response field SecretList holds a non-object");
+    rc = kb_jsonw_str(p, o, "ARN", KB_WIRE_MAX_ARN, false, &e->arn);
+    if (rc == 0 && e->arn != NULL && !kb_wire_arn_ok(e->arn))
+        return kb_svc_fail(p, KB_EPARSE, "response field ARN is not an ARN");
+    if (rc == 0)
+        rc = kb_jsonw_str(p, o, "Name", KB_WIRE_MAX_NAME, false, &e->name);
+    if (rc == 0)
+        rc = kb_jsonw_tags(p, o, "Tags", &e->tags, &e->tag_count);
+    if (rc == 0)
+        rc = s_version_map(p, o, "SecretVersionsToStages", &e->versions, &e->version_count);
+    if (rc == 0)
+        rc = kb_jsonw_time(p, o, "CreatedDate", false, &e->created_date);
+    if (rc == 0)
+        rc = kb_jsonw_time(p, o, "LastChangedDate", false, &e->last_changed_date);
+    if (rc == 0)
+        rc = kb_jsonw_time(p, o, "DeletedDate", false, &e->deleted_date);
+    return rc;
+}
+
+static int s_list_obj(struct kb_svc_parse *p, struct json_object *o, void *result)
+{
+    struct kb_sm_secret_list *r = result;
+    struct json_object *arr = NULL;
+    struct kb_sm_list_entry *e;
+    size_t n;
+    int rc = kb_jsonw_str(p, o, "NextToken", KB_WIRE_MAX_DOC, false, &r->next_token);
+
+    if (rc != 0 || !json_object_object_get_ex(o, "SecretList", &arr) || arr == NULL)
+        return rc;
+    if (!json_object_is_type(arr, json_type_array))
+        return kb_svc_fail(p, KB_EPARSE, "response field SecretList is not an array");
+    n = json_object_array_length(arr);
+    if (n > KB_WIRE_MAX_ITEMS)
+        return kb_svc_fail(p, KB_EPARSE, "response field SecretList too large");
+    e = kb_svc_alloc(p->arena, n * sizeof(*e)); /* zeroed: absent members stay NULL and 0 */
+    if (e == NULL)
+        return kb_svc_fail(p, KB_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = s_entry_obj(p, json_object_array_get_idx(arr, i), &e[i]);
+    r->secrets = e;
+    r->count = n;
+    return rc;
+}
+
+static int s_parse_list(struct kb_svc_parse *p, const struct kb_aws_response *resp, void *result)
+{
+    return s_parse_with(p, resp, false, s_list_obj, result);
+}
+
 static int s_deletion_obj(struct kb_svc_parse *p, struct json_object *o, void *result)
 {
     struct kb_sm_deletion *d = result;
@@ -307,6 +363,7 @@ static void s_release_value(void *result)
 KB_SVC_DELIVER(s_deliver_ref, kb_sm_ref_cb, const struct kb_sm_secret_ref)
 KB_SVC_DELIVER(s_deliver_desc, kb_sm_description_cb, const struct kb_sm_description)
 KB_SVC_DELIVER(s_deliver_versions, kb_sm_versions_cb, const struct kb_sm_versions)
+KB_SVC_DELIVER(s_deliver_list, kb_sm_secret_list_cb, const struct kb_sm_secret_list)
 KB_SVC_DELIVER(s_deliver_deletion, kb_sm_deletion_cb, const struct kb_sm_deletion)
 KB_SVC_DELIVER(s_deliver_value, kb_sm_secret_value_cb, struct kb_sm_secret_value)
 
@@ -321,6 +378,8 @@ static const struct kb_svc_op s_op_describe = KB_SVC_OP(
 static const struct kb_svc_op s_op_versions =
     KB_SVC_OP("ListSecretVersionIds", struct kb_sm_versions, s_parse_versions, NULL,
               s_deliver_versions, NULL);
+static const struct kb_svc_op s_op_list =
+    KB_SVC_OP("ListSecrets", struct kb_sm_secret_list, s_parse_list, NULL, s_deliver_list, NULL);
 static const struct kb_svc_op s_op_delete = KB_SVC_OP(
     "DeleteSecret", struct kb_sm_deletion, s_parse_deletion, NULL, s_deliver_deletion, NULL);
 static const struct kb_svc_op s_op_value =
@@ -463,6 +522,88 @@ int kb_sm_list_secret_version_ids(struct kb_aws_client *c,
     if (rc == 0 && in->include_deprecated)
         rc = kb_jsonw_add(obj, "IncludeDeprecated", json_object_new_boolean(1));
     return s_send(c, &s_op_versions, rc, obj, NULL, NULL, false, (kb_svc_fn)cb, ctx);
+}
+
+/* A filter value as the model's FilterValueStringType allows: at most 512 characters of
+ * [a-zA-Z0-9 :_@/+=.-!]. */
+static bool s_filter_value_ok(const char *v)
+{
+    static const char extra[] = " :_@/+=.-!";
+
+    if (v == NULL || strlen(v) > 512)
+        return false;
+    for (const char *c = v; *c != '\0'; c++) {
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              strchr(extra, *c) != NULL))
+            return false;
+    }
+    return true;
+}
+
+static bool s_filters_ok(const struct kb_sm_filter *f, size_t count)
+{
+    static const char *const keys[] = {"description",    "name",           "tag-key", "tag-value",
+                                       "primary-region", "owning-service", "all"};
+
+    if (count > 10 || (count > 0 && f == NULL))
+        return false;
+    for (size_t i = 0; i < count; i++) {
+        bool known = false;
+
+        for (size_t k = 0; f[i].key != NULL && k < sizeof(keys) / sizeof(keys[0]); k++)
+            known = known || strcmp(f[i].key, keys[k]) == 0;
+        if (!known || f[i].value_count < 1 || f[i].value_count > 10 || f[i].values == NULL)
+            return false;
+        for (size_t v = 0; v < f[i].value_count; v++) {
+            if (!s_filter_value_ok(f[i].values[v]))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* "Filters": [{"Key": ..., "Values": [...]}, ...] */
+static int s_add_filters(struct json_object *obj, const struct kb_sm_filter *f, size_t count)
+{
+    struct json_object *arr = json_object_new_array();
+    int rc = kb_jsonw_add(obj, "Filters", arr);
+
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        struct json_object *one = json_object_new_object();
+
+        if (one == NULL || json_object_array_add(arr, one) != 0) {
+            json_object_put(one);
+            return KB_ENOMEM;
+        }
+        rc = kb_jsonw_add_str(one, "Key", f[i].key);
+        if (rc == 0)
+            rc = kb_jsonw_add_strings(one, "Values", f[i].values, f[i].value_count);
+    }
+    return rc;
+}
+
+int kb_sm_list_secrets(struct kb_aws_client *c, const struct kb_sm_list_secrets_input *in,
+                       kb_sm_secret_list_cb cb, void *ctx)
+{
+    struct json_object *obj;
+    int rc = 0;
+
+    if (in == NULL || in->max_results > 100 || !S_OPT_OK(in->next_token, 4096) ||
+        (in->next_token != NULL && in->next_token[0] == '\0') ||
+        !s_filters_ok(in->filters, in->filter_count))
+        return KB_EINVAL;
+    obj = json_object_new_object();
+    if (obj == NULL)
+        rc = KB_ENOMEM;
+    if (rc == 0 && in->max_results > 0)
+        rc = kb_jsonw_add(obj, "MaxResults", json_object_new_int((int)in->max_results));
+    if (rc == 0 && in->next_token != NULL)
+        rc = kb_jsonw_add_str(obj, "NextToken", in->next_token);
+    if (rc == 0 && in->filter_count > 0)
+        rc = s_add_filters(obj, in->filters, in->filter_count);
+    if (rc == 0 && in->include_planned_deletion)
+        rc = kb_jsonw_add(obj, "IncludePlannedDeletion", json_object_new_boolean(1));
+    return s_send(c, &s_op_list, rc, obj, NULL, NULL, false, (kb_svc_fn)cb, ctx);
 }
 
 int kb_sm_delete_secret(struct kb_aws_client *c, const struct kb_sm_delete_secret_input *in,

@@ -125,6 +125,47 @@ int kb_sm_list_secret_version_ids(struct kb_aws_client *c,
                                   const struct kb_sm_list_versions_input *in, kb_sm_versions_cb cb,
                                   void *ctx);
 
+/* One ListSecrets filter: key is one of "description", "name", "tag-key", "tag-value",
+ * "primary-region", "owning-service", "all"; 1..10 values of at most 512 characters from
+ * [a-zA-Z0-9 :_@/+=.-!] (a leading '!' negates). Prefix matches, as AWS documents them. */
+struct kb_sm_filter {
+    const char *key;
+    const char *const *values;
+    size_t value_count;
+};
+struct kb_sm_list_secrets_input {
+    const struct kb_sm_filter *filters; /* 0..10; every filter must match */
+    size_t filter_count;
+    unsigned max_results;          /* 1..100, 0: AWS's default */
+    const char *next_token;        /* NULL for the first page */
+    bool include_planned_deletion; /* also secrets scheduled for deletion (DeletedDate set) */
+};
+/* One SecretListEntry: metadata, tags and labels, never a value. Any member may be absent, as in
+ * botocore's model: arn and name NULL, no tags, no versions, dates 0. */
+struct kb_sm_list_entry {
+    const char *arn;
+    const char *name;
+    const struct kb_aws_tag *tags;
+    size_t tag_count;
+    const struct kb_sm_version *versions; /* SecretVersionsToStages, in the response's order */
+    size_t version_count;
+    time_t created_date;
+    time_t last_changed_date;
+    time_t deleted_date; /* 0 unless scheduled for deletion */
+};
+struct kb_sm_secret_list {
+    const struct kb_sm_list_entry *secrets; /* SecretList; none when absent */
+    size_t count;
+    const char *next_token; /* NULL on the last page */
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
+};
+typedef void (*kb_sm_secret_list_cb)(void *ctx, const struct kb_aws_error *err,
+                                     const struct kb_sm_secret_list *list);
+/* One page of the account's secrets that match every filter (secrets scheduled for deletion only
+ * when asked). The entries are borrowed until the callback returns. */
+int kb_sm_list_secrets(struct kb_aws_client *c, const struct kb_sm_list_secrets_input *in,
+                       kb_sm_secret_list_cb cb, void *ctx);
+
 struct kb_sm_delete_secret_input {
     const char *secret_id;
     unsigned recovery_window_days; /* 7..30, 0: AWS's default (30); not with force */

@@ -350,6 +350,197 @@ static void test_list_secret_version_ids(void **state)
     assert_int_equal(kb_sm_list_secret_version_ids(NULL, &in, on_versions, &r), KB_EINVAL);
 }
 
+struct list_got {
+    struct got g;
+    char joined[1024];
+    char next[32];
+    size_t count;
+};
+
+static void on_list(void *ctx, const struct kb_aws_error *err, const struct kb_sm_secret_list *l)
+{
+    struct list_got *r = ctx;
+    size_t off = 0;
+
+    r->g.calls++;
+    if (err != NULL) {
+        got_error(&r->g, err);
+        return;
+    }
+    r->count = l->count;
+    for (size_t i = 0; i < l->count; i++) {
+        const struct kb_sm_list_entry *e = &l->secrets[i];
+        char tags[128];
+
+        cap_join_tags(tags, sizeof(tags), e->tags, e->tag_count);
+        off +=
+            (size_t)snprintf(r->joined + off, sizeof(r->joined) - off, "%s|%s|%s|%lld|",
+                             e->name != NULL ? e->name : "(null)",
+                             e->arn != NULL ? "arn" : "(null)", tags, (long long)e->deleted_date);
+        for (size_t v = 0; v < e->version_count; v++) {
+            off += (size_t)snprintf(r->joined + off, sizeof(r->joined) - off,
+                                    "%s:", e->versions[v].version_id);
+            for (size_t j = 0; j < e->versions[v].stage_count; j++)
+                off += (size_t)snprintf(r->joined + off, sizeof(r->joined) - off, "%s,",
+                                        e->versions[v].stages[j]);
+        }
+        off += (size_t)snprintf(r->joined + off, sizeof(r->joined) - off, ";");
+    }
+    cap_copy(r->next, sizeof(r->next), l->next_token);
+}
+
+static void test_list_secrets_request_and_page(void **state)
+{
+    static const char *const tag_key[] = {"keybroker:tenant"};
+    static const char *const prefix[] = {"keybroker/"};
+    const struct kb_sm_filter filters[] = {{"tag-key", tag_key, 1}, {"name", prefix, 1}};
+    struct kb_sm_list_secrets_input in = {filters, 2, 100, NULL, false};
+    struct list_got r = {0};
+
+    (void)state;
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, &r), 0);
+    assert_string_equal(g_cap.headers, SM_HEADERS("ListSecrets"));
+    assert_string_equal(g_cap.body, "{\"MaxResults\":100,\"Filters\":["
+                                    "{\"Key\":\"tag-key\",\"Values\":[\"keybroker:tenant\"]},"
+                                    "{\"Key\":\"name\",\"Values\":[\"keybroker/\"]}]}");
+    /* AWS's shape: a page with a NextToken, one entry with everything, one with the minimum. */
+    cap_respond(200, "{\"SecretList\":[{\"ARN\":\"" ARN "\",\"Name\":\"keybroker/t1\","
+                     "\"RotationEnabled\":false,\"LastChangedDate\":1.523477145729E9,"
+                     "\"LastAccessedDate\":1523404800,\"CreatedDate\":1523477145.0,"
+                     "\"Tags\":[{\"Key\":\"keybroker:tenant\",\"Value\":\"t1\"},"
+                     "{\"Key\":\"keybroker:managed\",\"Value\":\"true\"}],"
+                     "\"SecretVersionsToStages\":{\"v1\":[\"AWSPREVIOUS\"],"
+                     "\"v2\":[\"AWSCURRENT\"]},\"OwningService\":\"x\","
+                     "\"PrimaryRegion\":\"us-east-1\"},"
+                     "{\"Name\":\"keybroker/t2\"}],"
+                     "\"NextToken\":\"page2\"}");
+    assert_int_equal(r.g.err, 0);
+    assert_int_equal(r.count, 2);
+    assert_string_equal(r.joined, "keybroker/t1|arn|keybroker:tenant=t1;keybroker:managed=true;|0|"
+                                  "v1:AWSPREVIOUS,v2:AWSCURRENT,;"
+                                  "keybroker/t2|(null)||0|;");
+    assert_string_equal(r.next, "page2");
+
+    /* the next page, the last one */
+    memset(&r, 0, sizeof(r));
+    in.next_token = "page2";
+    in.include_planned_deletion = true;
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, &r), 0);
+    assert_non_null(strstr(g_cap.body, "\"NextToken\":\"page2\""));
+    assert_non_null(strstr(g_cap.body, "\"IncludePlannedDeletion\":true"));
+    cap_respond(200, "{\"SecretList\":[{\"ARN\":\"" ARN "\",\"Name\":\"keybroker/t3\","
+                     "\"DeletedDate\":1700000000,\"Tags\":[]}]}");
+    assert_int_equal(r.g.err, 0);
+    assert_string_equal(r.joined, "keybroker/t3|arn||1700000000|;");
+    assert_string_equal(r.next, "(null)");
+
+    /* an empty account: no SecretList at all is what botocore accepts too */
+    memset(&r, 0, sizeof(r));
+    in = (struct kb_sm_list_secrets_input){0};
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, &r), 0);
+    assert_string_equal(g_cap.body, "{}");
+    cap_respond(200, "{}");
+    assert_int_equal(r.g.err, 0);
+    assert_int_equal(r.count, 0);
+}
+
+/* moto 5.x writes nulls for absent members, an empty Tags array, RotationRules and a null
+ * NextToken on the last page. */
+static void test_list_secrets_moto_body(void **state)
+{
+    struct kb_sm_list_secrets_input in = {0};
+    struct list_got r = {0};
+
+    (void)state;
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, &r), 0);
+    cap_respond(200, "{\"SecretList\": [{\"ARN\": \"" ARN "\", \"Name\": \"keybroker/t1\", "
+                     "\"Description\": null, \"KmsKeyId\": null, \"RotationEnabled\": false, "
+                     "\"RotationLambdaARN\": null, \"RotationRules\": {}, "
+                     "\"LastRotatedDate\": null, \"LastChangedDate\": 1700000000.123, "
+                     "\"LastAccessedDate\": null, \"DeletedDate\": null, \"Tags\": [], "
+                     "\"SecretVersionsToStages\": {\"3c1f-aaaa\": [\"AWSCURRENT\"]}, "
+                     "\"CreatedDate\": 1700000000.0, \"ReplicationStatus\": []}], "
+                     "\"NextToken\": null}");
+    assert_int_equal(r.g.err, 0);
+    assert_string_equal(r.joined, "keybroker/t1|arn||0|3c1f-aaaa:AWSCURRENT,;");
+    assert_string_equal(r.next, "(null)");
+}
+
+static void test_list_secrets_malformed(void **state)
+{
+    static const char *const bodies[] = {
+        "[]",
+        "{\"SecretList\":{}}",
+        "{\"SecretList\":[42]}",
+        "{\"SecretList\":[{\"ARN\":\"keybroker/t1\"}]}",
+        "{\"SecretList\":[{\"Name\":7}]}",
+        "{\"SecretList\":[{\"Name\":\"n\",\"SecretVersionsToStages\":[]}]}",
+        "{\"SecretList\":[{\"Name\":\"n\",\"SecretVersionsToStages\":{\"v\":\"AWSCURRENT\"}}]}",
+        "{\"SecretList\":[{\"Name\":\"n\",\"Tags\":[{\"Value\":\"v\"}]}]}",
+        "{\"SecretList\":[{\"Name\":\"n\",\"DeletedDate\":\"soon\"}]}",
+        "{\"SecretList\":[],\"NextToken\":5}",
+        "{\"SecretList\":[]",
+    };
+    static const char *const field[] = {
+        "not a JSON object",
+        "SecretList is not an array",
+        "SecretList holds a non-object",
+        "ARN is not an ARN",
+        "Name",
+        "SecretVersionsToStages is not an object",
+        "SecretVersionsToStages",
+        "Key missing",
+        "DeletedDate",
+        "NextToken",
+        "truncated",
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        struct list_got r = {0};
+
+        assert_int_equal(
+            kb_sm_list_secrets(NULL, &(struct kb_sm_list_secrets_input){0}, on_list, &r), 0);
+        cap_respond(200, bodies[i]);
+        assert_int_equal(r.g.calls, 1);
+        assert_int_equal(r.g.err, KB_EPARSE);
+        if (strstr(r.g.message, field[i]) == NULL)
+            fail_msg("body %zu: message \"%s\" lacks \"%s\"", i, r.g.message, field[i]);
+        assert_non_null(strstr(r.g.message, "ListSecrets: "));
+    }
+}
+
+static void test_list_secrets_input_validation(void **state)
+{
+    static const char *const ok[] = {"keybroker/"};
+    static const char *const bad[] = {"a\"b"};
+    static const char *const many[11] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"};
+    struct kb_sm_filter f = {"name", ok, 1};
+    struct kb_sm_list_secrets_input in = {&f, 1, 0, NULL, false};
+
+    (void)state;
+    in.max_results = 101;
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, NULL), KB_EINVAL);
+    in.max_results = 0;
+    in.next_token = "";
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, NULL), KB_EINVAL);
+    in.next_token = NULL;
+    f.key = "names";
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, NULL), KB_EINVAL);
+    f.key = "name";
+    f.values = bad;
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, NULL), KB_EINVAL);
+    f.values = many;
+    f.value_count = 11;
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, NULL), KB_EINVAL);
+    f.value_count = 0;
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, NULL), KB_EINVAL);
+    in.filters = NULL;
+    assert_int_equal(kb_sm_list_secrets(NULL, &in, on_list, NULL), KB_EINVAL);
+    assert_int_equal(kb_sm_list_secrets(NULL, NULL, on_list, NULL), KB_EINVAL);
+    assert_int_equal(g_cap.sends, 0);
+}
+
 struct deletion_got {
     struct got g;
     char arn[128];
@@ -598,6 +789,12 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_describe_secret, cap_setup, cap_teardown),
         cmocka_unit_test_setup_teardown(test_describe_secret_malformed, cap_setup, cap_teardown),
         cmocka_unit_test_setup_teardown(test_list_secret_version_ids, cap_setup, cap_teardown),
+        cmocka_unit_test_setup_teardown(test_list_secrets_request_and_page, cap_setup,
+                                        cap_teardown),
+        cmocka_unit_test_setup_teardown(test_list_secrets_moto_body, cap_setup, cap_teardown),
+        cmocka_unit_test_setup_teardown(test_list_secrets_malformed, cap_setup, cap_teardown),
+        cmocka_unit_test_setup_teardown(test_list_secrets_input_validation, cap_setup,
+                                        cap_teardown),
         cmocka_unit_test_setup_teardown(test_delete_secret, cap_setup, cap_teardown),
         cmocka_unit_test_setup_teardown(test_tag_resource, cap_setup, cap_teardown),
         cmocka_unit_test_setup_teardown(test_get_secret_value, cap_setup, cap_teardown),
