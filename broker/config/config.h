@@ -56,6 +56,13 @@
  *       "retry_initial": "5s"   1s..1h, a failed tenant is retried after this, then after
  *                               twice as long each time (with jitter) ...
  *       "retry_max": "5m"       1s..1d, ... up to this (not shorter than retry_initial)
+ *     },
+ *     "follow": {
+ *       "interval": "60s"       1s..1d: how often a broker that follows tenants (tenants[].rotate
+ *                               false) lists their secrets (one ListSecrets pass, 100 a page,
+ *                               filtered by keybroker's tag and aws.secret_prefix), each wait
+ *                               jittered +-10%; a failed pass is retried sooner, with the
+ *                               broker.reconcile.retry_* backoff, when that is shorter
  *     }
  *   },
  *   "aws": {
@@ -100,7 +107,12 @@
  *                            {"actions": ["s3:GetObject", ...]} (s3:<letters and *>, no duplicates)
  *      "clients": {"uids": [], "gids": [], "users": [], "groups": []}  who may learn the ARN
  *      "rotate_every": "30d" 1h..365d and longer than aws.overlap; null = never
- *      "rotate": true        this host is the tenant's rotator
+ *      "rotate": true        this host is the tenant's rotator: it provisions, rotates and
+ *                            revokes it. false: this host follows it - it never makes an IAM, S3
+ *                            or STS call for the tenant (no provisioning, no repair, no probe),
+ *                            learns its ARN and AWSCURRENT version from Secrets Manager
+ *                            (broker.follow) and answers provision/rotate/revoke of it with
+ *                            not_supported
  *      "tags": {}            the tenant's own tags, on top of aws.tags (the tenant's value wins)
  *     }
  *   ]
@@ -212,6 +224,11 @@ struct kb_config_reconcile {
     uint64_t retry_max;     /* the longest wait between retries */
 };
 
+/* How a broker follows the tenants it does not rotate (engine/follow.c). Seconds. */
+struct kb_config_follow {
+    uint64_t interval; /* between two ListSecrets passes, jittered +-10% */
+};
+
 struct kb_config_broker {
     struct kb_config_socket socket;
     struct kb_acl admin;
@@ -222,6 +239,7 @@ struct kb_config_broker {
     enum kb_log_level log_level;
     struct kb_config_limits limits;
     struct kb_config_reconcile reconcile;
+    struct kb_config_follow follow;
 };
 
 /* NULL strings mean "not set" (the AWS client then falls back to the environment). */

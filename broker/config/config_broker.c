@@ -270,10 +270,22 @@ static void s_reconcile(struct kb_config__ctx *c, struct json_object *broker,
     }
 }
 
+static void s_follow(struct kb_config__ctx *c, struct json_object *broker,
+                     struct kb_config_follow *f)
+{
+    static const char *const keys[] = {"interval", NULL};
+    struct json_object *v = kb_config__object(c, "broker", broker, "follow");
+
+    if (v != NULL) {
+        kb_config__check_keys(c, "broker.follow", v, keys);
+    }
+    kb_config__duration(c, "broker.follow", v, "interval", 0, 1, 86400, 60, &f->interval);
+}
+
 void kb_config__broker(struct kb_config__ctx *c, struct json_object *v, struct kb_config *cfg)
 {
     static const char *const keys[] = {"socket",    "admin",  "audit",     "plugins", "concurrency",
-                                       "log_level", "limits", "reconcile", NULL};
+                                       "log_level", "limits", "reconcile", "follow",  NULL};
     struct kb_config_broker *b = &cfg->broker;
 
     if (v != NULL) {
@@ -287,4 +299,5 @@ void kb_config__broker(struct kb_config__ctx *c, struct json_object *v, struct k
     s_log_level(c, v, &b->log_level);
     s_limits(c, v, &b->limits);
     s_reconcile(c, v, &b->reconcile);
+    s_follow(c, v, &b->follow);
 }

@@ -262,6 +262,7 @@ static void test_full_config_values(void **state)
     assert_int_equal(cfg->broker.reconcile.interval, 7200);
     assert_int_equal(cfg->broker.reconcile.retry_initial, 2);
     assert_int_equal(cfg->broker.reconcile.retry_max, 60);
+    assert_int_equal(cfg->broker.follow.interval, 90);
 
     assert_string_equal(cfg->aws.region, "us-east-1");
     assert_string_equal(cfg->aws.profile, "keybroker");
@@ -383,6 +384,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->broker.reconcile.interval, 3600);
     assert_int_equal(cfg->broker.reconcile.retry_initial, 5);
     assert_int_equal(cfg->broker.reconcile.retry_max, 300);
+    assert_int_equal(cfg->broker.follow.interval, 60);
     assert_null(cfg->aws.region);
     assert_null(cfg->aws.endpoint_url);
     assert_int_equal(cfg->aws.max_attempts, 3);
