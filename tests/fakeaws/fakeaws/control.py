@@ -11,6 +11,15 @@ no signature (it is not AWS) and never returns a secret access key or a secret v
     POST   /_fakeaws/config                 {"key_propagation_delay": 2.0, ...}
     POST   /_fakeaws/foreign-buckets        {"name": "taken-bucket"}  (another account owns it)
     POST   /_fakeaws/managed-policies       {"arn": "...", "document": {...}}
+    POST   /_fakeaws/seed-secrets           {"count": 10000, "prefix": "keybroker/",
+                                             "tenant_prefix": "t", "start": 0}
+                                            creates secrets <prefix><tenant_prefix><i> at once,
+                                            tagged keybroker:tenant=<tenant_prefix><i> and
+                                            keybroker:managed=true, each with one AWSCURRENT
+                                            version (a value without a key); existing names are
+                                            kept; answers {"created": N}. For benchmarks of
+                                            followers (bench/run_follow_bench.sh): no IAM user,
+                                            key or bucket is made, and no call is logged.
 
 POST /_fakeaws/config sets runtime settings (store.config in core.py); it answers the whole
 configuration. An unknown key, or a value a dialect setting does not take, is a 400 and
@@ -109,6 +118,18 @@ def handle(fake, server, req):
             with store.lock:
                 store.foreign_buckets.add(body["name"])
             return 200, {"ok": True}
+        if path == "/_fakeaws/seed-secrets" and req.method == "POST":
+            body = _json_body(req)
+            count = body["count"]
+            start = body.get("start", 0)
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 1000000 \
+                    or isinstance(start, bool) or not isinstance(start, int) or start < 0:
+                return 400, {"error": "bad control request: count 0..1000000, start >= 0"}
+            from .secretsmanager import seed_secrets
+            with store.lock:
+                made = seed_secrets(store, count, str(body.get("prefix", "keybroker/")),
+                                    str(body.get("tenant_prefix", "t")), start)
+            return 200, {"created": made}
         if path == "/_fakeaws/managed-policies" and req.method == "POST":
             body = _json_body(req)
             doc = body["document"]

@@ -958,12 +958,36 @@ def list_secrets(state, req, p, now):
         "name": lambda s: (s.name,),
     }[sort_by]
     secrets.sort(key=keyf, reverse=(p.get("SortOrder", "asc") == "desc"))
-    entries = [_describe(s, "SecretVersionsToStages") for s in secrets]
-    page, nxt = _page(entries, p, "secrets")
-    out = {"SecretList": page}
+    # Only the page's entries are described: a walk over 10,000 secrets costs 100 pages, not
+    # 100 x 10,000 descriptions.
+    page, nxt = _page(secrets, p, "secrets")
+    out = {"SecretList": [_describe(s, "SecretVersionsToStages") for s in page]}
     if nxt:
         out["NextToken"] = nxt
     return out
+
+
+def seed_secrets(store, count, prefix="keybroker/", tenant_prefix="t", start=0):
+    """The control endpoint's bulk creation (POST /_fakeaws/seed-secrets): secrets named
+    <prefix><tenant_prefix><i> for i in start..start+count-1, tagged keybroker:tenant=<tenant>
+    and keybroker:managed=true as keybroker tags its own, each with one AWSCURRENT version whose
+    value holds no key. A name that exists is left alone. Returns how many were created."""
+    state = _state(store)
+    now = time.time()
+    made = 0
+    for i in range(start, start + count):
+        tenant = f"{tenant_prefix}{i}"
+        name = prefix + tenant
+        if name in state.secrets:
+            continue
+        secret = Secret(_new_arn(state, name), name, now)
+        _merge_tags(secret, [{"Key": "keybroker:tenant", "Value": tenant},
+                             {"Key": "keybroker:managed", "Value": "true"}])
+        _add_version(secret, None, ("string", json.dumps({"Version": 1, "Seeded": True})),
+                     [CURRENT], now)
+        state.secrets[name] = secret
+        made += 1
+    return made
 
 
 def delete_secret(state, req, p, now):

@@ -221,6 +221,30 @@ class SecretsManagerTests(FakeAWSTestCase):
         self.assertAwsError("ValidationException", "secretsmanager", "list-secrets",
                             "--filters", "Key=colour,Values=red")
 
+    def test_seed_secrets_then_list_by_tag_in_pages(self):
+        """The control endpoint's bulk secrets are what keybroker makes (its two tags, one
+        AWSCURRENT version), and awscli walks them 100 a page with both of a follower's
+        filters; the seeding itself is no AWS call."""
+        self.create("unrelated")
+        made = self.fa.control("POST", "/_fakeaws/seed-secrets", {"count": 250, "start": 5})
+        self.assertEqual(made, {"created": 250})
+        again = self.fa.control("POST", "/_fakeaws/seed-secrets", {"count": 10, "start": 0})
+        self.assertEqual(again, {"created": 5})  # t5.. exist already
+        before = len(self.fa.calls())
+        out = self.sm("list-secrets", "--filters", "Key=tag-key,Values=keybroker:tenant",
+                      "Key=name,Values=keybroker/", "--page-size", "100")
+        listed = out["SecretList"]
+        self.assertEqual(len(listed), 255)
+        self.assertEqual({s["Name"] for s in listed},
+                         {f"keybroker/t{i}" for i in range(255)})
+        one = [s for s in listed if s["Name"] == "keybroker/t7"][0]
+        self.assertEqual({t["Key"]: t["Value"] for t in one["Tags"]},
+                         {"keybroker:tenant": "t7", "keybroker:managed": "true"})
+        self.assertEqual(list(one["SecretVersionsToStages"].values()), [["AWSCURRENT"]])
+        pages = [c for c in self.fa.calls() if c["operation"] == "ListSecrets"]
+        self.assertEqual(len(pages), 3)  # 100 + 100 + 55
+        self.assertEqual(len(self.fa.calls()) - before, 3)
+
     def test_tag_and_untag_resource(self):
         arn = self.create("tagged", "v", "--tags", "Key=a,Value=1")["ARN"]
         self.sm("tag-resource", "--secret-id", arn, "--tags", "Key=b,Value=2",
