@@ -75,12 +75,15 @@ static void s_usage(FILE *f)
             "\n"
             "Without --check-config, --provision-only or --revoke, keybrokerd is the daemon: it "
             "serves the\n"
-            "client socket (broker.socket) and reconciles every tenant in the background; "
-            "SIGTERM or SIGINT\n"
-            "stop it (exit 0). It always runs in the foreground (systemd Type=simple; "
-            "--foreground is\n"
-            "accepted for clarity) and uses the socket systemd passes (LISTEN_FDS) when there "
-            "is one.\n"
+            "client socket (broker.socket) and reconciles every tenant it rotates in the "
+            "background, and\n"
+            "follows the others (\"rotate\": false: ListSecrets every broker.follow.interval, no "
+            "IAM, S3 or STS\n"
+            "call for them). SIGTERM or SIGINT stop it (exit 0). It always runs in the "
+            "foreground (systemd\n"
+            "Type=simple; --foreground is accepted for clarity) and uses the socket systemd "
+            "passes (LISTEN_FDS)\n"
+            "when there is one.\n"
             "SIGHUP is logged (the configuration is not re-read yet); SIGUSR1 and SIGUSR2 are "
             "logged and\n"
             "ignored. Closed standard descriptors are opened on /dev/null. The broker's own AWS "
@@ -102,7 +105,9 @@ static void s_usage(FILE *f)
             "writes\n"
             "                          nothing; exit 0 when all are ready, 1 when any failed, 2 "
             "on a\n"
-            "                          configuration error\n"
+            "                          configuration error. Tenants with \"rotate\": false are "
+            "followed:\n"
+            "                          skipped (their rotator provisions them), listed as such\n"
             "  --revoke CONFIG         revoke --tenant NAME: delete its keys, policy and user, "
             "schedule its\n"
             "                          secret's deletion (aws.recovery_window_days); the bucket "
@@ -286,6 +291,11 @@ static int s_start(uv_loop_t *loop, const struct s_args *a, struct s_run *r)
     if (rc != 0) {
         if (rc == KB_ENOTFOUND)
             fprintf(stderr, "%s: no tenant named \"%s\"\n", a->config, a->tenant);
+        else if (rc == KB_EDENIED)
+            fprintf(stderr,
+                    "%s: tenant \"%s\" is followed by this broker (tenants[].rotate is false): "
+                    "its rotator provisions and revokes it\n",
+                    a->config, a->tenant);
         else
             fprintf(stderr, "keybrokerd: %s\n", kb_strerror(rc));
         kb_engine_destroy(r->engine);

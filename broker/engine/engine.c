@@ -32,6 +32,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "config/policy.h"
+#include "engine/follow.h"
 #include "engine/reconcile.h"
 
 /* The job kinds (provision.c, revoke.c, rotate.c). */
@@ -109,6 +110,7 @@ int kb_engine_new(uv_loop_t *loop, const struct kb_config *cfg, struct kb_aws_cl
     uv_timer_init(loop, &e->background);
     e->background.data = e;
     e->handles_open = 2;
+    kb_follow__init_status(e);
     *out = e;
     return 0;
 }
@@ -212,7 +214,7 @@ static void s_op_unlink(struct kb_op *op)
 
 static void s_op_free(struct kb_op *op)
 {
-    for (size_t i = 0; op->messages != NULL && i < op->njobs; i++)
+    for (size_t i = 0; op->messages != NULL && i < op->noutcomes; i++)
         free(op->messages[i]);
     free(op->messages);
     free(op->outcomes);
@@ -225,7 +227,7 @@ static void s_op_complete(struct kb_op *op)
 
     s_op_unlink(op);
     if (op->done != NULL)
-        op->done(op->ctx, err, op->outcomes, op->njobs);
+        op->done(op->ctx, err, op->outcomes, op->noutcomes);
     s_op_free(op);
 }
 
@@ -339,13 +341,19 @@ struct s_opts {
     bool rotate_requested;
 };
 
-/* One operation of kind over the tenants first..first+count, queued at the end. */
-static int s_enqueue(struct kb_engine *e, const struct kb_job_kind *kind, size_t first,
-                     size_t count, const struct s_opts *opts, kb_engine_progress_cb progress,
-                     kb_engine_done_cb done, void *ctx)
+#define S_FOLLOWED_NOTE                                                                            \
+    "followed by this broker (tenants[].rotate is false): its rotator provisions, rotates and "    \
+    "revokes it"
+
+/* One operation of kind over the tenants first..first+count, queued at the end. With
+ * skip_followed, the tenants this broker follows get no job: their outcome is their state now. */
+static int s_enqueue_over(struct kb_engine *e, const struct kb_job_kind *kind, size_t first,
+                          size_t count, const struct s_opts *opts, kb_engine_progress_cb progress,
+                          kb_engine_done_cb done, void *ctx, bool skip_followed)
 {
     struct kb_queued *head = NULL, *last = NULL;
     struct kb_op *op;
+    size_t njobs = 0, skipped = 0;
 
     op = s_op_new(e, kind, count, progress, done, ctx);
     if (op == NULL)
@@ -356,8 +364,17 @@ static int s_enqueue(struct kb_engine *e, const struct kb_job_kind *kind, size_t
         op->rotate_requested = opts->rotate_requested;
     }
     for (size_t i = 0; i < count; i++) {
-        struct kb_queued *q = calloc(1, sizeof(*q));
+        struct kb_queued *q;
 
+        op->outcomes[i] =
+            (struct kb_engine_outcome){e->cfg->tenants[first + i].name, KB_TENANT_PENDING, ""};
+        if (skip_followed && !e->cfg->tenants[first + i].rotate) {
+            op->outcomes[i].state = e->tenants[first + i].status.state;
+            op->outcomes[i].message = S_FOLLOWED_NOTE;
+            skipped++;
+            continue;
+        }
+        q = calloc(1, sizeof(*q));
         if (q == NULL) {
             for (struct kb_queued *k = head, *next; k != NULL; k = next) {
                 next = k->next;
@@ -367,17 +384,24 @@ static int s_enqueue(struct kb_engine *e, const struct kb_job_kind *kind, size_t
             return KB_ENOMEM;
         }
         *q = (struct kb_queued){.op = op, .slot = i, .ti = first + i};
-        op->outcomes[i] =
-            (struct kb_engine_outcome){e->cfg->tenants[first + i].name, KB_TENANT_PENDING, ""};
+        njobs++;
         if (last != NULL)
             last->next = q;
         else
             head = q;
         last = q;
     }
-    for (size_t i = 0; i < count; i++)
-        e->tenants[first + i].queued++;
-    op->njobs = count;
+    for (struct kb_queued *q = head; q != NULL; q = q->next)
+        e->tenants[q->ti].queued++;
+    op->njobs = njobs;
+    op->noutcomes = count;
+    if (skipped > 0) {
+        char n[32];
+
+        snprintf(n, sizeof(n), "%zu", skipped);
+        kb_log(KB_LOG_INFO, "provision-skipped", "followed_tenants", n, "message", S_FOLLOWED_NOTE,
+               NULL);
+    }
     op->next = e->ops;
     e->ops = op;
     if (head != NULL) {
@@ -389,6 +413,13 @@ static int s_enqueue(struct kb_engine *e, const struct kb_job_kind *kind, size_t
     }
     s_kick(e);
     return 0;
+}
+
+static int s_enqueue(struct kb_engine *e, const struct kb_job_kind *kind, size_t first,
+                     size_t count, const struct s_opts *opts, kb_engine_progress_cb progress,
+                     kb_engine_done_cb done, void *ctx)
+{
+    return s_enqueue_over(e, kind, first, count, opts, progress, done, ctx, false);
 }
 
 static int s_submit(struct kb_engine *e, const char *tenant, const struct kb_job_kind *kind,
@@ -404,10 +435,13 @@ static int s_submit(struct kb_engine *e, const char *tenant, const struct kb_job
 
         if (t == NULL)
             return KB_ENOTFOUND;
+        /* A followed tenant gets no job of any kind: its rotator does the work. */
+        if (!t->rotate)
+            return KB_EDENIED;
         first = (size_t)(t - e->cfg->tenants);
         count = 1;
     }
-    return s_enqueue(e, kind, first, count, opts, progress, done, ctx);
+    return s_enqueue_over(e, kind, first, count, opts, progress, done, ctx, tenant == NULL);
 }
 
 int kb_engine_provision(struct kb_engine *e, const char *tenant, kb_engine_progress_cb progress,
@@ -467,6 +501,7 @@ void kb_engine_cancel(struct kb_engine *e)
     e->canceled = true;
     uv_timer_stop(&e->background);
     e->background_at = 0;
+    kb_follow__stop(e->follow);
     s_kick(e);
 }
 
@@ -486,6 +521,8 @@ void kb_engine_destroy(struct kb_engine *e)
     uv_close((uv_handle_t *)&e->kick, s_on_handle_closed);
     uv_timer_stop(&e->background);
     uv_close((uv_handle_t *)&e->background, s_on_handle_closed);
+    kb_follow__destroy(e->follow);
+    e->follow = NULL;
 }
 
 /* -- the background schedule ------------------------------------------------------------------- */
@@ -585,6 +622,8 @@ void kb_engine_start_background(struct kb_engine *e)
         return;
     e->background_on = true;
     s_arm(e);
+    if (kb_follow__start(e) != 0)
+        kb_log(KB_LOG_ERROR, "follow-start", "error", kb_strerror(KB_ENOMEM), NULL);
 }
 
 /* A job's finding of the next rotation pass (unix seconds) as loop time. */

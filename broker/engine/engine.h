@@ -120,6 +120,11 @@ void kb_engine_set_events(struct kb_engine *e, struct kb_events *bus);
  * (may be NULL) gets each step event; done gets the outcome once every tenant's job has ended.
  * Returns 0 (done will run, later) or KB_ENOTFOUND (no such tenant) / KB_ENOMEM / KB_ECANCELED
  * (then no callback runs). ctx is passed through.
+ *
+ * A tenant this broker follows (tenants[].rotate false) gets no job of any kind, ever: named,
+ * provision, kb_engine_revoke and kb_engine_rotate return KB_EDENIED (nothing queued); with
+ * tenant NULL it is skipped (logged) and its outcome is its state now, with a message that says
+ * so. Its status comes from the follower alone (kb_engine_start_background).
  */
 int kb_engine_provision(struct kb_engine *e, const char *tenant, kb_engine_progress_cb progress,
                         kb_engine_done_cb done, void *ctx);
@@ -177,7 +182,15 @@ int kb_engine_rotate(struct kb_engine *e, const char *tenant, kb_engine_progress
  *  - a ready tenant this broker rotates (tenants[].rotate) gets a rotation pass when its last job
  *    found one due: the superseded key's deactivation (after aws.overlap) or deletion (after
  *    aws.retire), an interrupted rotation, or its key older than rotate_every (plus a fixed
- *    per-key jitter of up to a tenth of it); a failed pass is retried with the retry backoff.
+ *    per-key jitter of up to a tenth of it); a failed pass is retried with the retry backoff;
+ *  - when the config has tenants this broker follows (tenants[].rotate false), the follower
+ *    (follow.c) lists their secrets now and every broker.follow.interval (jittered +-10%; after
+ *    a failed pass, sooner with the retry backoff): one ListSecrets pass of 100 a page, filtered
+ *    by keybroker's tag and aws.secret_prefix - no IAM, S3 or STS call. A complete pass sets each
+ *    followed tenant's status (ready with ARN and AWSCURRENT version; pending until its rotator
+ *    stored a key; revoked once its secret is no longer listed) and emits "provisioned",
+ *    "rotated", "rolled_back" or "revoked" (op "follow") on what changed; a failed pass changes
+ *    nothing known. Passes never overlap.
  * Only tenants this process has provisioned or tried to (at start, or on request) are covered: a
  * tenant still pending (--no-provision-at-start, nobody asked) and a revoked one are left alone,
  * and so is a tenant whose revoke failed (provisioning it again would undo the request). A
@@ -186,6 +199,19 @@ int kb_engine_rotate(struct kb_engine *e, const char *tenant, kb_engine_progress
  * engine stops the timer; jobs ended by the cancel schedule nothing. Idempotent.
  */
 void kb_engine_start_background(struct kb_engine *e);
+
+/* The follower's counters (metrics): followed is the number of tenants with tenants[].rotate
+ * false; on whether the follower runs (the daemon, with followed > 0). */
+struct kb_engine_follow_stats {
+    bool on;
+    size_t followed;
+    uint64_t polls_ok, polls_error; /* complete passes, failed passes */
+    uint64_t calls;                 /* ListSecrets calls sent */
+    uint64_t last_poll_ms;          /* the last complete pass, from its first call to its end */
+    unsigned last_poll_calls;       /* its ListSecrets calls (pages) */
+};
+/* Fills *out (zeros when the follower never ran, but followed). e may be NULL. */
+void kb_engine_follow_stats(const struct kb_engine *e, struct kb_engine_follow_stats *out);
 
 /* Copies the status of tenant name into *out (its strings borrowed as above). Returns 0 or
  * KB_ENOTFOUND. */

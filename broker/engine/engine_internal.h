@@ -7,7 +7,8 @@
  * key step after them), provision_bucket.c / provision_user.c / provision_key.c (its steps),
  * probe.c (the readiness probe, reusable by any kind), revoke.c (the revoke kind), rotate.c /
  * rotate_key.c (the rotate kind: the superseded key's windows, rotation; rotate.h), reconcile.c
- * (the pure decisions).
+ * (the pure decisions), follow.c (the follower of the tenants this broker does not rotate;
+ * follow.h) and follow_plan.c (its pure decisions).
  */
 #ifndef KB_ENGINE_INTERNAL_H
 #define KB_ENGINE_INTERNAL_H
@@ -58,7 +59,8 @@ struct kb_op {
     void *ctx;
     size_t njobs, nended, nfailed;
     bool canceled;
-    struct kb_engine_outcome *outcomes; /* njobs, in config order */
+    size_t noutcomes;                   /* njobs, and the followed tenants a provision skipped */
+    struct kb_engine_outcome *outcomes; /* noutcomes, in config order */
     char **messages;                    /* owned copies behind outcomes[i].message */
 };
 
@@ -81,6 +83,8 @@ struct kb_engine {
     uv_timer_t background;
     uint64_t background_at; /* loop time the timer fires at; 0: not armed */
     bool background_on;
+    struct kb_follow *follow; /* the follower of the tenants this broker does not rotate; NULL
+                                 until kb_engine_start_background, or when there are none */
     unsigned handles_open; /* kick and background, until their close callbacks ran */
     bool canceled, destroying;
 };

@@ -74,6 +74,26 @@ static void s_requests(struct s_text *t, const struct kb_srv_metrics *m)
     }
 }
 
+static void s_follow(struct s_text *t, const struct kb_srv_gauges *g)
+{
+    s_head(
+        t, "keybroker_followed_tenants", "gauge",
+        "Tenants this broker follows (tenants[].rotate false): their rotator is another broker.");
+    s_printf(t, "keybroker_followed_tenants %zu\n", g->followed);
+    s_head(t, "keybroker_follow_polls_total", "counter",
+           "ListSecrets passes over the followed tenants' secrets, by result.");
+    s_printf(t, "keybroker_follow_polls_total{result=\"ok\"} %" PRIu64 "\n", g->follow_polls_ok);
+    s_printf(t, "keybroker_follow_polls_total{result=\"error\"} %" PRIu64 "\n",
+             g->follow_polls_error);
+    s_head(t, "keybroker_follow_calls_total", "counter",
+           "ListSecrets calls the follower made (one per page of 100 secrets).");
+    s_printf(t, "keybroker_follow_calls_total %" PRIu64 "\n", g->follow_calls);
+    s_head(t, "keybroker_follow_last_poll_seconds", "gauge",
+           "How long the last complete pass took, from its first call to its end.");
+    s_printf(t, "keybroker_follow_last_poll_seconds %.3f\n",
+             (double)g->follow_last_poll_ms / 1000.0);
+}
+
 char *kb_srv_metrics_format(const struct kb_srv_metrics *m, const struct kb_srv_gauges *g)
 {
     struct s_text t = {.data = malloc(4096), .cap = 4096};
@@ -137,6 +157,8 @@ char *kb_srv_metrics_format(const struct kb_srv_metrics *m, const struct kb_srv_
                "HTTP requests to AWS completed (retries count each attempt).");
         s_printf(&t, "keybroker_aws_calls_total %" PRIu64 "\n", g->aws_calls);
     }
+    if (g->has_follow)
+        s_follow(&t, g);
     if (t.failed) {
         free(t.data);
         return NULL;

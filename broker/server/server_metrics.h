@@ -47,6 +47,12 @@ struct kb_srv_gauges {
     size_t tenants[KB_SRV_TENANT_STATES];
     bool has_aws_calls;
     uint64_t aws_calls;
+    /* The follower of the tenants this broker does not rotate (engine.h,
+     * kb_engine_follow_stats); printed when has_follow. */
+    bool has_follow;
+    size_t followed;
+    uint64_t follow_polls_ok, follow_polls_error, follow_calls;
+    uint64_t follow_last_poll_ms;
 };
 
 /* The text (malloc'd, NUL-terminated; caller frees), or NULL when out of memory. */

@@ -253,6 +253,17 @@ char *kb_srv_metrics_text(struct kb_server *s)
         g.has_aws_calls = true;
         g.aws_calls = hs.requests;
     }
+    if (s->engine != NULL) {
+        struct kb_engine_follow_stats fs;
+
+        kb_engine_follow_stats(s->engine, &fs);
+        g.has_follow = true;
+        g.followed = fs.followed;
+        g.follow_polls_ok = fs.polls_ok;
+        g.follow_polls_error = fs.polls_error;
+        g.follow_calls = fs.calls;
+        g.follow_last_poll_ms = fs.last_poll_ms;
+    }
     return s_rotation_metrics(s, kb_srv_metrics_format(&s->metrics, &g));
 }
 
@@ -402,10 +413,11 @@ static void s_job(struct kb_srv_conn *c, const struct kb_proto_request *req)
         char *line = NULL, why[256];
         size_t len = 0;
 
-        /* KB_EDENIED from kb_engine_rotate: tenants[].rotate is false on this broker. */
+        /* KB_EDENIED from the engine: tenants[].rotate is false on this broker, which follows
+         * the tenant and never provisions, rotates or revokes it (engine.h). */
         snprintf(why, sizeof(why),
-                 "this broker is not tenant %s's rotator (tenants[].rotate is false here); "
-                 "rotate it on the broker configured with rotate: true",
+                 "tenant %s is followed by this broker (tenants[].rotate is false): its rotator "
+                 "provisions, rotates and revokes it; ask the broker configured with rotate: true",
                  tenant != NULL ? tenant : "");
         kb_srv_count(s, req->op, code);
         if (kb_proto_format_error(req->id, code,
