@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from brokerfix import KBCTL, ROOT_KEY_ID, ROOT_SECRET, BrokerTestCase, line
+from brokerfix import KBCTL, ROOT_KEY_ID, ROOT_SECRET, TENANTS, BrokerTestCase, line
 
 AWS = "/usr/bin/aws"
 USER_1000 = (1000, 1000, [])
@@ -59,7 +59,6 @@ class KbctlTest(BrokerTestCase):
             (("get", "nosuch"), USER_1000, 4, b"forbidden"),
             (("provision", "alpha"), USER_1000, 4, b"forbidden"),
             (("metrics",), USER_1000, 4, b"forbidden"),
-            (("rotate", "alpha"), None, 1, b"not_supported"),
             (("get",), None, 2, b""),
             (("frobnicate",), None, 2, b""),
         ]
@@ -71,6 +70,17 @@ class KbctlTest(BrokerTestCase):
         p = subprocess.run([KBCTL, "--socket", os.path.join(self.tmp, "none.sock"), "list"],
                            capture_output=True)
         self.assertEqual(p.returncode, 3, p.stderr)
+        # not_supported (exit 1): a tenant this broker follows ("rotate": false) is rotated,
+        # provisioned and revoked by its rotator only
+        f = self.new_broker(socket_name="follow.sock", provision=False, tenants=[
+            dict(TENANTS[0], name="fol", bucket="kb-fol-data", rotate=False)])
+        f.start()
+        for args in (("rotate", "fol"), ("provision", "fol"), ("revoke", "fol")):
+            with self.subTest(args=args):
+                p = f.kbctl(*args)
+                self.assertEqual(p.returncode, 1, (p.stdout, p.stderr))
+                self.assertIn(b"not_supported", p.stderr)
+                self.assertIn(b"followed by this broker", p.stderr)
 
     def test_provision_prints_progress(self):
         p = self.broker.kbctl("provision", "beta")

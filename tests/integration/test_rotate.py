@@ -181,16 +181,28 @@ class TestRotate(RotateCase):
 
 
 class TestNotRotator(RotateCase):
-    config_tenants = [dict(ALPHA, rotate=False)]
+    """A broker with alpha's "rotate": false follows alpha (test_follow.py has the rest): it
+    serves what alpha's rotator stored, and answers rotate, provision and revoke of alpha with
+    not_supported, changing nothing."""
 
     def test_non_rotator_answers_not_supported(self):
+        f = self.new_broker(socket_name="follower.sock", provision=False,
+                            tenants=[dict(ALPHA, rotate=False)],
+                            broker_extra={"follow": {"interval": "1s"}})
+        f.start()
+        self.wait_for("the follower to serve alpha",
+                      lambda: f.raw(line(req("get", tenant="alpha")))[0].get("ok"))
         before = self.fa.state()
-        r = self.broker.raw(line(req("rotate", id=1, tenant="alpha")))[0]
-        self.assertError(r, "not_supported", id=1)
-        self.assertIn("rotator", r["error"]["message"])
-        p = self.broker.kbctl("rotate", "alpha")
+        for op in ("rotate", "provision", "revoke"):
+            with self.subTest(op=op):
+                r = f.raw(line(req(op, id=1, tenant="alpha")))[0]
+                self.assertError(r, "not_supported", id=1)
+                self.assertIn("rotator", r["error"]["message"])
+        p = f.kbctl("rotate", "alpha")
         self.assertEqual(p.returncode, 1, p)
         self.assertIn(b"not_supported", p.stderr)
+        self.assertEqual(secrets(self.fa.state())["keybroker/alpha"],
+                         secrets(before)["keybroker/alpha"])
         self.assertEqual(users(self.fa.state())["kb-alpha"]["access_keys"],
                          users(before)["kb-alpha"]["access_keys"])
         self.assertInvariants()
