@@ -87,6 +87,11 @@
  *     "overlap": "1h"               0s..30d, how long AWSPREVIOUS keys stay active after rotation
  *     "retire": "1d"                0s..30d, how long a deactivated AWSPREVIOUS key is kept (a
  *                                   rollback can reactivate it) before it is deleted
+ *     "overlap_ends_on_ack": true   the superseded key is deactivated as soon as every watch
+ *                                   subscriber of the tenant on this broker acknowledged the new
+ *                                   version (at least one subscriber), not only after overlap;
+ *                                   false when applications on other hosts use the tenant's key
+ *                                   and do not watch this broker
  *     "deny_insecure_transport": true  each bucket's policy denies requests without TLS, and
  *                            keybroker keeps it so; false = keybroker neither reads nor writes
  *                            bucket policies (for emulators that apply a bucket policy's Deny
@@ -262,6 +267,7 @@ struct kb_config_aws {
     uint32_t recovery_window_days;
     uint64_t overlap; /* seconds */
     uint64_t retire;  /* seconds a deactivated superseded key is kept (rollback) before deletion */
+    bool overlap_ends_on_ack; /* every subscriber's ack ends the overlap early */
     bool deny_insecure_transport;
 };
 

@@ -267,6 +267,7 @@ void kb_config__aws(struct kb_config__ctx *c, struct json_object *v, struct kb_c
                                        "recovery_window_days",
                                        "overlap",
                                        "retire",
+                                       "overlap_ends_on_ack",
                                        "deny_insecure_transport",
                                        NULL};
     struct kb_config_aws *a = &cfg->aws;
@@ -299,4 +300,5 @@ void kb_config__aws(struct kb_config__ctx *c, struct json_object *v, struct kb_c
     kb_config__duration(c, "aws", v, "overlap", 0, 0, 30 * 86400, 3600, &a->overlap);
     kb_config__duration(c, "aws", v, "retire", 0, 0, 30 * 86400, 86400, &a->retire);
     kb_config__bool(c, "aws", v, "deny_insecure_transport", true, &a->deny_insecure_transport);
+    kb_config__bool(c, "aws", v, "overlap_ends_on_ack", true, &a->overlap_ends_on_ack);
 }

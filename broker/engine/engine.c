@@ -41,6 +41,7 @@ extern const struct kb_job_kind kb_job_kind_revoke;
 extern const struct kb_job_kind kb_job_kind_rotate;
 
 static void s_schedule(struct kb_engine *e);
+static void s_arm_at(struct kb_engine *e, uint64_t due);
 
 const char *kb_tenant_state_name(enum kb_tenant_state state)
 {
@@ -339,6 +340,7 @@ struct s_opts {
     struct kb_engine_revoke_opts revoke;
     struct kb_engine_provision_opts provision;
     bool rotate_requested;
+    bool rollback;
 };
 
 #define S_FOLLOWED_NOTE                                                                            \
@@ -362,6 +364,7 @@ static int s_enqueue_over(struct kb_engine *e, const struct kb_job_kind *kind, s
         op->ropts = opts->revoke;
         op->popts = opts->provision;
         op->rotate_requested = opts->rotate_requested;
+        op->rollback = opts->rollback;
     }
     for (size_t i = 0; i < count; i++) {
         struct kb_queued *q;
@@ -481,7 +484,15 @@ int kb_engine_revoke(struct kb_engine *e, const char *tenant,
 int kb_engine_rotate(struct kb_engine *e, const char *tenant, kb_engine_progress_cb progress,
                      kb_engine_done_cb done, void *ctx)
 {
-    struct s_opts o = {.rotate_requested = true};
+    return kb_engine_rotate_with(e, tenant, NULL, progress, done, ctx);
+}
+
+int kb_engine_rotate_with(struct kb_engine *e, const char *tenant,
+                          const struct kb_engine_rotate_opts *opts, kb_engine_progress_cb progress,
+                          kb_engine_done_cb done, void *ctx)
+{
+    bool rollback = opts != NULL && opts->rollback;
+    struct s_opts o = {.rotate_requested = !rollback, .rollback = rollback};
     const struct kb_tenant *t;
 
     if (e == NULL || tenant == NULL)
@@ -492,6 +503,43 @@ int kb_engine_rotate(struct kb_engine *e, const char *tenant, kb_engine_progress
     if (!t->rotate)
         return KB_EDENIED;
     return s_submit(e, tenant, &kb_job_kind_rotate, &o, progress, done, ctx);
+}
+
+int kb_engine_cut_over(struct kb_engine *e, const char *tenant, const char *version)
+{
+    const struct kb_tenant *t;
+    struct kb_engine_tenant *et;
+    uint64_t now;
+
+    if (e == NULL || tenant == NULL || version == NULL || version[0] == '\0')
+        return KB_EINVAL;
+    t = kb_config_tenant(e->cfg, tenant);
+    if (t == NULL)
+        return KB_ENOTFOUND;
+    if (!t->rotate || !e->cfg->aws.overlap_ends_on_ack)
+        return KB_EDENIED;
+    et = &e->tenants[t - e->cfg->tenants];
+    if (strcmp(et->status.version_id, version) != 0)
+        return KB_EINVAL;
+    if (strcmp(et->cut_over, version) == 0)
+        return 0;
+    snprintf(et->cut_over, sizeof(et->cut_over), "%s", version);
+    et->cut_over_due = true;
+    kb_log(KB_LOG_INFO, "cut-over", "tenant", t->name, "version_id", version, NULL);
+    if (e->canceled || e->destroying)
+        return KB_ECANCELED;
+    /* The pass runs now, or right after the tenant's running or queued job. */
+    now = uv_now(e->loop);
+    et->life_due = now > 0 ? now : 1;
+    et->rotate_hold = 0;
+    if (!et->busy && et->queued == 0 &&
+        (et->status.state == KB_TENANT_READY || et->status.state == KB_TENANT_DEGRADED)) {
+        et->life_due = 0;
+        return s_enqueue(e, &kb_job_kind_rotate, (size_t)(t - e->cfg->tenants), 1, NULL, NULL,
+                         NULL, NULL);
+    }
+    s_arm_at(e, et->life_due);
+    return 0;
 }
 
 void kb_engine_cancel(struct kb_engine *e)
@@ -679,6 +727,10 @@ void kb_engine__job_schedule(struct kb_engine *e, struct kb_job *j, enum kb_tena
     note[0] = '\0';
     if (j->life_set && !e->canceled && !e->destroying)
         s_set_life(e, et, j->life_due);
+    if (j->cut_over_read)
+        et->cut_over_due = false;
+    else if (et->cut_over_due)
+        et->life_due = uv_now(e->loop) > 0 ? uv_now(e->loop) : 1; /* the pass that reads it */
     if (j->kind == &kb_job_kind_rotate && !e->canceled && !e->destroying) {
         s_rotate_schedule(e, j, et, state);
         return;

@@ -169,6 +169,30 @@ int kb_engine_revoke(struct kb_engine *e, const char *tenant,
 int kb_engine_rotate(struct kb_engine *e, const char *tenant, kb_engine_progress_cb progress,
                      kb_engine_done_cb done, void *ctx);
 
+struct kb_engine_rotate_opts {
+    /* Move AWSCURRENT back to the AWSPREVIOUS version instead (DESIGN.md section 8, step 7):
+     * reactivates its key when it was deactivated, probes it, moves the label, records the
+     * version rolled back from as superseded (its windows start now) and emits "rolled_back".
+     * Refused (the job fails, nothing changed) when there is no AWSPREVIOUS version, when its
+     * key was deleted (aws.retire over) or while a rotation is unfinished (AWSPENDING). */
+    bool rollback;
+};
+/* kb_engine_rotate with opts (NULL: a rotation). */
+int kb_engine_rotate_with(struct kb_engine *e, const char *tenant,
+                          const struct kb_engine_rotate_opts *opts, kb_engine_progress_cb progress,
+                          kb_engine_done_cb done, void *ctx);
+
+/*
+ * Acknowledged cut-over (DESIGN.md section 8, step 7): every watch subscriber of tenant has
+ * acknowledged version (the server counts them). When version is the tenant's AWSCURRENT, a
+ * rotation pass is queued at once (or right after the tenant's running job) and deactivates the
+ * superseded key without waiting for aws.overlap; its deletion still waits for the supersede
+ * time + aws.overlap + aws.retire. Returns 0; KB_EDENIED when this broker is not the tenant's
+ * rotator or aws.overlap_ends_on_ack is false; KB_EINVAL when version is not the tenant's AWSCURRENT
+ * (an ack of an older version changes nothing); KB_ENOTFOUND; KB_ENOMEM.
+ */
+int kb_engine_cut_over(struct kb_engine *e, const char *tenant, const char *version);
+
 /*
  * Turns on the engine's background schedule (the daemon's; keybrokerd --provision-only and
  * --revoke never call it, so they end when their operation does). From then on, on one timer for

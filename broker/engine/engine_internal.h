@@ -37,6 +37,11 @@ struct kb_engine_tenant {
     uint64_t life_due;        /* loop time (ms); 0: none */
     uint64_t rotate_hold;     /* loop time (ms) before which a failed pass is not retried */
     unsigned rotate_failures; /* rotation passes failed in a row */
+    /* The version every watch subscriber of the tenant acknowledged (kb_engine_cut_over): while
+     * it is AWSCURRENT, a rotation pass deactivates the superseded key without waiting for
+     * aws.overlap. "" none. */
+    char cut_over[64];
+    bool cut_over_due; /* a pass has still to read cut_over (set by kb_engine_cut_over) */
 };
 
 /* One tenant's place in the queue. The job itself (and the kind's state) is allocated only when
@@ -54,6 +59,7 @@ struct kb_op {
     struct kb_engine_revoke_opts ropts;
     struct kb_engine_provision_opts popts;
     bool rotate_requested;
+    bool rollback;
     kb_engine_progress_cb progress;
     kb_engine_done_cb done;
     void *ctx;

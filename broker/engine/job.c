@@ -61,6 +61,7 @@ struct kb_job *kb_job__new(struct kb_engine *e, const struct kb_queued *q)
     j->popts = &q->op->popts;
     j->quirks = &e->quirks;
     j->rotate_requested = q->op->rotate_requested;
+    j->rollback = q->op->rollback;
     j->refs = 1;
     e->live_jobs++;
     return j;
@@ -260,6 +261,11 @@ void kb_job_drift(struct kb_job *j, const char *step, const char *what)
 const struct kb_tenant_status *kb_job_status(const struct kb_job *j)
 {
     return &s_tenant(j)->status;
+}
+
+const char *kb_job_cut_over(const struct kb_job *j)
+{
+    return s_tenant(j)->cut_over;
 }
 
 void kb_job_set_key(struct kb_job *j, const char *arn, const char *version_id, time_t when,

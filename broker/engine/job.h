@@ -77,6 +77,8 @@ struct kb_job {
     void *state;           /* the kind's own, state_size bytes */
     char *forgotten_arn;   /* owned: the ARN kb_job_forget_key took from the status */
     bool rotate_requested; /* rotate: asked for (kbctl rotate), not a background pass */
+    bool rollback;         /* rotate: move AWSCURRENT back instead (kbctl rotate --rollback) */
+    bool cut_over_read;    /* rotate: the pass planned with kb_job_cut_over */
     /* When the tenant's next rotation pass is due (unix seconds; 0: none), as the job found AWS
      * (kb_rc_plan_rotate's next): the engine's background schedule runs one then. */
     time_t life_due;
@@ -156,6 +158,9 @@ void kb_job_end(struct kb_job *j);
 /* -- the tenant's status, as the job changes it ------------------------------------------------ */
 
 const struct kb_tenant_status *kb_job_status(const struct kb_job *j);
+
+/* The version every watch subscriber of j's tenant acknowledged ("" none): kb_engine_cut_over. */
+const char *kb_job_cut_over(const struct kb_job *j);
 /* A stored key: ARN (NULL keeps the known one), version, when, probe result ("" unknown). */
 void kb_job_set_key(struct kb_job *j, const char *arn, const char *version_id, time_t when,
                     const char *probe);

@@ -208,7 +208,8 @@ static void s_note_rotation(struct kb_job *j)
     const struct kb_config_aws *aws = &j->cfg->aws;
     struct kb_rc_rotate_in in = {
         &p->snap,    p->superseded_known,     p->superseded_at,   time(NULL), aws->overlap,
-        aws->retire, aws->orphan_key_min_age, j->t->rotate_every, false};
+        aws->retire, aws->orphan_key_min_age, j->t->rotate_every, false,
+        false};
     struct kb_rc_rotate_plan plan;
 
     if (kb_rc_plan_rotate(&in, &plan) == 0)
@@ -247,13 +248,7 @@ static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_i
     if (err != NULL) {
         s_fail_end(j, S_KEYS, err);
     } else {
-        for (size_t i = 0; i < ks->count && p->snap.nkeys < KB_RC_MAX_KEYS; i++) {
-            struct kb_rc_key *k = &p->snap.keys[p->snap.nkeys++];
-
-            snprintf(k->id, sizeof(k->id), "%s", ks->keys[i].access_key_id);
-            k->status = ks->keys[i].status;
-            k->created = ks->keys[i].create_date;
-        }
+        kb_rc_snap_keys(&p->snap, ks);
         snprintf(msg, sizeof(msg), "%zu key%s", p->snap.nkeys, p->snap.nkeys == 1 ? "" : "s");
         kb_job_event(j, S_KEYS, KB_ENGINE_DONE, msg, ks->request_id);
         s_plan(j);

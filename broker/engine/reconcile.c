@@ -138,16 +138,11 @@ static bool s_is(const char *label_version, const char *version)
     return label_version[0] != '\0' && strcmp(label_version, version) == 0;
 }
 
-int kb_rc_plan_keys(const struct kb_rc_snapshot *s, time_t now, uint64_t min_age,
-                    struct kb_rc_plan *out)
+int kb_rc_label_keys(const struct kb_rc_snapshot *s, struct kb_rc_labels *out)
 {
-    size_t used;
-
     if (s == NULL || out == NULL || s->nkeys > KB_RC_MAX_KEYS)
         return KB_EINVAL;
-    memset(out, 0, sizeof(*out));
-    out->current = -1;
-    out->waiting = -1;
+    *out = (struct kb_rc_labels){-1, -1, -1, 0};
     for (size_t i = 0; i < s->nkeys; i++) {
         char version[KB_UUID_STR_SIZE];
         int rc = kb_uuid_key_version(s->tenant, s->keys[i].id, version);
@@ -156,10 +151,47 @@ int kb_rc_plan_keys(const struct kb_rc_snapshot *s, time_t now, uint64_t min_age
             return rc;
         if (s_is(s->current, version))
             out->current = (int)i;
-        if (s_is(s->current, version) || s_is(s->pending, version) || s_is(s->previous, version)) {
-            out->referenced |= 1u << i;
+        else if (s_is(s->pending, version))
+            out->pending = (int)i;
+        else if (s_is(s->previous, version))
+            out->previous = (int)i;
+        else
             continue;
-        }
+        out->referenced |= 1u << i;
+    }
+    return 0;
+}
+
+void kb_rc_snap_keys(struct kb_rc_snapshot *s, const struct kb_iam_access_keys *ks)
+{
+    for (size_t i = 0; i < ks->count && s->nkeys < KB_RC_MAX_KEYS; i++) {
+        struct kb_rc_key *k = &s->keys[s->nkeys++];
+
+        snprintf(k->id, sizeof(k->id), "%s", ks->keys[i].access_key_id);
+        k->status = ks->keys[i].status;
+        k->created = ks->keys[i].create_date;
+    }
+}
+
+int kb_rc_plan_keys(const struct kb_rc_snapshot *s, time_t now, uint64_t min_age,
+                    struct kb_rc_plan *out)
+{
+    struct kb_rc_labels l;
+    size_t used;
+    int rc;
+
+    if (out == NULL)
+        return KB_EINVAL;
+    rc = kb_rc_label_keys(s, &l);
+    if (rc != 0)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    out->current = l.current;
+    out->referenced = l.referenced;
+    out->waiting = -1;
+    for (size_t i = 0; i < s->nkeys; i++) {
+        if (l.referenced & (1u << i))
+            continue;
         /* A key dated in the future (clock skew) counts as young. */
         if (now >= s->keys[i].created && (uint64_t)(now - s->keys[i].created) >= min_age) {
             out->del[out->ndel++] = i;
@@ -240,14 +272,19 @@ static void s_window(const struct kb_rc_rotate_in *in, const struct kb_rc_key *k
     if (!in->superseded_known) {
         out->window = KB_RC_WIN_RECORD;
         out->window_at = now;
-        /* Recorded as of now: the first window step then comes after the full windows. */
-        out->next_after = now + (time_t)(active ? in->overlap : in->overlap + in->retire);
+        /* Recorded as of now: the first window step then comes after the full windows (at once
+         * when every subscriber acknowledged the new version: the next pass deactivates). */
+        out->next_after =
+            active && in->cut_over
+                ? now
+                : now + (time_t)(active ? in->overlap : in->overlap + in->retire);
         return;
     }
     if (now >= gone) {
         out->window = KB_RC_WIN_DELETE;
         out->window_at = now;
-    } else if (active && now >= off) {
+    } else if (active && (now >= off || in->cut_over)) {
+        /* Past the overlap, or every subscriber already uses the new version. */
         out->window = KB_RC_WIN_DEACTIVATE;
         out->window_at = now;
         out->next_after = gone;
@@ -290,31 +327,24 @@ static void s_refuse(const struct kb_rc_rotate_in *in, const unsigned referenced
 int kb_rc_plan_rotate(const struct kb_rc_rotate_in *in, struct kb_rc_rotate_plan *out)
 {
     const struct kb_rc_snapshot *s;
-    unsigned referenced = 0;
+    struct kb_rc_labels l;
+    unsigned referenced;
     size_t used;
     bool wanted;
+    int rc;
 
-    if (in == NULL || in->snap == NULL || out == NULL || in->snap->nkeys > KB_RC_MAX_KEYS)
+    if (in == NULL || out == NULL)
         return KB_EINVAL;
+    rc = kb_rc_label_keys(in->snap, &l);
+    if (rc != 0)
+        return rc;
     s = in->snap;
     memset(out, 0, sizeof(*out));
-    out->current = out->pending = out->previous = out->blocker = -1;
-    for (size_t i = 0; i < s->nkeys; i++) {
-        char version[KB_UUID_STR_SIZE];
-        int rc = kb_uuid_key_version(s->tenant, s->keys[i].id, version);
-
-        if (rc != 0)
-            return rc;
-        if (s_is(s->current, version))
-            out->current = (int)i;
-        else if (s_is(s->pending, version))
-            out->pending = (int)i;
-        else if (s_is(s->previous, version))
-            out->previous = (int)i;
-        else
-            continue;
-        referenced |= 1u << i;
-    }
+    out->current = l.current;
+    out->pending = l.pending;
+    out->previous = l.previous;
+    out->blocker = -1;
+    referenced = l.referenced;
     if (out->current < 0 || s->keys[out->current].status != KB_IAM_KEY_ACTIVE) {
         /* Nothing to rotate from: provisioning makes the tenant's key first. */
         out->action = in->requested ? KB_RC_ROT_REFUSE : KB_RC_ROT_NONE;
@@ -353,6 +383,32 @@ int kb_rc_plan_rotate(const struct kb_rc_rotate_in *in, struct kb_rc_rotate_plan
         out->next = s_min_time(out->next, s_min_time(out->window_at, out->rotate_at));
     if (out->action == KB_RC_ROT_REFUSE && out->refusal == KB_RC_REFUSE_PREVIOUS_KEPT)
         out->next = s_min_time(out->next, out->window_at);
+    return 0;
+}
+
+/* -- rollback ---------------------------------------------------------------------------------- */
+
+int kb_rc_plan_rollback(const struct kb_rc_snapshot *s, struct kb_rc_rollback_plan *out)
+{
+    struct kb_rc_labels l;
+    int rc;
+
+    if (out == NULL)
+        return KB_EINVAL;
+    rc = kb_rc_label_keys(s, &l);
+    if (rc != 0)
+        return rc;
+    *out = (struct kb_rc_rollback_plan){KB_RC_RB_OK, l.current, l.previous, false};
+    if (s->pending[0] != '\0')
+        out->refusal = KB_RC_RB_IN_FLIGHT;
+    else if (s->previous[0] == '\0')
+        out->refusal = KB_RC_RB_NO_PREVIOUS;
+    else if (l.previous < 0)
+        out->refusal = KB_RC_RB_DELETED;
+    else if (l.current < 0)
+        out->refusal = KB_RC_RB_NO_CURRENT;
+    else
+        out->reactivate = s->keys[l.previous].status != KB_IAM_KEY_ACTIVE;
     return 0;
 }
 

@@ -109,6 +109,17 @@ struct kb_rc_plan {
     unsigned referenced; /* bit i: key i is the key of a labelled version */
 };
 
+/* Which key of the snapshot each label names (a key is named by kb_uuid_key_version(tenant,
+ * key)): indexes, -1 when none; bit i of referenced: key i is named by one of the three. */
+struct kb_rc_labels {
+    int current, pending, previous;
+    unsigned referenced;
+};
+int kb_rc_label_keys(const struct kb_rc_snapshot *s, struct kb_rc_labels *out);
+
+/* Appends ListAccessKeys's keys to s (at most KB_RC_MAX_KEYS in all; the rest are not kept). */
+void kb_rc_snap_keys(struct kb_rc_snapshot *s, const struct kb_iam_access_keys *ks);
+
 /*
  * Plans the key step. A key is referenced when kb_uuid_key_version(tenant, key) is the version
  * labelled AWSCURRENT, AWSPENDING or AWSPREVIOUS (AWSPREVIOUS keys stay referenced here: retiring
@@ -173,6 +184,9 @@ struct kb_rc_rotate_in {
     time_t now;
     uint64_t overlap, retire, min_age, rotate_every; /* seconds; rotate_every 0: never */
     bool requested;                                  /* on demand (kbctl rotate) */
+    /* Every subscriber of the tenant acknowledged snap->current (the server's watch streams,
+     * kb_engine_cut_over): the superseded key is deactivated now instead of after overlap. */
+    bool cut_over;
 };
 
 struct kb_rc_rotate_plan {
@@ -201,6 +215,27 @@ struct kb_rc_rotate_plan {
  * Returns 0, or KB_EINVAL.
  */
 int kb_rc_plan_rotate(const struct kb_rc_rotate_in *in, struct kb_rc_rotate_plan *out);
+
+/* -- rollback (DESIGN.md section 8, step 7) ---------------------------------------------------- */
+
+enum kb_rc_rollback_refusal {
+    KB_RC_RB_OK,
+    KB_RC_RB_NO_CURRENT,  /* AWSCURRENT names no key of the user */
+    KB_RC_RB_NO_PREVIOUS, /* no AWSPREVIOUS version: nothing to roll back to */
+    KB_RC_RB_DELETED,     /* AWSPREVIOUS's key no longer exists (deleted after aws.retire) */
+    KB_RC_RB_IN_FLIGHT,   /* AWSPENDING is set: a rotation is unfinished */
+};
+
+struct kb_rc_rollback_plan {
+    enum kb_rc_rollback_refusal refusal;
+    int current, previous; /* key indexes in the snapshot, -1 */
+    bool reactivate;       /* the AWSPREVIOUS key is Inactive: UpdateAccessKey Active first */
+};
+
+/* Plans moving AWSCURRENT back to the AWSPREVIOUS version: possible while that version's key
+ * exists (active inside aws.overlap, inactive until aws.retire is over) and no rotation is
+ * unfinished. Returns 0 (see refusal), or KB_EINVAL. */
+int kb_rc_plan_rollback(const struct kb_rc_snapshot *s, struct kb_rc_rollback_plan *out);
 
 /* -- AWS answers ------------------------------------------------------------------------------- */
 

@@ -59,6 +59,7 @@
 
 static void s_action(struct kb_job *j);
 static void s_window(struct kb_job *j);
+static void s_rollback(struct kb_job *j);
 
 /* -- events and the end ------------------------------------------------------------------------ */
 
@@ -117,18 +118,20 @@ static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_i
         kb_job_unref(j);
         return;
     }
-    for (size_t i = 0; i < ks->count && r->snap.nkeys < KB_RC_MAX_KEYS; i++) {
-        struct kb_rc_key *k = &r->snap.keys[r->snap.nkeys++];
-
-        snprintf(k->id, sizeof(k->id), "%s", ks->keys[i].access_key_id);
-        k->status = ks->keys[i].status;
-        k->created = ks->keys[i].create_date;
-    }
+    kb_rc_snap_keys(&r->snap, ks);
     snprintf(msg, sizeof(msg), "%zu key%s", r->snap.nkeys, r->snap.nkeys == 1 ? "" : "s");
     kb_job_event(j, KB_ROT_S_KEYS, KB_ENGINE_DONE, msg, ks->request_id);
+    if (j->rollback) {
+        s_rollback(j);
+        kb_job_unref(j);
+        return;
+    }
+    j->cut_over_read = true;
+    r->cut_over = r->snap.current[0] != '\0' && strcmp(kb_job_cut_over(j), r->snap.current) == 0;
     in = (struct kb_rc_rotate_in){
         &r->snap,    r->superseded_known,     r->superseded_at,   time(NULL),         aws->overlap,
-        aws->retire, aws->orphan_key_min_age, j->t->rotate_every, j->rotate_requested};
+        aws->retire, aws->orphan_key_min_age, j->t->rotate_every, j->rotate_requested,
+        r->cut_over};
     rc = kb_rc_plan_rotate(&in, &r->plan);
     if (rc != 0) {
         kb_job_fail(j, KB_ROT_S_KEYS, NULL, "cannot plan the rotation: %s", kb_strerror(rc));
@@ -279,9 +282,13 @@ static void on_window(void *ctx, const struct kb_aws_error *err, const struct kb
     kb_log(KB_LOG_INFO, step, "tenant", j->t->name, "access_key_id", k->id, "version_id",
            r->snap.previous, NULL);
     if (r->plan.window == KB_RC_WIN_DEACTIVATE) {
-        kb_job_event(j, step, KB_ENGINE_DONE, "the superseded key is inactive (aws.overlap over)",
+        kb_job_event(j, step, KB_ENGINE_DONE,
+                     r->cut_over ? "the superseded key is inactive (every subscriber acknowledged "
+                                   "the new version)"
+                                 : "the superseded key is inactive (aws.overlap over)",
                      KB_RID(ok));
-        kb_rot__emit(j, KB_EVENT_KEY_DEACTIVATED, r->snap.previous, "after aws.overlap");
+        kb_rot__emit(j, KB_EVENT_KEY_DEACTIVATED, r->snap.previous,
+                     r->cut_over ? "acknowledged by every subscriber" : "after aws.overlap");
     } else if (r->plan.window == KB_RC_WIN_DELETE) {
         kb_job_event(j, step, KB_ENGINE_DONE, "the superseded key is deleted (aws.retire over)",
                      err != NULL ? err->request_id : ok->request_id);
@@ -449,6 +456,89 @@ static void s_action(struct kb_job *j)
         kb_rot__create(j);
         return;
     }
+}
+
+/* -- rollback ---------------------------------------------------------------------------------- */
+
+static void on_reactivated(void *ctx, const struct kb_aws_error *err, const struct kb_aws_done *ok)
+{
+    struct kb_job *j = ctx;
+    struct kb_rot *r = kb_rot(j);
+
+    kb_job_log_call(j, KB_ROT_S_REACT, "UpdateAccessKey", err, KB_RID(ok));
+    if (err != NULL) {
+        kb_rot__fail_end(j, KB_ROT_S_REACT, err);
+    } else {
+        kb_log(KB_LOG_INFO, KB_ROT_S_REACT, "tenant", j->t->name, "access_key_id", r->new_key,
+               "version_id", r->new_version, NULL);
+        kb_job_event(j, KB_ROT_S_REACT, KB_ENGINE_DONE, "the superseded key is active again",
+                     ok->request_id);
+        kb_rot__read_previous(j);
+    }
+    kb_job_unref(j);
+}
+
+/* Refuses a rollback the plan refused, saying why; nothing was changed. */
+static void s_rollback_refused(struct kb_job *j, const struct kb_rc_rollback_plan *rb)
+{
+    struct kb_rot *r = kb_rot(j);
+
+    switch (rb->refusal) {
+    case KB_RC_RB_IN_FLIGHT:
+        kb_job_fail(j, KB_ROT_S_BACK, NULL,
+                    "rollback refused, nothing changed: a rotation is unfinished (AWSPENDING is on "
+                    "version %s); finish it first with kbctl rotate",
+                    r->snap.pending);
+        break;
+    case KB_RC_RB_NO_PREVIOUS:
+        kb_job_fail(j, KB_ROT_S_BACK, NULL,
+                    "rollback refused, nothing changed: the secret has no AWSPREVIOUS version to "
+                    "roll back to");
+        break;
+    case KB_RC_RB_DELETED:
+        kb_job_fail(j, KB_ROT_S_BACK, NULL,
+                    "rollback refused, nothing changed: the key of the superseded version %s was "
+                    "deleted (aws.overlap and aws.retire are over); rollback is no longer possible",
+                    r->snap.previous);
+        break;
+    default:
+        kb_job_fail(j, KB_ROT_S_BACK, NULL,
+                    "rollback refused, nothing changed: AWSCURRENT holds no key of the user");
+        break;
+    }
+    kb_rot__end(j);
+}
+
+static void s_rollback(struct kb_job *j)
+{
+    struct kb_rot *r = kb_rot(j);
+    struct kb_rc_rollback_plan rb;
+    int rc = kb_rc_plan_rollback(&r->snap, &rb);
+
+    if (rc != 0) {
+        kb_job_fail(j, KB_ROT_S_BACK, NULL, "cannot plan the rollback: %s", kb_strerror(rc));
+        kb_rot__end(j);
+        return;
+    }
+    if (rb.refusal != KB_RC_RB_OK) {
+        s_rollback_refused(j, &rb);
+        return;
+    }
+    snprintf(r->new_key, sizeof(r->new_key), "%s", r->snap.keys[rb.previous].id);
+    snprintf(r->new_version, sizeof(r->new_version), "%s", r->snap.previous);
+    snprintf(r->old_version, sizeof(r->old_version), "%s", r->snap.current);
+    kb_log(KB_LOG_WARN, "rollback", "tenant", j->t->name, "version_id", r->new_version,
+           "from_version_id", r->old_version, NULL);
+    if (!rb.reactivate) {
+        kb_rot__read_previous(j);
+        return;
+    }
+    kb_job_event(j, KB_ROT_S_REACT, KB_ENGINE_START, NULL, NULL);
+    rc = kb_iam_update_access_key(
+        j->client,
+        &(struct kb_iam_update_access_key_input){j->t->user_name, r->new_key, KB_IAM_KEY_ACTIVE},
+        on_reactivated, j);
+    kb_job_send(j, KB_ROT_S_REACT, "UpdateAccessKey", rc, kb_rot__end);
 }
 
 /* -- the kind ---------------------------------------------------------------------------------- */

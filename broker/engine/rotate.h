@@ -31,6 +31,9 @@
 #define KB_ROT_S_UNPEND  "remove-pending"
 #define KB_ROT_S_TAG     "superseded-tag"
 #define KB_ROT_S_ROTATE  "rotate"
+#define KB_ROT_S_REACT   "reactivate-key"
+#define KB_ROT_S_READ_PV "read-previous"
+#define KB_ROT_S_BACK    "rollback"
 #define KB_ROT_S_CURRENT "AWSCURRENT"
 #define KB_ROT_S_PENDING "AWSPENDING"
 
@@ -58,6 +61,8 @@ struct kb_rot {
     char store_error[768];
     char store_request_id[96];
     bool wanted; /* a rotation was asked for or found due: a failure emits rotation_failed */
+    bool cut_over; /* every subscriber acknowledged AWSCURRENT (the plan's cut_over) */
+    const char *read_step; /* the step reading the key to probe: read-pending, read-previous */
     const struct kb_rot_verify *verify; /* the label check in flight */
     struct kb_aws_error label_error;    /* the failed label call's error, while it is checked */
 };
@@ -77,9 +82,13 @@ void kb_rot__emit(struct kb_job *j, enum kb_event_kind kind, const char *version
 /* rotate.c: TagResource keybroker:superseded = "<version> <now>" (cb gets j). */
 int kb_rot__tag_superseded(struct kb_job *j, const char *version, kb_aws_done_cb cb);
 /* rotate_key.c: the actions. CreateAccessKey onwards; GetSecretValue(AWSPENDING) onwards; only
- * the removal of AWSPENDING from the AWSCURRENT version. Each ends the job, later. */
+ * the removal of AWSPENDING from the AWSCURRENT version; a rollback from GetSecretValue of the
+ * AWSPREVIOUS version (new_key, new_version: its key and version; old_version: AWSCURRENT's) on:
+ * the probe, the move of AWSCURRENT back, the supersede tag of old_version, "rolled_back". Each
+ * ends the job, later. */
 void kb_rot__create(struct kb_job *j);
 void kb_rot__read_pending(struct kb_job *j);
 void kb_rot__unpend(struct kb_job *j);
+void kb_rot__read_previous(struct kb_job *j);
 
 #endif

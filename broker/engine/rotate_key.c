@@ -28,6 +28,7 @@
 #include "engine/rotate.h"
 
 static void s_move(struct kb_job *j);
+static void s_tag(struct kb_job *j);
 
 /* -- labels ------------------------------------------------------------------------------------ */
 
@@ -64,8 +65,13 @@ static void s_probed(struct kb_job *j)
 
     r->probing = false;
     if (j->failed) {
-        /* The key stays stored as AWSPENDING: the next pass resumes it. */
+        /* The key stays stored as AWSPENDING: the next pass resumes it. A rollback's key stays
+         * AWSPREVIOUS (reactivated or not: its windows are unchanged). */
         kb_rot__end(j);
+        return;
+    }
+    if (j->rollback) {
+        s_move(j);
         return;
     }
     snprintf(ms_text, sizeof(ms_text), "%" PRIu64, ms);
@@ -251,9 +257,9 @@ static void on_pending_value(void *ctx, const struct kb_aws_error *err,
     int rc;
 
     memset(&parts, 0, sizeof(parts));
-    kb_job_log_call(j, KB_ROT_S_READ, "GetSecretValue", err, KB_RID(v));
+    kb_job_log_call(j, r->read_step, "GetSecretValue", err, KB_RID(v));
     if (err != NULL) {
-        kb_rot__fail_end(j, KB_ROT_S_READ, err);
+        kb_rot__fail_end(j, r->read_step, err);
         kb_job_unref(j);
         return;
     }
@@ -262,17 +268,34 @@ static void on_pending_value(void *ctx, const struct kb_aws_error *err,
         rc = KB_EPARSE;
     if (rc != 0) {
         kb_secret_destroy(parts.secret_access_key);
-        kb_job_fail(j, KB_ROT_S_READ, v->request_id,
-                    "the AWSPENDING version %s does not hold the key its id names (%s)",
-                    r->new_version, kb_strerror(rc));
+        kb_job_fail(j, r->read_step, v->request_id,
+                    "the %s version %s does not hold the key its id names (%s)",
+                    j->rollback ? "AWSPREVIOUS" : "AWSPENDING", r->new_version, kb_strerror(rc));
         kb_rot__end(j);
     } else {
         r->new_secret = parts.secret_access_key;
-        kb_job_event(j, KB_ROT_S_READ, KB_ENGINE_DONE, "resuming the interrupted rotation",
+        kb_job_event(j, r->read_step, KB_ENGINE_DONE,
+                     j->rollback ? "the superseded version's key, to probe it"
+                                 : "resuming the interrupted rotation",
                      v->request_id);
         s_probe(j);
     }
     kb_job_unref(j);
+}
+
+/* GetSecretValue of new_version at step, then the probe of its key. */
+static void s_read_key(struct kb_job *j, const char *step)
+{
+    struct kb_rot *r = kb_rot(j);
+
+    r->read_step = step;
+    kb_job_event(j, step, KB_ENGINE_START, NULL, NULL);
+    kb_job_send(j, step, "GetSecretValue",
+                kb_sm_get_secret_value(
+                    j->client,
+                    &(struct kb_sm_get_secret_value_input){j->t->secret_name, r->new_version, NULL},
+                    on_pending_value, j),
+                kb_rot__end);
 }
 
 void kb_rot__read_pending(struct kb_job *j)
@@ -282,13 +305,12 @@ void kb_rot__read_pending(struct kb_job *j)
     kb_log(KB_LOG_INFO, "rotation-resume", "tenant", j->t->name, "version_id", r->new_version,
            "access_key_id", r->new_key, NULL);
     r->wanted = true;
-    kb_job_event(j, KB_ROT_S_READ, KB_ENGINE_START, NULL, NULL);
-    kb_job_send(j, KB_ROT_S_READ, "GetSecretValue",
-                kb_sm_get_secret_value(
-                    j->client,
-                    &(struct kb_sm_get_secret_value_input){j->t->secret_name, r->new_version, NULL},
-                    on_pending_value, j),
-                kb_rot__end);
+    s_read_key(j, KB_ROT_S_READ);
+}
+
+void kb_rot__read_previous(struct kb_job *j)
+{
+    s_read_key(j, KB_ROT_S_READ_PV);
 }
 
 /* -- moving the labels ------------------------------------------------------------------------- */
@@ -327,7 +349,7 @@ static void s_verify(struct kb_job *j, const struct kb_rot_verify *how,
         kb_rot__fail_end(j, how->step, err);
 }
 
-/* The labels are moved: the status, "rotated", the outcome. */
+/* The labels are moved: the status, "rotated" (or "rolled_back"), the outcome. */
 static void s_rotated(struct kb_job *j)
 {
     struct kb_rot *r = kb_rot(j);
@@ -336,12 +358,17 @@ static void s_rotated(struct kb_job *j)
     /* A copy: kb_job_set_key writes the status field the probe result is read from. */
     snprintf(probe, sizeof(probe), "%s", kb_job_status(j)->probe);
     kb_job_set_key(j, r->secret_arn, r->new_version, time(NULL), probe);
-    kb_log(KB_LOG_INFO, "rotated", "tenant", j->t->name, "version_id", r->new_version,
-           "previous_version_id", r->old_version, NULL);
-    kb_rot__emit(j, KB_EVENT_ROTATED, r->new_version, r->old_version);
-    snprintf(msg, sizeof(msg), "rotated: version %s is AWSCURRENT (was %s)", r->new_version,
-             r->old_version);
-    kb_job_event(j, KB_ROT_S_ROTATE, KB_ENGINE_DONE, msg, NULL);
+    kb_log(KB_LOG_INFO, j->rollback ? "rolled-back" : "rotated", "tenant", j->t->name,
+           "version_id", r->new_version, "previous_version_id", r->old_version, NULL);
+    kb_rot__emit(j, j->rollback ? KB_EVENT_ROLLED_BACK : KB_EVENT_ROTATED, r->new_version,
+                 r->old_version);
+    if (j->rollback)
+        snprintf(msg, sizeof(msg), "rolled back: version %s is AWSCURRENT again (was %s)",
+                 r->new_version, r->old_version);
+    else
+        snprintf(msg, sizeof(msg), "rotated: version %s is AWSCURRENT (was %s)", r->new_version,
+                 r->old_version);
+    kb_job_event(j, j->rollback ? KB_ROT_S_BACK : KB_ROT_S_ROTATE, KB_ENGINE_DONE, msg, NULL);
     snprintf(j->message, sizeof(j->message), "%s", msg);
     /* The new previous key's first window. */
     kb_job_set_life(j, time(NULL) + (time_t)j->cfg->aws.overlap);
@@ -419,7 +446,17 @@ static bool s_moved(struct kb_job *j, const struct kb_sm_description *d)
     return s_stage_on(d, kb_rot(j)->new_version, KB_ROT_S_CURRENT);
 }
 
-static const struct kb_rot_verify s_verify_move = {KB_ROT_S_MOVE, kb_rot__unpend, s_moved};
+/* AWSCURRENT is on new_version: a rotation removes AWSPENDING from it, a rollback (which has no
+ * AWSPENDING) records the version it left as superseded. */
+static void s_after_move(struct kb_job *j)
+{
+    if (j->rollback)
+        s_tag(j);
+    else
+        kb_rot__unpend(j);
+}
+
+static const struct kb_rot_verify s_verify_move = {KB_ROT_S_MOVE, s_after_move, s_moved};
 
 static void on_move(void *ctx, const struct kb_aws_error *err, const struct kb_sm_secret_ref *ref)
 {
@@ -429,9 +466,11 @@ static void on_move(void *ctx, const struct kb_aws_error *err, const struct kb_s
     if (err != NULL) {
         s_verify(j, &s_verify_move, err);
     } else {
-        kb_job_event(j, KB_ROT_S_MOVE, KB_ENGINE_DONE, "AWSCURRENT moved to the new version",
+        kb_job_event(j, KB_ROT_S_MOVE, KB_ENGINE_DONE,
+                     j->rollback ? "AWSCURRENT moved back to the superseded version"
+                                 : "AWSCURRENT moved to the new version",
                      ref->request_id);
-        kb_rot__unpend(j);
+        s_after_move(j);
     }
     kb_job_unref(j);
 }

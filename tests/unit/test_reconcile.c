@@ -516,6 +516,114 @@ static void test_rotate_windows(void **state)
     assert_int_equal(p.window, KB_RC_WIN_DELETE);
 }
 
+/* Every subscriber acknowledged the new version: the superseded key is deactivated at once,
+ * inside the overlap; its deletion still waits for overlap + retire from the supersede time. */
+static void test_rotate_cut_over_on_ack(void **state)
+{
+    struct kb_rc_snapshot s;
+    struct kb_rc_rotate_plan p;
+    struct kb_rc_rotate_in in;
+    const char *cv[] = {"C", "V"};
+    const time_t t[] = {NOW - 5 * HOUR, NOW - 9 * HOUR};
+    const enum kb_iam_key_status inactive[] = {KB_IAM_KEY_ACTIVE, KB_IAM_KEY_INACTIVE};
+
+    snap(&s, 2, cv, t, NULL);
+    in = rin(&s, false);
+    in.superseded_known = true;
+    in.superseded_at = NOW - 10;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_NONE); /* without the acks: the overlap runs */
+    in.cut_over = true;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_DEACTIVATE);
+    assert_int_equal(p.action, KB_RC_ROT_NONE);
+    assert_int_equal(p.next, NOW);
+    assert_int_equal(p.next_after, NOW - 10 + OVERLAP + RETIRE);
+    /* already inactive: nothing more until retire is over */
+    snap(&s, 2, cv, t, inactive);
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_NONE);
+    assert_int_equal(p.next, NOW - 10 + OVERLAP + RETIRE);
+    /* supersede time unknown: recorded first, the next pass (now) deactivates */
+    snap(&s, 2, cv, t, NULL);
+    in.superseded_known = false;
+    assert_int_equal(kb_rc_plan_rotate(&in, &p), 0);
+    assert_int_equal(p.window, KB_RC_WIN_RECORD);
+    assert_int_equal(p.next_after, NOW);
+}
+
+static void test_label_keys(void **state)
+{
+    struct kb_rc_snapshot s;
+    struct kb_rc_labels l;
+    const char *labels[] = {"V", "", "C", "P"};
+    const time_t t[] = {NOW, NOW, NOW, NOW};
+    struct kb_iam_access_key_meta metas[2] = {{.access_key_id = "AKIAONE", .create_date = NOW},
+                                              {.access_key_id = "AKIATWO", .create_date = NOW - 1,
+                                               .status = KB_IAM_KEY_INACTIVE}};
+    struct kb_iam_access_keys ks = {.keys = metas, .count = 2};
+
+    snap(&s, 4, labels, t, NULL);
+    assert_int_equal(kb_rc_label_keys(&s, &l), 0);
+    assert_int_equal(l.previous, 0);
+    assert_int_equal(l.current, 2);
+    assert_int_equal(l.pending, 3);
+    assert_int_equal(l.referenced, 0xdu);
+    assert_int_equal(kb_rc_label_keys(NULL, &l), KB_EINVAL);
+    /* ListAccessKeys into a snapshot: appended, bounded */
+    s.nkeys = KB_RC_MAX_KEYS - 1;
+    kb_rc_snap_keys(&s, &ks);
+    assert_int_equal(s.nkeys, KB_RC_MAX_KEYS);
+    assert_string_equal(s.keys[KB_RC_MAX_KEYS - 1].id, "AKIAONE");
+    s.nkeys = 0;
+    kb_rc_snap_keys(&s, &ks);
+    assert_int_equal(s.nkeys, 2);
+    assert_string_equal(s.keys[1].id, "AKIATWO");
+    assert_int_equal(s.keys[1].status, KB_IAM_KEY_INACTIVE);
+    assert_int_equal(s.keys[1].created, NOW - 1);
+}
+
+static void test_rollback_plan(void **state)
+{
+    struct kb_rc_snapshot s;
+    struct kb_rc_rollback_plan p;
+    const time_t t[] = {NOW - 5 * HOUR, NOW - 9 * HOUR};
+    const enum kb_iam_key_status inactive[] = {KB_IAM_KEY_ACTIVE, KB_IAM_KEY_INACTIVE};
+
+    /* inside the overlap: the old key is active, only the label moves */
+    snap(&s, 2, (const char *[]){"C", "V"}, t, NULL);
+    assert_int_equal(kb_rc_plan_rollback(&s, &p), 0);
+    assert_int_equal(p.refusal, KB_RC_RB_OK);
+    assert_int_equal(p.previous, 1);
+    assert_int_equal(p.current, 0);
+    assert_false(p.reactivate);
+    /* deactivated, not deleted: reactivated first */
+    snap(&s, 2, (const char *[]){"C", "V"}, t, inactive);
+    assert_int_equal(kb_rc_plan_rollback(&s, &p), 0);
+    assert_int_equal(p.refusal, KB_RC_RB_OK);
+    assert_true(p.reactivate);
+    /* deleted: the version is still AWSPREVIOUS but its key is gone */
+    snap(&s, 2, (const char *[]){"C", "V"}, t, NULL);
+    s.nkeys = 1;
+    assert_int_equal(kb_rc_plan_rollback(&s, &p), 0);
+    assert_int_equal(p.refusal, KB_RC_RB_DELETED);
+    /* never rotated */
+    snap(&s, 1, (const char *[]){"C"}, t, NULL);
+    assert_int_equal(kb_rc_plan_rollback(&s, &p), 0);
+    assert_int_equal(p.refusal, KB_RC_RB_NO_PREVIOUS);
+    /* a rotation in flight */
+    snap(&s, 2, (const char *[]){"C", "P"}, t, NULL);
+    snprintf(s.previous, sizeof(s.previous), "%s", "some-version");
+    assert_int_equal(kb_rc_plan_rollback(&s, &p), 0);
+    assert_int_equal(p.refusal, KB_RC_RB_IN_FLIGHT);
+    /* AWSCURRENT's key gone */
+    snap(&s, 2, (const char *[]){"V", "C"}, t, NULL);
+    s.nkeys = 1;
+    assert_int_equal(kb_rc_plan_rollback(&s, &p), 0);
+    assert_int_equal(p.refusal, KB_RC_RB_NO_CURRENT);
+    assert_int_equal(kb_rc_plan_rollback(&s, NULL), KB_EINVAL);
+}
+
 static void test_rotate_resumes_from_pending(void **state)
 {
     struct kb_rc_snapshot s;
@@ -613,6 +721,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_rotate_frees_a_slot_only_by_the_superseded_key),
         cmocka_unit_test(test_rotate_windows),
         cmocka_unit_test(test_rotate_resumes_from_pending),
+        cmocka_unit_test(test_rotate_cut_over_on_ack),
+        cmocka_unit_test(test_label_keys),
+        cmocka_unit_test(test_rollback_plan),
         cmocka_unit_test(test_rotate_every_with_jitter),
     };
     /* clang-format on */

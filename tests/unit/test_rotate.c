@@ -69,7 +69,7 @@ static struct {
     int done_calls;
     char done_state[16];
     char done_message[1024];
-    int rotated, failed, deactivated, deleted;
+    int rotated, failed, deactivated, deleted, rolled_back;
     char rotated_version[64], rotated_message[64];
     struct kb_engine *engine;
     struct kb_events *bus;
@@ -444,6 +444,11 @@ static void on_event(void *ctx, const struct kb_event *ev)
     case KB_EVENT_ROTATION_FAILED:
         F.failed++;
         break;
+    case KB_EVENT_ROLLED_BACK:
+        F.rolled_back++;
+        snprintf(F.rotated_version, sizeof(F.rotated_version), "%s", ev->version_id);
+        snprintf(F.rotated_message, sizeof(F.rotated_message), "%s", ev->message);
+        break;
     case KB_EVENT_KEY_DEACTIVATED:
         F.deactivated++;
         break;
@@ -678,6 +683,113 @@ static void test_move_done_by_another_rotator(void **state)
     assert_int_equal(F.rotated, 1);
 }
 
+static void rollback(void)
+{
+    assert_int_equal(kb_engine_rotate_with(F.engine, "billing",
+                                           &(struct kb_engine_rotate_opts){.rollback = true},
+                                           NULL, on_done, NULL),
+                     0);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    assert_int_equal(F.done_calls, 1);
+}
+
+/* The tenant as rotated an hour and a half ago: AWSPREVIOUS is the old key, deactivated after the
+ * 1 h overlap, still inside the 1 d retire window. */
+static void s_rotated_earlier(bool old_active)
+{
+    s_add_key("AKIAOLDER00000000001", old_active, time(NULL) - 3 * 86400);
+    s_add_version("AKIAOLDER00000000001");
+    F.vers[1].previous = true;
+    snprintf(F.superseded, sizeof(F.superseded), "%s %lld", F.vers[1].id,
+             (long long)time(NULL) - 5400);
+}
+
+static void test_rollback_reactivates_and_moves_back(void **state)
+{
+    static const char *const want[] = {
+        "GetUser",         "DescribeSecret",    "ListAccessKeys",
+        "UpdateAccessKey", "GetSecretValue",    "GetCallerIdentity",
+        "ListObjectsV2",   "UpdateSecretVersionStage", "TagResource"};
+    char from[KB_UUID_STR_SIZE], to[KB_UUID_STR_SIZE], value[96];
+    struct kb_tenant_status st;
+
+    (void)state;
+    s_rotated_earlier(false);
+    snprintf(from, sizeof(from), "%s", F.vers[0].id);
+    snprintf(to, sizeof(to), "%s", F.vers[1].id);
+    rollback();
+    assert_calls(want, sizeof(want) / sizeof(want[0]));
+    assert_string_equal(F.done_state, "ready");
+    assert_non_null(strstr(F.done_message, "rolled back"));
+    assert_true(F.keys[1].active); /* reactivated */
+    assert_string_equal(labelled(0)->id, to);
+    assert_string_equal(labelled(2)->id, from);
+    assert_null(labelled(1));
+    /* the version rolled away from is recorded as superseded now: its windows start */
+    snprintf(value, sizeof(value), "%s ", from);
+    assert_memory_equal(F.superseded, value, strlen(value));
+    assert_int_equal(F.rolled_back, 1);
+    assert_string_equal(F.rotated_version, to);
+    assert_string_equal(F.rotated_message, from);
+    assert_int_equal(F.rotated + F.failed + F.deactivated + F.deleted, 0);
+    assert_int_equal(kb_engine_tenant_status(F.engine, "billing", &st), 0);
+    assert_string_equal(st.version_id, to);
+    assert_int_equal(F.nkeys, 2);
+}
+
+static void test_rollback_inside_the_overlap_only_moves(void **state)
+{
+    (void)state;
+    s_rotated_earlier(true);
+    rollback();
+    assert_string_equal(F.done_state, "ready");
+    assert_string_equal(F.calls[3], "GetSecretValue"); /* no UpdateAccessKey: it is active */
+    assert_string_equal(labelled(0)->key, "AKIAOLDER00000000001");
+    assert_int_equal(F.rolled_back, 1);
+}
+
+static void test_rollback_refused_after_deletion(void **state)
+{
+    (void)state;
+    /* AWSPREVIOUS names a key that was deleted after aws.retire */
+    s_add_version("AKIAGONE000000000001");
+    F.vers[1].previous = true;
+    rollback();
+    assert_int_equal(F.ncalls, 3); /* read only */
+    assert_string_not_equal(F.done_state, "ready");
+    assert_non_null(strstr(F.done_message, "rollback is no longer possible"));
+    assert_true(labelled(0) == &F.vers[0]);
+    assert_int_equal(F.rolled_back + F.failed, 0); /* a refusal is not a failed rotation */
+}
+
+static void test_cut_over_deactivates_before_the_overlap(void **state)
+{
+    char current[KB_UUID_STR_SIZE], old[KB_UUID_STR_SIZE];
+
+    (void)state;
+    snprintf(old, sizeof(old), "%s", F.vers[0].id);
+    rotate(); /* the old key stays active for the 1 h overlap */
+    assert_int_equal(F.rotated, 1);
+    assert_true(F.keys[0].active);
+    snprintf(current, sizeof(current), "%s", F.vers[1].id);
+    F.done_calls = 0;
+    F.ncalls = 0;
+    /* not the current version: nothing */
+    assert_int_equal(kb_engine_cut_over(F.engine, "billing", old), KB_EINVAL);
+    assert_false(kb_engine_busy(F.engine));
+    assert_int_equal(kb_engine_cut_over(F.engine, "billing", current), 0);
+    assert_true(kb_engine_busy(F.engine));
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    assert_int_equal(F.ncalls, 4);
+    assert_string_equal(F.calls[3], "UpdateAccessKey");
+    assert_false(F.keys[0].active);
+    assert_int_equal(F.deactivated, 1);
+    assert_int_equal(F.nkeys, 2); /* deleted only after overlap + retire */
+    /* again: already recorded, nothing queued */
+    assert_int_equal(kb_engine_cut_over(F.engine, "billing", current), 0);
+    assert_false(kb_engine_busy(F.engine));
+}
+
 static void test_not_the_rotator(void **state)
 {
     struct kb_config *cfg = NULL;
@@ -711,6 +823,12 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_store_failure_deletes_the_new_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_move_done_by_another_rotator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_the_rotator, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_reactivates_and_moves_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_inside_the_overlap_only_moves, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_refused_after_deletion, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cut_over_deactivates_before_the_overlap, setup,
+                                        teardown),
     };
     /* clang-format on */
 
