@@ -380,15 +380,13 @@ static int s_await(struct kb_client *c, const struct kb_proto_request *req,
     }
 }
 
-int kb_client_exchange(struct kb_client *c, struct kb_proto_request *req,
-                       kb_client_event_fn on_event, void *ctx, struct kb_proto_reply *reply)
+int kb_client_send(struct kb_client *c, struct kb_proto_request *req)
 {
     char *line = NULL;
     size_t len = 0;
-    int rc;
+    /* An ack goes on a subscribed connection: that is where it belongs. */
+    int rc = req->op == KB_PROTO_OP_ACK && c->watching && !c->broken ? 0 : s_usable(c);
 
-    memset(reply, 0, sizeof(*reply));
-    rc = s_usable(c);
     if (rc != 0)
         return rc;
     snprintf(req->id, sizeof(req->id), "%" PRIu64, c->next_id++);
@@ -397,11 +395,22 @@ int kb_client_exchange(struct kb_client *c, struct kb_proto_request *req,
         return kb_client_fail(c, rc == KB_ENOMEM ? -ENOMEM : -EINVAL,
                               rc == KB_ENOMEM ? "out of memory"
                                               : "invalid request (a tenant name must be 1 to 64 "
-                                                "characters of A-Z a-z 0-9 + = , . @ _ -)");
+                                                "characters of A-Z a-z 0-9 + = , . @ _ -, a "
+                                                "version id 32 to 64 of A-Z a-z 0-9 - _)");
     rc = s_write_all(c, line, len);
     free(line);
+    return rc != 0 ? s_break(c, rc, "sending the request") : 0;
+}
+
+int kb_client_exchange(struct kb_client *c, struct kb_proto_request *req,
+                       kb_client_event_fn on_event, void *ctx, struct kb_proto_reply *reply)
+{
+    int rc;
+
+    memset(reply, 0, sizeof(*reply));
+    rc = kb_client_send(c, req);
     if (rc != 0)
-        return s_break(c, rc, "sending the request");
+        return rc;
     rc = s_await(c, req, on_event, ctx, reply);
     if (rc != 0 || reply->kind != KB_PROTO_REPLY_ERROR)
         return rc;

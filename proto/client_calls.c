@@ -214,6 +214,45 @@ void kb_client_list_free(struct kb_client_list *l)
     free(l);
 }
 
+/* "subscribers" and "waiting_ack" (an admin's status; absent otherwise). */
+static int s_status_waiting(struct json_object *o, struct kb_client_status_entry *e)
+{
+    struct json_object *n = NULL, *arr = NULL;
+    size_t count;
+
+    if (!json_object_object_get_ex(o, "subscribers", &n))
+        return 0;
+    if (!json_object_is_type(n, json_type_int) || json_object_get_int64(n) < 0 ||
+        !json_object_object_get_ex(o, "waiting_ack", &arr) ||
+        !json_object_is_type(arr, json_type_array))
+        return KB_CLIENT_EPROTO;
+    e->has_subscribers = true;
+    e->subscribers = (size_t)json_object_get_int64(n);
+    count = json_object_array_length(arr);
+    if (count > 0 && (e->waiting = calloc(count, sizeof(*e->waiting))) == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        struct json_object *p = json_object_array_get_idx(arr, i), *uid = NULL, *pid = NULL,
+                           *v = NULL;
+
+        if (!json_object_is_type(p, json_type_object) ||
+            !json_object_object_get_ex(p, "uid", &uid) || !json_object_is_type(uid, json_type_int) ||
+            !json_object_object_get_ex(p, "pid", &pid) || !json_object_is_type(pid, json_type_int))
+            return KB_CLIENT_EPROTO;
+        e->waiting[i].uid = (uint32_t)json_object_get_int64(uid);
+        e->waiting[i].pid = (int32_t)json_object_get_int64(pid);
+        if (json_object_object_get_ex(p, "version_id", &v) && v != NULL) {
+            if (!json_object_is_type(v, json_type_string))
+                return KB_CLIENT_EPROTO;
+            e->waiting[i].version_id = strdup(json_object_get_string(v));
+            if (e->waiting[i].version_id == NULL)
+                return -ENOMEM;
+        }
+        e->nwaiting = i + 1;
+    }
+    return 0;
+}
+
 static int s_status_entries(struct json_object *arr, struct kb_client_status *s)
 {
     int rc = 0;
@@ -225,6 +264,8 @@ static int s_status_entries(struct json_object *arr, struct kb_client_status *s)
         if (rc == 0 && json_object_object_get_ex(o, "probe", &probe))
             s->tenants[i].probed_ok = json_object_is_type(probe, json_type_string) &&
                                       strcmp(json_object_get_string(probe), "probed-ok") == 0;
+        if (rc == 0)
+            rc = s_status_waiting(o, &s->tenants[i]);
     }
     return rc;
 }
@@ -281,8 +322,12 @@ void kb_client_status_free(struct kb_client_status *s)
 {
     if (s == NULL)
         return;
-    for (size_t i = 0; i < s->count; i++)
+    for (size_t i = 0; i < s->count; i++) {
         s_free_fields(s_status_fields, S_COUNT(s_status_fields), &s->tenants[i]);
+        for (size_t k = 0; k < s->tenants[i].nwaiting; k++)
+            free(s->tenants[i].waiting[k].version_id);
+        free(s->tenants[i].waiting);
+    }
     free(s->tenants);
     free(s->version);
     free(s);
@@ -420,6 +465,13 @@ int kb_client_rotate(struct kb_client *c, const char *tenant, struct kb_client_s
     return s_tenant_op(c, &req, tenant, out);
 }
 
+int kb_client_rollback(struct kb_client *c, const char *tenant, struct kb_client_states **out)
+{
+    struct kb_proto_request req = {.op = KB_PROTO_OP_ROTATE, .rollback = true};
+
+    return s_tenant_op(c, &req, tenant, out);
+}
+
 int kb_client_revoke(struct kb_client *c, const char *tenant, bool delete_bucket,
                      bool force_delete_secret, struct kb_client_states **out)
 {
@@ -487,6 +539,7 @@ int kb_client_call(struct kb_client *c, const struct kb_client_request *r,
     req.delete_bucket = r->delete_bucket;
     req.force_delete_secret = r->force_delete_secret;
     req.adopt_bucket = r->adopt_bucket;
+    req.rollback = r->rollback;
     rc = kb_client_exchange(c, &req, on_raw_line, &raw, &reply);
     if (rc != 0)
         return rc;

@@ -57,4 +57,8 @@ typedef void (*kb_client_event_fn)(void *ctx, const struct kb_proto_reply *reply
 int kb_client_exchange(struct kb_client *c, struct kb_proto_request *req,
                        kb_client_event_fn on_event, void *ctx, struct kb_proto_reply *reply);
 
+/* Sends req (its id is assigned here) without waiting for the reply (a watch connection's ack:
+ * the reader skips the reply line). Returns 0 or an error as kb_client_exchange. */
+int kb_client_send(struct kb_client *c, struct kb_proto_request *req);
+
 #endif

@@ -41,7 +41,23 @@ struct kb_client_watch {
     unsigned reconnects;
     struct kb_client_watch_tenant *snapshot; /* the last reset's; owned */
     struct kb_client_error last;
+    struct s_ack *acks; /* the last version acknowledged per tenant: sent again on resubscribe */
+    size_t nacks;
 };
+
+struct s_ack {
+    char tenant[KB_PROTO_MAX_TENANT + 1];
+    char version[KB_PROTO_MAX_VERSION + 1];
+};
+
+static int s_send_ack(struct kb_client *c, const struct s_ack *a)
+{
+    struct kb_proto_request req = {.op = KB_PROTO_OP_ACK, .has_tenant = true};
+
+    memcpy(req.tenant, a->tenant, sizeof(req.tenant));
+    memcpy(req.version_id, a->version, sizeof(req.version_id));
+    return kb_client_send(c, &req);
+}
 
 static int64_t s_now_ms(void)
 {
@@ -227,6 +243,7 @@ void kb_client_watch_close(struct kb_client_watch *w)
     free(w->path);
     free(w->server_uid);
     free(w->tenants);
+    free(w->acks);
     free(w->snapshot);
     free(w);
 }
@@ -341,6 +358,33 @@ static int s_line(struct kb_client_watch *w, const char *line, size_t len,
     return 0;
 }
 
+int kb_client_watch_ack(struct kb_client_watch *w, const char *tenant, const char *version_id)
+{
+    struct s_ack *a = NULL, *grown;
+
+    if (w == NULL || tenant == NULL || version_id == NULL ||
+        !kb_proto_tenant_valid(tenant, strlen(tenant)) ||
+        !kb_proto_version_valid(version_id, strlen(version_id)))
+        return -EINVAL;
+    for (size_t i = 0; i < w->nacks && a == NULL; i++) {
+        if (strcmp(w->acks[i].tenant, tenant) == 0)
+            a = &w->acks[i];
+    }
+    if (a == NULL) {
+        grown = realloc(w->acks, (w->nacks + 1) * sizeof(*w->acks));
+        if (grown == NULL)
+            return -ENOMEM;
+        w->acks = grown;
+        a = &w->acks[w->nacks++];
+        snprintf(a->tenant, sizeof(a->tenant), "%s", tenant);
+    }
+    snprintf(a->version, sizeof(a->version), "%s", version_id);
+    /* Disconnected: the resubscription sends it. A failed send: the next read reconnects. */
+    if (w->c != NULL && s_send_ack(w->c, a) != 0)
+        s_lost(w);
+    return 0;
+}
+
 /* Reconnects when it is time, waiting at most until deadline (-1: forever). Returns 0 once
  * subscribed, -ETIMEDOUT, or the error that ends the watch. */
 static int s_reconnect(struct kb_client_watch *w, int64_t deadline)
@@ -357,6 +401,14 @@ static int s_reconnect(struct kb_client_watch *w, int64_t deadline)
             s_sleep_ms(w->next_try_ms - now);
         }
         rc = s_subscribe(w);
+        for (size_t i = 0; rc == 0 && i < w->nacks; i++) {
+            /* The broker forgot this connection's acks with the old one. */
+            if (s_send_ack(w->c, &w->acks[i]) != 0) {
+                kb_client_close(w->c);
+                w->c = NULL;
+                rc = -EPIPE;
+            }
+        }
         if (rc == 0) {
             w->reconnects++;
             return 0;

@@ -279,7 +279,7 @@ void kb_proto_copy_trunc(char *out, size_t cap, const char *s, size_t len)
 #define S_TENANT_OPS                                                                               \
     (KB_PROTO_OP_BIT(KB_PROTO_OP_GET) | KB_PROTO_OP_BIT(KB_PROTO_OP_STATUS) |                      \
      KB_PROTO_OP_BIT(KB_PROTO_OP_PROVISION) | KB_PROTO_OP_BIT(KB_PROTO_OP_ROTATE) |                \
-     KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE))
+     KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE) | KB_PROTO_OP_BIT(KB_PROTO_OP_ACK))
 
 const struct kb_proto_field_rule kb_proto_fields[KB_PROTO_FIELD_COUNT] = {
     [KB_PROTO_FIELD_V] = {"v", S_ALL_OPS},
@@ -291,7 +291,23 @@ const struct kb_proto_field_rule kb_proto_fields[KB_PROTO_FIELD_COUNT] = {
     [KB_PROTO_FIELD_TENANTS] = {"tenants", KB_PROTO_OP_BIT(KB_PROTO_OP_WATCH)},
     [KB_PROTO_FIELD_ADOPT_BUCKET] = {"adopt_bucket", KB_PROTO_OP_BIT(KB_PROTO_OP_PROVISION)},
     [KB_PROTO_FIELD_SINCE] = {"since", KB_PROTO_OP_BIT(KB_PROTO_OP_WATCH)},
+    [KB_PROTO_FIELD_ROLLBACK] = {"rollback", KB_PROTO_OP_BIT(KB_PROTO_OP_ROTATE)},
+    [KB_PROTO_FIELD_VERSION_ID] = {"version_id", KB_PROTO_OP_BIT(KB_PROTO_OP_ACK)},
 };
+
+bool kb_proto_version_valid(const char *s, size_t len)
+{
+    if (s == NULL || len < 32 || len > KB_PROTO_MAX_VERSION)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              ch == '-' || ch == '_'))
+            return false;
+    }
+    return true;
+}
 
 bool kb_proto_epoch_valid(const char *s, size_t len)
 {
@@ -362,7 +378,7 @@ static int s_parse_header(struct json_object *root, struct kb_proto_request *req
     if (req->op == KB_PROTO_OP_NONE)
         return s_fail(err, KB_PROTO_EUNKNOWN_OP,
                       "unknown op; known ops: get, list, status, provision, rotate, revoke, "
-                      "watch, metrics");
+                      "watch, metrics, ack");
     return 0;
 }
 
@@ -485,6 +501,20 @@ static int s_read_field(enum kb_proto_field f, struct json_object *v, struct kb_
         return s_read_bool(v, &req->adopt_bucket, "adopt_bucket", err);
     case KB_PROTO_FIELD_SINCE:
         return v == NULL ? 0 : s_read_since(v, req, err);
+    case KB_PROTO_FIELD_ROLLBACK:
+        return s_read_bool(v, &req->rollback, "rollback", err);
+    case KB_PROTO_FIELD_VERSION_ID:
+        if (v == NULL)
+            return 0;
+        if (!json_object_is_type(v, json_type_string) ||
+            !kb_proto_version_valid(json_object_get_string(v),
+                                    (size_t)json_object_get_string_len(v)))
+            return s_fail(err, KB_PROTO_EBAD_REQUEST,
+                          "field \"version_id\" must be a version id: 32 to 64 characters of "
+                          "A-Z a-z 0-9 - _");
+        memcpy(req->version_id, json_object_get_string(v),
+               (size_t)json_object_get_string_len(v) + 1);
+        return 0;
     case KB_PROTO_FIELD_COUNT:
         break;
     }
@@ -517,6 +547,9 @@ static int s_parse_fields(struct json_object *root, struct kb_proto_request *req
     if (rc == 0 && req->adopt_bucket && !req->has_tenant)
         rc = s_fail(err, KB_PROTO_EBAD_REQUEST,
                     "field \"tenant\" is missing (\"adopt_bucket\" names one tenant)");
+    if (rc == 0 && req->op == KB_PROTO_OP_ACK && req->version_id[0] == '\0')
+        rc = s_fail(err, KB_PROTO_EBAD_REQUEST,
+                    "field \"version_id\" is missing (op \"ack\" needs the version you use)");
     return rc;
 }
 

@@ -28,6 +28,7 @@
 #define KB_PROTO_VERSION      1
 #define KB_PROTO_MAX_LINE     65536 /* bytes of one request line, including its '\n' */
 #define KB_PROTO_MAX_TENANT   64    /* bytes (ASCII) of a tenant name */
+#define KB_PROTO_MAX_VERSION  64    /* bytes of a version id (Secrets Manager: 32..64) */
 #define KB_PROTO_MAX_ID_CHARS 128   /* code points of a string id */
 /* A serialized id and its NUL: 128 code points json-c escapes as "\u001f" (6 bytes), 2 quotes. */
 #define KB_PROTO_ID_SIZE    776
@@ -49,7 +50,8 @@
     X(ROTATE, "rotate")                                                                            \
     X(REVOKE, "revoke")                                                                            \
     X(WATCH, "watch")                                                                              \
-    X(METRICS, "metrics")
+    X(METRICS, "metrics")                                                                          \
+    X(ACK, "ack")
 
 enum kb_proto_op {
     KB_PROTO_OP_NONE = 0,
@@ -100,6 +102,10 @@ const char *kb_proto_err_message(enum kb_proto_err code);
 /* The code named name, or KB_PROTO_EUNKNOWN. */
 enum kb_proto_err kb_proto_err_from_name(const char *name);
 
+/* Whether s[0..len) is a valid version id: 32..64 bytes of [A-Za-z0-9_-] (a Secrets Manager
+ * VersionId / ClientRequestToken). s may be NULL (then false). */
+bool kb_proto_version_valid(const char *s, size_t len);
+
 /* Whether s[0..len) is a valid tenant name: 1..64 bytes of [A-Za-z0-9+=,.@_-]. s may be NULL
  * (then false); it is only read. */
 bool kb_proto_tenant_valid(const char *s, size_t len);
@@ -118,6 +124,9 @@ struct kb_proto_request {
     bool force_delete_secret; /* revoke */
     bool adopt_bucket;        /* provision, with a tenant: take its untagged bucket under
                                  management (kbctl adopt) */
+    bool rollback;            /* rotate: move AWSCURRENT back (kbctl rotate --rollback) */
+    /* ack: the version the client now uses (required): 32..64 of [A-Za-z0-9_-] */
+    char version_id[KB_PROTO_MAX_VERSION + 1];
     /* watch: the names to watch; NULL and 0 mean every tenant the peer may see. When parsed, the
      * array and its strings are one malloc'd block owned by the request; when formatting, the
      * caller's (borrowed). */
@@ -188,11 +197,23 @@ int kb_proto_format_list(const char *id, const struct kb_proto_list_entry *tenan
                          char **out, size_t *len);
 
 /* status */
+/* A watch subscriber that has not acknowledged the tenant's current version. */
+struct kb_proto_waiting_peer {
+    uint32_t uid;
+    int32_t pid;
+    const char *version_id; /* the version it acknowledged last; NULL: none (null) */
+};
 struct kb_proto_status_entry {
     const char *tenant;
     const char *state;   /* "ready", "provisioning", "pending", "error" */
     const char *message; /* NULL: omitted */
     bool probed_ok;      /* adds "probe":"probed-ok" */
+    /* Admins only (has_subscribers): "subscribers": N and "waiting_ack": [{"uid","pid",
+     * "version_id"}], the subscribers still on another version than version_id. */
+    bool has_subscribers;
+    size_t subscribers;
+    const struct kb_proto_waiting_peer *waiting;
+    size_t nwaiting;
 };
 struct kb_proto_status {
     const char *version;
@@ -223,6 +244,16 @@ int kb_proto_format_watching(const char *id, const char *const *names, size_t co
  * omitted, as kb_proto_format_watching). */
 int kb_proto_format_watching_at(const char *id, const char *const *names, size_t count,
                                 const char *epoch, uint64_t seq, char **out, size_t *len);
+
+/* ack: {"tenant","version_id","current":bool,"waiting":N} - whether version_id is the tenant's
+ * AWSCURRENT, and how many subscribers of the tenant have still to acknowledge it. */
+struct kb_proto_ack {
+    const char *tenant;
+    const char *version_id;
+    bool current;
+    size_t waiting;
+};
+int kb_proto_format_ack(const char *id, const struct kb_proto_ack *a, char **out, size_t *len);
 
 /* metrics: {"text": Prometheus text format} */
 int kb_proto_format_metrics(const char *id, const char *text, char **out, size_t *len);

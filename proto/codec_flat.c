@@ -225,6 +225,11 @@ bool kb_proto_parse_flat(const char *line, size_t len, struct kb_proto_request *
         (!s_bool(&vals[KB_PROTO_FIELD_ADOPT_BUCKET], &req->adopt_bucket) ||
          (req->adopt_bucket && !req->has_tenant)))
         return false;
+    if (seen[KB_PROTO_FIELD_ROLLBACK] && !s_bool(&vals[KB_PROTO_FIELD_ROLLBACK], &req->rollback))
+        return false;
+    /* ack (its version_id) goes through json-c. */
+    if (req->op == KB_PROTO_OP_ACK || seen[KB_PROTO_FIELD_VERSION_ID])
+        return false;
     /* "since" is an object: json-c reads it (only "since":null, absent, stays here). */
     if (seen[KB_PROTO_FIELD_SINCE] && vals[KB_PROTO_FIELD_SINCE].kind != S_NULL)
         return false;

@@ -277,11 +277,55 @@ static int s_status_entry(struct json_object *arr, const struct kb_proto_status_
         rc = s_add_str(o, "message", e->message, false);
     if (rc == 0 && e->probed_ok)
         rc = s_add(o, "probe", json_object_new_string("probed-ok"));
+    if (rc == 0 && e->has_subscribers)
+        rc = s_add(o, "subscribers", json_object_new_int64((int64_t)e->subscribers));
+    if (rc == 0 && e->has_subscribers) {
+        struct json_object *w = json_object_new_array();
+
+        rc = w == NULL ? KB_ENOMEM : 0;
+        for (size_t i = 0; rc == 0 && i < e->nwaiting; i++) {
+            struct json_object *p = json_object_new_object();
+
+            rc = p == NULL ? KB_ENOMEM : 0;
+            if (rc == 0)
+                rc = s_add(p, "uid", json_object_new_int64(e->waiting[i].uid));
+            if (rc == 0)
+                rc = s_add(p, "pid", json_object_new_int64(e->waiting[i].pid));
+            if (rc == 0 && e->waiting[i].version_id != NULL)
+                rc = s_add(p, "version_id", json_object_new_string(e->waiting[i].version_id));
+            else if (rc == 0 && json_object_object_add(p, "version_id", NULL) != 0)
+                rc = KB_ENOMEM;
+            if (rc == 0)
+                rc = s_append(w, p);
+            else
+                json_object_put(p);
+        }
+        if (rc == 0)
+            rc = s_add(o, "waiting_ack", w);
+        else
+            json_object_put(w);
+    }
     if (rc != 0) {
         json_object_put(o);
         return rc;
     }
     return s_append(arr, o);
+}
+
+int kb_proto_format_ack(const char *id, const struct kb_proto_ack *a, char **out, size_t *len)
+{
+    struct json_object *r = json_object_new_object();
+    int rc = r == NULL ? KB_ENOMEM : a == NULL ? KB_EINVAL : 0;
+
+    if (rc == 0)
+        rc = s_add_tenant(r, "tenant", a->tenant);
+    if (rc == 0)
+        rc = s_add_str(r, "version_id", a->version_id, true);
+    if (rc == 0)
+        rc = s_add(r, "current", json_object_new_boolean(a->current));
+    if (rc == 0)
+        rc = s_add(r, "waiting", json_object_new_int64((int64_t)a->waiting));
+    return s_respond(id, r, rc, out, len);
 }
 
 int kb_proto_format_status(const char *id, const struct kb_proto_status *s, char **out, size_t *len)
@@ -553,9 +597,16 @@ static int s_check_request(const struct kb_proto_request *r)
 {
     bool tenant_op = r->op == KB_PROTO_OP_GET || r->op == KB_PROTO_OP_STATUS ||
                      r->op == KB_PROTO_OP_PROVISION || r->op == KB_PROTO_OP_ROTATE ||
-                     r->op == KB_PROTO_OP_REVOKE;
-    bool tenant_needed =
-        r->op == KB_PROTO_OP_GET || r->op == KB_PROTO_OP_ROTATE || r->op == KB_PROTO_OP_REVOKE;
+                     r->op == KB_PROTO_OP_REVOKE || r->op == KB_PROTO_OP_ACK;
+    bool tenant_needed = r->op == KB_PROTO_OP_GET || r->op == KB_PROTO_OP_ROTATE ||
+                         r->op == KB_PROTO_OP_REVOKE || r->op == KB_PROTO_OP_ACK;
+    size_t vlen = strnlen(r->version_id, sizeof(r->version_id));
+
+    if (r->rollback && r->op != KB_PROTO_OP_ROTATE)
+        return KB_EINVAL;
+    if ((r->op == KB_PROTO_OP_ACK) != (vlen > 0) ||
+        (vlen > 0 && !kb_proto_version_valid(r->version_id, vlen)))
+        return KB_EINVAL;
 
     if (kb_proto_op_name(r->op) == NULL || (r->has_tenant && !tenant_op) ||
         (tenant_needed && !r->has_tenant))
@@ -593,6 +644,10 @@ int kb_proto_format_request(const struct kb_proto_request *req, char **out, size
         rc = s_add(o, "force_delete_secret", json_object_new_boolean(1));
     if (rc == 0 && req->adopt_bucket)
         rc = s_add(o, "adopt_bucket", json_object_new_boolean(1));
+    if (rc == 0 && req->rollback)
+        rc = s_add(o, "rollback", json_object_new_boolean(1));
+    if (rc == 0 && req->version_id[0] != '\0')
+        rc = s_add(o, "version_id", json_object_new_string(req->version_id));
     if (rc == 0 && req->tenant_count > 0) {
         arr = json_object_new_array();
         rc = arr == NULL ? KB_ENOMEM : 0;

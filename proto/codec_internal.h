@@ -57,6 +57,8 @@ enum kb_proto_field {
     KB_PROTO_FIELD_TENANTS,
     KB_PROTO_FIELD_ADOPT_BUCKET,
     KB_PROTO_FIELD_SINCE,
+    KB_PROTO_FIELD_ROLLBACK,
+    KB_PROTO_FIELD_VERSION_ID,
     KB_PROTO_FIELD_COUNT
 };
 
@@ -64,7 +66,7 @@ enum kb_proto_field {
 /* The ops that need a tenant. */
 #define KB_PROTO_TENANT_REQUIRED                                                                   \
     (KB_PROTO_OP_BIT(KB_PROTO_OP_GET) | KB_PROTO_OP_BIT(KB_PROTO_OP_ROTATE) |                      \
-     KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE))
+     KB_PROTO_OP_BIT(KB_PROTO_OP_REVOKE) | KB_PROTO_OP_BIT(KB_PROTO_OP_ACK))
 
 struct kb_proto_field_rule {
     const char *name;

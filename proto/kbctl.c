@@ -238,9 +238,20 @@ static void s_print_status(const struct kb_client_status *s)
         ws = s_width(ws, s->tenants[i].state);
     }
     printf("%-*s  %-*s  %-9s  %s\n", wt, "TENANT", ws, "STATE", "PROBE", "MESSAGE");
-    for (size_t i = 0; i < s->count; i++)
-        printf("%-*s  %-*s  %-9s  %s\n", wt, s->tenants[i].tenant, ws, s->tenants[i].state,
-               s->tenants[i].probed_ok ? "probed-ok" : "-", s_or(s->tenants[i].message, "-"));
+    for (size_t i = 0; i < s->count; i++) {
+        const struct kb_client_status_entry *e = &s->tenants[i];
+
+        printf("%-*s  %-*s  %-9s  %s\n", wt, e->tenant, ws, e->state,
+               e->probed_ok ? "probed-ok" : "-", s_or(e->message, "-"));
+        /* An admin's status: the subscribers not yet on the current version. */
+        if (e->has_subscribers && e->subscribers > 0)
+            printf("  %zu subscriber%s, %zu not acknowledging the current version%s\n",
+                   e->subscribers, e->subscribers == 1 ? "" : "s", e->nwaiting,
+                   e->nwaiting > 0 ? ":" : "");
+        for (size_t w = 0; e->has_subscribers && w < e->nwaiting; w++)
+            printf("    uid %u pid %d  acknowledged %s\n", (unsigned)e->waiting[w].uid,
+                   (int)e->waiting[w].pid, s_or(e->waiting[w].version_id, "nothing"));
+    }
 }
 
 static int s_status(const struct kbctl *k, int argc, char **argv)
@@ -431,7 +442,7 @@ static int s_print_rotated(const char *result)
 
 static int s_rotate(const struct kbctl *k, int argc, char **argv)
 {
-    struct kb_client_request req = {.op = "rotate", .tenant = argv[0]};
+    struct kb_client_request req = {.op = "rotate", .tenant = argv[0], .rollback = k->rollback};
     struct kb_client *c = NULL;
     char *result = NULL;
     int rc;
@@ -542,6 +553,21 @@ static void s_print_event(const struct kbctl *k, const struct kb_client_watch_ev
     fflush(stdout);
 }
 
+/* --ack: the version each printed event (or reset snapshot) names is acknowledged as in use. */
+static void s_ack(struct kb_client_watch *w, const struct kb_client_watch_event *ev)
+{
+    if (ev->kind == KB_CLIENT_EVENT_RESET) {
+        for (size_t i = 0; i < ev->count; i++) {
+            if (ev->tenants[i].version_id[0] != '\0')
+                (void)kb_client_watch_ack(w, ev->tenants[i].tenant, ev->tenants[i].version_id);
+        }
+    } else if (strcmp(ev->event, "rotated") == 0 || strcmp(ev->event, "rolled_back") == 0 ||
+               strcmp(ev->event, "provisioned") == 0) {
+        if (ev->version_id[0] != '\0')
+            (void)kb_client_watch_ack(w, ev->tenant, ev->version_id);
+    }
+}
+
 /* A failed open or read of the watch: the message and kbctl's exit code. */
 static int s_watch_fail(int rc, const struct kb_client_error *e, const char *path, uint32_t peer)
 {
@@ -585,6 +611,8 @@ static int s_watch(const struct kbctl *k, int argc, char **argv)
         return s_watch_fail(rc, &err, path, peer);
     while ((rc = kb_client_watch_read(w, -1, &ev)) == 0) {
         s_print_event(k, &ev);
+        if (k->ack)
+            s_ack(w, &ev);
         if (ev.kind == KB_CLIENT_EVENT_CLOSED) {
             /* the broker withdrew access: final, like a forbidden answer */
             fprintf(stderr, "kbctl: watch: the broker ended the subscription: %s\n", ev.reason);
@@ -618,7 +646,9 @@ static const struct s_command s_commands[] = {
      "Prints the broker's version and uptime, then each tenant you may see (or only TENANT)\n"
      "with its state (ready, provisioning, pending, degraded, error, revoking, revoked),\n"
      "whether the readiness probe of its current key succeeded (probed-ok) and the last\n"
-     "message. degraded: the last provision failed, the last good key is still served.\n",
+     "message. degraded: the last provision failed, the last good key is still served.\n"
+     "For an admin, also each tenant's watch subscribers and those (uid, pid) that have not\n"
+     "acknowledged its current version yet.\n",
      s_status},
     {"provision", "[TENANT]", 0, 1, S_ADMIN_TIMEOUT_MS,
      "(admin) create or repair the AWS resources of TENANT or all",
@@ -641,7 +671,10 @@ static const struct s_command s_commands[] = {
      "(admin) Asks the broker to rotate TENANT's access key now: prints each step as it happens\n"
      "(TENANT  STEP  STATE  [MESSAGE]), then the tenant's state. Exit 1 when the rotation failed\n"
      "or was refused (degraded: the current key is still served) or when this broker is not the\n"
-     "tenant's rotator (not_supported).\n",
+     "tenant's rotator (not_supported).\n"
+     "  --rollback  move AWSCURRENT back to the superseded version instead, while its key\n"
+     "              still exists (reactivated when it was deactivated, probed first); refused,\n"
+     "              saying why, once it was deleted (aws.retire over) or mid-rotation\n",
      s_rotate},
     {"revoke", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS, "(admin) deprovision TENANT",
      "(admin) Deprovisions TENANT: deletes its access keys, inline policy and IAM user and\n"
@@ -657,7 +690,11 @@ static const struct s_command s_commands[] = {
      "5 s) and resumes where it stopped, so no event is lost or printed twice; when the broker\n"
      "cannot resume (it restarted) it prints `reset (REASON) EPOCH:SEQ` and each tenant's\n"
      "current state, ARN and version. Runs until interrupted; exits 3 after 60 s without a\n"
-     "connection, 4 when the broker withdraws your access to a watched tenant.\n",
+     "connection, 4 when the broker withdraws your access to a watched tenant.\n"
+     "  --ack  acknowledge each version printed (provisioned, rotated, rolled_back, reset) as\n"
+     "         the one in use: when every subscriber of a tenant has, the broker deactivates the\n"
+     "         superseded key before its overlap window ends. Use it only when whatever reads\n"
+     "         this output switches to the new credentials before reading the next line.\n",
      s_watch},
     {"metrics", "", 0, 0, S_TIMEOUT_MS, "(admin) the broker's metrics",
      "(admin) Prints the broker's metrics in the Prometheus text format.\n", s_metrics},
@@ -692,11 +729,13 @@ static void s_usage(FILE *out)
 
 static void s_command_help(const struct s_command *cmd)
 {
-    bool revoke = strcmp(cmd->name, "revoke") == 0;
+    const char *flags = strcmp(cmd->name, "revoke") == 0   ? " [--delete-bucket] [--force-delete-secret]"
+                        : strcmp(cmd->name, "rotate") == 0 ? " [--rollback]"
+                        : strcmp(cmd->name, "watch") == 0  ? " [--ack]"
+                                                           : "";
 
     printf("Usage: kbctl [OPTIONS] %s%s%s%s\n\n%s\n%s\n%s", cmd->name, cmd->args[0] ? " " : "",
-           cmd->args, revoke ? " [--delete-bucket] [--force-delete-secret]" : "", cmd->details,
-           s_options_text, s_exit_text);
+           cmd->args, flags, cmd->details, s_options_text, s_exit_text);
 }
 
 static int s_parse_timeout(const char *arg, int *ms)
@@ -721,7 +760,9 @@ enum {
     S_OPT_VERSION,
     S_OPT_DELETE,
     S_OPT_FORCE,
-    S_OPT_SERVER_UID
+    S_OPT_SERVER_UID,
+    S_OPT_ROLLBACK,
+    S_OPT_ACK
 };
 
 static const struct option s_options[] = {
@@ -733,6 +774,8 @@ static const struct option s_options[] = {
     {"delete-bucket", no_argument, NULL, S_OPT_DELETE},
     {"force-delete-secret", no_argument, NULL, S_OPT_FORCE},
     {"server-uid", required_argument, NULL, S_OPT_SERVER_UID},
+    {"rollback", no_argument, NULL, S_OPT_ROLLBACK},
+    {"ack", no_argument, NULL, S_OPT_ACK},
     {NULL, 0, NULL, 0},
 };
 
@@ -767,6 +810,12 @@ static int s_parse_options(int argc, char **argv, struct kbctl *k, bool *help, b
             break;
         case S_OPT_FORCE:
             k->force_delete_secret = true;
+            break;
+        case S_OPT_ROLLBACK:
+            k->rollback = true;
+            break;
+        case S_OPT_ACK:
+            k->ack = true;
             break;
         case S_OPT_SERVER_UID:
             if (kb_client_server_uid_parse(optarg, &uid) != 0) {
@@ -805,6 +854,14 @@ static int s_check_args(const struct s_command *cmd, const struct kbctl *k, int 
     }
     if ((k->delete_bucket || k->force_delete_secret) && strcmp(cmd->name, "revoke") != 0) {
         fprintf(stderr, "kbctl: --delete-bucket and --force-delete-secret are for revoke only\n");
+        return -1;
+    }
+    if (k->rollback && strcmp(cmd->name, "rotate") != 0) {
+        fprintf(stderr, "kbctl: --rollback is for rotate only\n");
+        return -1;
+    }
+    if (k->ack && strcmp(cmd->name, "watch") != 0) {
+        fprintf(stderr, "kbctl: --ack is for watch only\n");
         return -1;
     }
     for (int i = 0; i < nargs; i++) {

@@ -26,6 +26,8 @@ struct kbctl {
     int timeout_ms;           /* 0: the command's default */
     bool delete_bucket;       /* revoke */
     bool force_delete_secret; /* revoke */
+    bool rollback;            /* rotate */
+    bool ack;                 /* watch: acknowledge each version it prints */
 };
 
 /* Connects as the options say, refusing a socket served by an untrusted uid; on failure prints

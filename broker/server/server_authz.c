@@ -58,6 +58,7 @@ bool kb_server_authz_request(const struct kb_config *cfg, const struct kb_proto_
     }
     switch (req->op) {
     case KB_PROTO_OP_GET:
+    case KB_PROTO_OP_ACK:
         return t != NULL && s_match(&t->clients, peer);
     case KB_PROTO_OP_LIST:
         return true;

@@ -73,6 +73,7 @@ static void s_unref(struct kb_srv_conn *c)
         return;
     free(c->groups);
     free(c->watch_names);
+    free(c->acks);
     free(c);
     kb_srv_release(s);
 }

@@ -118,6 +118,14 @@ struct kb_srv_conn {
     char **watch_names; /* the tenants subscribed to (names, or the visible set); owned (one
                            block); a name no longer visible ends the subscription */
     size_t watch_count;
+    struct kb_srv_ack *acks; /* the version acknowledged per tenant (server_ack.c); owned */
+    size_t nacks;
+};
+
+/* What a subscriber acknowledged for one tenant (the ack op). */
+struct kb_srv_ack {
+    const struct kb_tenant *tenant; /* in the server's config */
+    char version[KB_PROTO_MAX_VERSION + 1];
 };
 
 struct kb_server {
@@ -175,6 +183,21 @@ void kb_srv_watch_op(struct kb_srv_conn *c, struct kb_proto_request *req);
 /* Ends every subscription whose peer may no longer see a tenant it watches (a closed line, then
  * the connection closes). Each delivery checks this too; call it when the ACLs change. */
 void kb_srv_watch_recheck(struct kb_server *s);
+
+/* Whether c is subscribed (watching, not closing) to events of tenant and may see it. */
+bool kb_srv_watch_covers(const struct kb_srv_conn *c, const char *tenant);
+
+/* -- server_ack.c ------------------------------------------------------------------------------ */
+
+/* The ack op, authorized: records the version c's peer uses, answers, and tells the engine when
+ * every subscriber of the tenant acknowledged its AWSCURRENT version. */
+void kb_srv_ack_op(struct kb_srv_conn *c, const struct kb_proto_request *req);
+
+/* The subscribers of t (return value) and those whose last ack is not version: *nwaiting of
+ * them, the first cap written to waiting (strings borrowed until control returns to the loop;
+ * waiting may be NULL when cap is 0). */
+size_t kb_srv_ack_waiting(struct kb_server *s, const struct kb_tenant *t, const char *version,
+                          struct kb_proto_waiting_peer *waiting, size_t cap, size_t *nwaiting);
 
 /* -- server.c ---------------------------------------------------------------------------------- */
 

@@ -158,11 +158,29 @@ static void s_status(struct kb_srv_conn *c, const struct kb_proto_request *req)
     size_t cap = s->cfg->ntenants + 1;
     struct kb_proto_status_entry *e = calloc(cap, sizeof(*e));
     struct kb_proto_status out = {.version = s->version, .tenants = e};
+    struct kb_proto_waiting_peer *w = NULL;
+    size_t nw = 0, used = 0;
     char *line = NULL;
     size_t len = 0;
     int rc = e == NULL ? KB_ENOMEM : 0;
 
     out.uptime_seconds = (uv_now(s->loop) - s->started_ms) / 1000u;
+    /* Admins see who has not acknowledged each tenant's current version: room for all of them
+     * (bounded by the connections times the tenants they watch). */
+    for (size_t i = 0; rc == 0 && c->admin && i < s->cfg->ntenants; i++) {
+        const struct kb_tenant *t = &s->cfg->tenants[i];
+        size_t n = 0;
+
+        if ((!req->has_tenant || strcmp(req->tenant, t->name) == 0) &&
+            kb_server_authz_visible(t, &c->peer)) {
+            kb_srv_ack_waiting(s, t, s_state(s, t)->version_id, NULL, 0, &n);
+            nw += n;
+        }
+    }
+    if (rc == 0 && c->admin) {
+        w = calloc(nw + 1, sizeof(*w));
+        rc = w == NULL ? KB_ENOMEM : 0;
+    }
     for (size_t i = 0; rc == 0 && i < s->cfg->ntenants; i++) {
         const struct kb_tenant *t = &s->cfg->tenants[i];
         const struct kb_tenant_status *x;
@@ -177,9 +195,21 @@ static void s_status(struct kb_srv_conn *c, const struct kb_proto_request *req)
             .message = x->message[0] != '\0' ? x->message : NULL,
             .probed_ok = strcmp(x->probe, "probed-ok") == 0,
         };
+        if (c->admin) {
+            struct kb_proto_status_entry *en = &e[out.count - 1];
+
+            en->has_subscribers = true;
+            en->waiting = w + used;
+            en->subscribers =
+                kb_srv_ack_waiting(s, t, x->version_id, w + used, nw - used, &en->nwaiting);
+            if (en->nwaiting > nw - used)
+                en->nwaiting = nw - used;
+            used += en->nwaiting;
+        }
     }
     if (rc == 0)
         rc = kb_proto_format_status(req->id, &out, &line, &len);
+    free(w);
     free(e);
     s_ok(c, req->op, rc, line, len, req->id);
 }
@@ -397,7 +427,9 @@ static void s_job(struct kb_srv_conn *c, const struct kb_proto_request *req)
     if (req->op == KB_PROTO_OP_REVOKE) {
         rc = kb_engine_revoke(s->engine, tenant, &ro, on_progress, on_done, job);
     } else if (req->op == KB_PROTO_OP_ROTATE) {
-        rc = kb_engine_rotate(s->engine, tenant, on_progress, on_done, job);
+        rc = kb_engine_rotate_with(s->engine, tenant,
+                                   &(struct kb_engine_rotate_opts){.rollback = req->rollback},
+                                   on_progress, on_done, job);
     } else if (req->adopt_bucket) {
         kb_srv_log_adopt(c, tenant);
         rc = kb_engine_provision_with(s->engine, tenant, &po, on_progress, on_done, job);
@@ -460,6 +492,9 @@ void kb_srv_ops_dispatch(struct kb_srv_conn *c, struct kb_proto_request *req)
         break;
     case KB_PROTO_OP_METRICS:
         s_metrics(c, req);
+        break;
+    case KB_PROTO_OP_ACK:
+        kb_srv_ack_op(c, req);
         break;
     default:
         kb_srv_reply_error(c, req->op, req->id, KB_PROTO_EUNKNOWN_OP, NULL);

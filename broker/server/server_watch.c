@@ -71,6 +71,11 @@ static bool s_subscribed(const struct kb_srv_conn *c)
     return c->watching && !c->closing && !c->drain_then_close;
 }
 
+bool kb_srv_watch_covers(const struct kb_srv_conn *c, const char *tenant)
+{
+    return s_subscribed(c) && s_watches(c, tenant);
+}
+
 /* The last line of c's subscription; the connection closes once it is written. */
 static void s_close_withdrawn(struct kb_srv_conn *c, const char *tenant)
 {

@@ -94,6 +94,40 @@ static void test_parse_rotate_and_revoke(void **state)
     assert_false(s_req.delete_bucket);
 }
 
+static void test_parse_ack_and_rollback(void **state)
+{
+    s_ok("{\"v\":1,\"op\":\"rotate\",\"tenant\":\"billing\",\"rollback\":true}");
+    assert_true(s_req.rollback);
+    s_ok("{\"v\":1,\"op\":\"rotate\",\"tenant\":\"billing\",\"rollback\":null}");
+    assert_false(s_req.rollback);
+    REFUSED("{\"v\":1,\"op\":\"rotate\",\"tenant\":\"b\",\"rollback\":1}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"revoke\",\"tenant\":\"b\",\"rollback\":true}",
+            KB_PROTO_EBAD_REQUEST);
+    s_ok("{\"v\":1,\"id\":3,\"op\":\"ack\",\"tenant\":\"billing\","
+         "\"version_id\":\"5f0c9a3e-1b2d-4c6f-8a9b-0c1d2e3f4a5b\"}");
+    assert_int_equal(s_req.op, KB_PROTO_OP_ACK);
+    assert_string_equal(s_req.tenant, "billing");
+    assert_string_equal(s_req.version_id, "5f0c9a3e-1b2d-4c6f-8a9b-0c1d2e3f4a5b");
+    /* both fields required; the version id is 32..64 of [A-Za-z0-9_-] */
+    REFUSED("{\"v\":1,\"op\":\"ack\",\"tenant\":\"billing\"}", KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"ack\",\"version_id\":\"5f0c9a3e-1b2d-4c6f-8a9b-0c1d2e3f4a5b\"}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"ack\",\"tenant\":\"b\",\"version_id\":\"short\"}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"ack\",\"tenant\":\"b\","
+            "\"version_id\":\"5f0c9a3e 1b2d-4c6f-8a9b-0c1d2e3f4a5b\"}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"ack\",\"tenant\":\"b\",\"version_id\":7}",
+            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"get\",\"tenant\":\"b\","
+            "\"version_id\":\"5f0c9a3e-1b2d-4c6f-8a9b-0c1d2e3f4a5b\"}",
+            KB_PROTO_EBAD_REQUEST);
+    assert_true(kb_proto_version_valid("0123456789abcdef0123456789abcdef", 32));
+    assert_false(kb_proto_version_valid("0123456789abcdef0123456789abcde", 31));
+    assert_false(kb_proto_version_valid(NULL, 40));
+}
+
 static void test_parse_watch(void **state)
 {
     s_ok("{\"v\":1,\"op\":\"watch\"}");
@@ -495,6 +529,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_parse_list_and_metrics),
         cmocka_unit_test(test_parse_status_and_provision),
         cmocka_unit_test(test_parse_rotate_and_revoke),
+        cmocka_unit_test(test_parse_ack_and_rollback),
         cmocka_unit_test(test_parse_watch),
         cmocka_unit_test(test_parse_null_means_absent),
         cmocka_unit_test(test_parse_whitespace_and_crlf),

@@ -70,6 +70,8 @@ static void s_roundtrip_request(const struct kb_proto_request *in)
     assert_string_equal(s_req.tenant, in->tenant);
     assert_int_equal(s_req.delete_bucket, in->delete_bucket);
     assert_int_equal(s_req.force_delete_secret, in->force_delete_secret);
+    assert_int_equal(s_req.rollback, in->rollback);
+    assert_string_equal(s_req.version_id, in->version_id);
     assert_int_equal(s_req.tenant_count, in->tenant_count);
     for (size_t i = 0; i < in->tenant_count; i++)
         assert_string_equal(s_req.tenants[i], in->tenants[i]);
@@ -92,13 +94,19 @@ static void test_format_request_roundtrip(void **state)
     s_roundtrip_request(&r);
     r = (struct kb_proto_request){.op = KB_PROTO_OP_WATCH, .tenants = names, .tenant_count = 3};
     s_roundtrip_request(&r);
+    r = (struct kb_proto_request){
+        .op = KB_PROTO_OP_ROTATE, .has_tenant = true, .tenant = "t", .rollback = true};
+    s_roundtrip_request(&r);
     for (int op = KB_PROTO_OP_LIST; op < KB_PROTO_OP_COUNT; op++) {
-        bool needs = op == KB_PROTO_OP_ROTATE || op == KB_PROTO_OP_REVOKE;
+        bool needs = op == KB_PROTO_OP_ROTATE || op == KB_PROTO_OP_REVOKE || op == KB_PROTO_OP_ACK;
 
         r = (struct kb_proto_request){
             .op = (enum kb_proto_op)op, .id = "1", .has_tenant = needs, .tenant = "x"};
         if (!needs)
             r.tenant[0] = '\0';
+        if (op == KB_PROTO_OP_ACK)
+            snprintf(r.version_id, sizeof(r.version_id), "%s",
+                     "5f0c9a3e-1b2d-4c6f-8a9b-0c1d2e3f4a5b");
         s_roundtrip_request(&r);
     }
 }
@@ -124,6 +132,17 @@ static void test_format_request_refuses_what_parser_would(void **state)
     r = (struct kb_proto_request){.op = KB_PROTO_OP_LIST, .id = "abc"};
     assert_int_equal(kb_proto_format_request(&r, &line, &len), KB_EINVAL);
     r = (struct kb_proto_request){.op = KB_PROTO_OP_NONE};
+    assert_int_equal(kb_proto_format_request(&r, &line, &len), KB_EINVAL);
+    /* ack needs a valid version id; no other op takes one; only rotate takes rollback */
+    r = (struct kb_proto_request){.op = KB_PROTO_OP_ACK, .has_tenant = true, .tenant = "a"};
+    assert_int_equal(kb_proto_format_request(&r, &line, &len), KB_EINVAL);
+    snprintf(r.version_id, sizeof(r.version_id), "%s", "short");
+    assert_int_equal(kb_proto_format_request(&r, &line, &len), KB_EINVAL);
+    r = (struct kb_proto_request){.op = KB_PROTO_OP_GET, .has_tenant = true, .tenant = "a"};
+    snprintf(r.version_id, sizeof(r.version_id), "%s", "5f0c9a3e-1b2d-4c6f-8a9b-0c1d2e3f4a5b");
+    assert_int_equal(kb_proto_format_request(&r, &line, &len), KB_EINVAL);
+    r = (struct kb_proto_request){
+        .op = KB_PROTO_OP_REVOKE, .has_tenant = true, .tenant = "a", .rollback = true};
     assert_int_equal(kb_proto_format_request(&r, &line, &len), KB_EINVAL);
 }
 
@@ -186,9 +205,17 @@ static void test_format_get_roundtrip(void **state)
 static void test_format_list_and_status_roundtrip(void **state)
 {
     struct kb_proto_list_entry l[] = {{"a", "bucket-a", "ready"}, {"b", "bucket-b", "pending"}};
-    struct kb_proto_status_entry se[] = {{"a", "ready", NULL, true},
-                                         {"b", "error", "AccessDenied on CreateUser", false}};
-    struct kb_proto_status st = {"0.1.0", 3601, se, 2};
+    static const struct kb_proto_waiting_peer wp[] = {{1000, 42, "v-old"}, {1001, 43, NULL}};
+    struct kb_proto_status_entry se[] = {
+        {.tenant = "a", .state = "ready", .probed_ok = true},
+        {.tenant = "b", .state = "error", .message = "AccessDenied on CreateUser"},
+        {.tenant = "c",
+         .state = "ready",
+         .has_subscribers = true,
+         .subscribers = 3,
+         .waiting = wp,
+         .nwaiting = 2}};
+    struct kb_proto_status st = {"0.1.0", 3601, se, 3};
     struct json_object *o, *arr, *e;
     char *line;
     size_t len;
@@ -216,8 +243,36 @@ static void test_format_list_and_status_roundtrip(void **state)
     assert_false(s_has(json_object_array_get_idx(arr, 1), "probe"));
     assert_string_equal(s_str(json_object_array_get_idx(arr, 1), "message"),
                         "AccessDenied on CreateUser");
+    /* subscribers only where given (admins); those still on another version, null when none */
+    assert_false(s_has(json_object_array_get_idx(arr, 0), "subscribers"));
+    assert_false(s_has(json_object_array_get_idx(arr, 0), "waiting_ack"));
+    e = json_object_array_get_idx(arr, 2);
+    assert_int_equal(json_object_get_int(s_member(e, "subscribers")), 3);
+    e = s_member(e, "waiting_ack");
+    assert_int_equal(json_object_array_length(e), 2);
+    assert_int_equal(json_object_get_int(s_member(json_object_array_get_idx(e, 0), "uid")), 1000);
+    assert_int_equal(json_object_get_int(s_member(json_object_array_get_idx(e, 0), "pid")), 42);
+    assert_string_equal(s_str(json_object_array_get_idx(e, 0), "version_id"), "v-old");
+    assert_true(s_has(json_object_array_get_idx(e, 1), "version_id"));
+    assert_null(s_member(json_object_array_get_idx(e, 1), "version_id"));
     json_object_put(o);
     free(line);
+
+    {
+        struct kb_proto_ack a = {"a", "0123456789abcdef0123456789abcdef", true, 2};
+
+        assert_int_equal(kb_proto_format_ack("5", &a, &line, &len), 0);
+        o = s_json(line, len);
+        e = s_member(o, "result");
+        assert_string_equal(s_str(e, "tenant"), "a");
+        assert_string_equal(s_str(e, "version_id"), "0123456789abcdef0123456789abcdef");
+        assert_true(json_object_get_boolean(s_member(e, "current")));
+        assert_int_equal(json_object_get_int(s_member(e, "waiting")), 2);
+        json_object_put(o);
+        free(line);
+        a.tenant = "bad name";
+        assert_int_equal(kb_proto_format_ack("5", &a, &line, &len), KB_EINVAL);
+    }
 
     /* an empty list is an empty array, not a missing one */
     assert_int_equal(kb_proto_format_list("4", NULL, 0, &line, &len), 0);
@@ -377,7 +432,8 @@ static void test_no_secret_field_in_any_response(void **state)
     static const char *const names[] = {"a"};
     struct kb_proto_tenant_info ti = {"a", "arn", "b", "p/", "r", "v", 1, "ready"};
     struct kb_proto_list_entry le = {"a", "b", "ready"};
-    struct kb_proto_status_entry se = {"a", "error", "m", true};
+    struct kb_proto_status_entry se = {.tenant = "a", .state = "error", .message = "m",
+                                       .probed_ok = true};
     struct kb_proto_status st = {"1", 1, &se, 1};
     struct kb_proto_tenant_state ts = {"a", "ready", "m"};
     struct kb_proto_progress pr = {"a", "s", "done", "m"};

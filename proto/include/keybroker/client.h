@@ -171,6 +171,17 @@ struct kb_client_status_entry {
                        "revoked" */
     char *message;  /* NULL when none */
     bool probed_ok; /* the readiness probe of the current key succeeded */
+    /* Only in an admin's status (has_subscribers): the tenant's watch subscribers, and those
+     * that have not acknowledged its current version (uid, pid, the version they acknowledged
+     * last or NULL). */
+    bool has_subscribers;
+    size_t subscribers;
+    struct kb_client_waiting_peer {
+        uint32_t uid;
+        int32_t pid;
+        char *version_id;
+    } *waiting;
+    size_t nwaiting;
 };
 struct kb_client_status {
     char *version;
@@ -214,6 +225,10 @@ int kb_client_adopt(struct kb_client *c, const char *tenant, kb_client_progress_
                     void *ctx, struct kb_client_states **out);
 /* rotate (admin) */
 int kb_client_rotate(struct kb_client *c, const char *tenant, struct kb_client_states **out);
+/* rotate with rollback (admin): moves AWSCURRENT back to the superseded version while its key
+ * still exists (reactivating it when it was deactivated); refused with the reason (state
+ * "degraded", message) once the key was deleted or when there is nothing to roll back to. */
+int kb_client_rollback(struct kb_client *c, const char *tenant, struct kb_client_states **out);
 /* revoke (admin): deletes the tenant's keys, policy and user and schedules its secret's deletion;
  * delete_bucket also deletes its bucket when empty, force_delete_secret skips the recovery
  * window. */
@@ -238,6 +253,7 @@ struct kb_client_request {
     bool delete_bucket;       /* revoke only */
     bool force_delete_secret; /* revoke only */
     bool adopt_bucket;        /* provision only, with a tenant (kb_client_adopt) */
+    bool rollback;            /* rotate only (kb_client_rollback) */
 };
 typedef void (*kb_client_line_cb)(void *ctx, const char *line, size_t len);
 int kb_client_call(struct kb_client *c, const struct kb_client_request *req,
@@ -357,6 +373,17 @@ int kb_client_watch_read(struct kb_client_watch *w, int timeout_ms,
 
 /* The last failure on w. Borrowed until the next call on w. */
 const struct kb_client_error *kb_client_watch_last_error(const struct kb_client_watch *w);
+
+/*
+ * Acknowledges that this program now uses version_id of tenant (after a "rotated" or
+ * "rolled_back" event, or the version of a reset snapshot, once the new credentials are in use):
+ * when every subscriber of the tenant has acknowledged the tenant's current version, the broker
+ * deactivates the superseded key without waiting for its overlap window (aws.overlap_ends_on_ack).
+ * The ack is sent on the watch's connection without waiting for an answer, and sent again after
+ * every reconnect (the broker forgets a connection's acks when it closes). Returns 0, or -EINVAL
+ * for a malformed tenant or version id (32..64 of A-Z a-z 0-9 - _), -ENOMEM.
+ */
+int kb_client_watch_ack(struct kb_client_watch *w, const char *tenant, const char *version_id);
 
 /* Closes the connection and frees w. NULL is fine. */
 void kb_client_watch_close(struct kb_client_watch *w);
