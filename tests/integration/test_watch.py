@@ -1,15 +1,16 @@
 """The resumable watch stream (PROTOCOL.md section 5) against the real daemon and fakeaws.
 
-- a client that disconnects at random while ~200 events happen, and resumes each time with
-  "since", sees exactly the events (by seq) that a client that never disconnected saw: none
-  lost, none twice;
+- a client that disconnects at random over 200 rotations (and the deletions of the superseded
+  keys that follow them), and resumes each time with "since", sees exactly the events (by seq)
+  that a client that never disconnected saw: none lost, none twice;
 - a position whose events fell out of a small ring (broker.limits.watch_ring_events 16) gets a
   reset line with the current snapshot;
 - a position of an earlier broker start (a new epoch) gets a reset line;
 - kbctl watch (libkeybroker's resuming watch) reconnects by itself across a broker restart.
 
-Events come from `provision` of tenants that are already ready: each successful provision emits
-"provisioned" (engine/job.c), so every round of a four-tenant provision is four events.
+Elsewhere events come from `provision` of tenants that are already ready: each successful
+provision emits "provisioned" (engine/job.c), so every round of a four-tenant provision is four
+events.
 """
 
 import json
@@ -105,26 +106,39 @@ class WatchTestBase(BrokerTestCase):
 
 
 class WatchResumeTest(WatchTestBase):
+    # back-to-back rotations: the superseded key is deleted by the pass after each rotation
+    aws_extra = {"overlap": "0s", "retire": "0s", "probe_timeout": "10s"}
 
     def test_random_disconnects_lose_and_repeat_nothing(self):
+        """200 rotations (50 of each of 4 tenants, concurrently) while a resuming client drops
+        its connection at random: it sees exactly the events a client that never disconnected
+        saw (the rotations and the superseded keys' deletions), by seq."""
         b = self.broker
-        rounds = 50  # 4 tenants: 200 events
+        rounds = 50  # 4 tenants: 200 rotations
         reference = Sub(b)  # never disconnects
         epoch, pos = Sub(b).position()  # where the resuming client starts
         done = threading.Event()
         errors = []
 
-        def provisions():
+        def rotations(tenant):
             try:
                 for _ in range(rounds):
-                    self.provision_round()
+                    _, r = b.run_op(req("rotate", id="r", tenant=tenant), timeout=60)
+                    if r.get("result", {}).get("state") != "ready":
+                        raise AssertionError("rotation of %s: %r" % (tenant, r))
             except Exception as e:  # reported by the main thread
                 errors.append(e)
-            finally:
-                done.set()
 
         rng = random.Random(12)
-        t = threading.Thread(target=provisions)
+        workers = [threading.Thread(target=rotations, args=("w%d" % i,)) for i in range(4)]
+        for w in workers:
+            w.start()
+
+        def joiner():
+            for w in workers:
+                w.join(300)
+            done.set()
+        t = threading.Thread(target=joiner)
         t.start()
         got, reconnects, resets = [], 0, 0
         deadline = time.time() + 120
@@ -152,6 +166,8 @@ class WatchResumeTest(WatchTestBase):
                     time.sleep(rng.uniform(0.0, 0.3))  # let events pile up in the ring
                 if done.is_set() and len(got) >= rounds * 4:
                     break
+            # the last rotations' superseded keys: deleted by the passes that follow
+            time.sleep(1.0)
             t.join(timeout=120)
             self.assertFalse(errors, errors)
             # whatever is still to come after the last round: one last resume
@@ -162,18 +178,19 @@ class WatchResumeTest(WatchTestBase):
                     break
                 got.append(ev["seq"])
             sub.close()
-            ref = []
+            ref, rotated = [], 0
             while True:
                 ev = reference.poll(timeout=1.0)
                 if ev is None:
                     break
-                self.assertEqual(ev["event"], "provisioned")
+                self.assertIn(ev["event"], ("rotated", "key_deactivated", "key_deleted"), ev)
                 ref.append(ev["seq"])
+                rotated += ev["event"] == "rotated"
         finally:
-            done.wait(120)
+            done.wait(300)
             reference.close()
         self.assertEqual(resets, 0)
-        self.assertEqual(len(ref), rounds * 4)
+        self.assertEqual(rotated, rounds * 4)
         self.assertEqual(len(got), len(set(got)), "an event came twice")
         self.assertEqual(got, sorted(got), "events out of order")
         self.assertEqual(got, ref, "the resuming client lost or gained events")
