@@ -123,11 +123,5 @@ void kb_srv_ack_op(struct kb_srv_conn *c, const struct kb_proto_request *req)
             kb_log(KB_LOG_WARN, "cut-over", "tenant", t->name, "error", kb_strerror(rc), NULL);
     }
     rc = kb_proto_format_ack(req->id, &a, &line, &len);
-    if (rc != 0) {
-        free(line);
-        kb_srv_reply_error(c, req->op, req->id, KB_PROTO_EINTERNAL, NULL);
-        return;
-    }
-    kb_srv_count(s, req->op, KB_PROTO_OK);
-    kb_srv_reply(c, line, len);
+    kb_srv_reply_ok(c, req->op, rc, line, len, req->id);
 }

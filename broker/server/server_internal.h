@@ -221,6 +221,10 @@ void kb_srv_conn_sweep(struct kb_srv_conn *c, uint64_t now_ms);
 void kb_srv_reply(struct kb_srv_conn *c, char *line, size_t len);
 
 /* An error answer for request id (JSON text; NULL: null), counted for op. */
+/* A formatted success answer of op, counted: rc 0 sends line (taken), else frees it and answers
+ * internal. */
+void kb_srv_reply_ok(struct kb_srv_conn *c, enum kb_proto_op op, int rc, char *line, size_t len,
+                     const char *id);
 void kb_srv_reply_error(struct kb_srv_conn *c, enum kb_proto_op op, const char *id,
                         enum kb_proto_err code, const char *message);
 

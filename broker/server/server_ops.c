@@ -30,9 +30,8 @@ void kb_srv_count(struct kb_server *s, enum kb_proto_op op, enum kb_proto_err re
     s->metrics.requests[op][result]++;
 }
 
-/* A formatted success answer (line NULL: out of memory). */
-static void s_ok(struct kb_srv_conn *c, enum kb_proto_op op, int rc, char *line, size_t len,
-                 const char *id)
+void kb_srv_reply_ok(struct kb_srv_conn *c, enum kb_proto_op op, int rc, char *line, size_t len,
+                     const char *id)
 {
     if (rc != 0) {
         free(line);
@@ -126,7 +125,7 @@ static void s_get(struct kb_srv_conn *c, const struct kb_proto_request *req)
         .state = kb_tenant_state_name(st->state),
     };
     rc = kb_srv_get_line(&s->get_cache[t - s->cfg->tenants], &info, st, req->id, &line, &len);
-    s_ok(c, req->op, rc, line, len, req->id);
+    kb_srv_reply_ok(c, req->op, rc, line, len, req->id);
 }
 
 static void s_list(struct kb_srv_conn *c, const struct kb_proto_request *req)
@@ -149,7 +148,7 @@ static void s_list(struct kb_srv_conn *c, const struct kb_proto_request *req)
     if (rc == 0)
         rc = kb_proto_format_list(req->id, e, n, &line, &len);
     free(e);
-    s_ok(c, req->op, rc, line, len, req->id);
+    kb_srv_reply_ok(c, req->op, rc, line, len, req->id);
 }
 
 static void s_status(struct kb_srv_conn *c, const struct kb_proto_request *req)
@@ -211,7 +210,7 @@ static void s_status(struct kb_srv_conn *c, const struct kb_proto_request *req)
         rc = kb_proto_format_status(req->id, &out, &line, &len);
     free(w);
     free(e);
-    s_ok(c, req->op, rc, line, len, req->id);
+    kb_srv_reply_ok(c, req->op, rc, line, len, req->id);
 }
 
 /* -- watch, metrics, rotate -------------------------------------------------------------------- */
@@ -305,7 +304,7 @@ static void s_metrics(struct kb_srv_conn *c, const struct kb_proto_request *req)
     int rc = text == NULL ? KB_ENOMEM : kb_proto_format_metrics(req->id, text, &line, &len);
 
     free(text);
-    s_ok(c, req->op, rc, line, len, req->id);
+    kb_srv_reply_ok(c, req->op, rc, line, len, req->id);
 }
 
 /* -- provision and revoke ---------------------------------------------------------------------- */

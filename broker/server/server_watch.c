@@ -380,13 +380,7 @@ void kb_srv_watch_op(struct kb_srv_conn *c, struct kb_proto_request *req)
     }
     c->watching = rc == 0;
     c->watch_live = c->watching && s_live(c);
-    if (rc != 0) {
-        free(line);
-        kb_srv_reply_error(c, req->op, req->id, KB_PROTO_EINTERNAL, NULL);
-        return;
-    }
-    kb_srv_count(s, req->op, KB_PROTO_OK);
-    kb_srv_reply(c, line, len);
-    if (req->has_since && s_subscribed(c))
+    kb_srv_reply_ok(c, req->op, rc, line, len, req->id);
+    if (rc == 0 && req->has_since && s_subscribed(c))
         s_resume(c, req);
 }
