@@ -3,7 +3,8 @@
  *
  * A call is a small state machine driven by loop callbacks, never by the caller's stack:
  *   kb_aws_client_send   copy the request, resolve the endpoint, arm the call's timer at 0
- *   s_attempt            (timer) adaptive rate limit, then credentials: the caller's or the chain
+ *   s_attempt            (timer) adaptive rate limit (s_admit), then credentials: the caller's
+ *                        or the chain
  *   s_sign_and_send      sign with a fresh date (+ the learnt clock offset) and hand it to http
  *   s_on_http            2xx: the callback gets the body; otherwise parse the error, classify it
  *                        (retry.h) and either arm the timer with the backoff or finish
@@ -12,6 +13,12 @@
  * (RequestTimeTooSkewed, "Signature expired"/"not yet current") is retried once, immediately,
  * after taking the offset from the response's Date header; that retry draws nothing from the
  * retry quota but counts as an attempt.
+ *
+ * Adaptive mode (retry.h): once a service throttled, its calls pass its limiter one by one in
+ * arrival order. A call that finds no token, or others already waiting, joins the service's queue;
+ * only the queue's head has its timer running, set for when the next token is due at the
+ * current rate and set again whenever a response changes the rate, so that the waiting calls
+ * follow the rate as it grows back instead of the schedule of the moment they arrived.
  *
  * This module never logs. Bodies marked sensitive are wiped before they are freed; credentials
  * given with a request are deep-copied into guarded memory and wiped with the call.
@@ -57,9 +64,17 @@ struct s_call {
     size_t header_text_len;
     void *body;
     size_t body_len;
-    bool sensitive, unsigned_payload, has_creds, skew_retried, limiter_passed;
+    bool sensitive, unsigned_payload, has_creds, skew_retried;
     struct kb_credentials creds;
     unsigned attempt, max_attempts, last_cost;
+    /* adaptive mode: the place in the service's queue (while queued) */
+    struct s_call *q_prev, *q_next;
+    bool queued;
+};
+
+/* The calls waiting for one service's limiter, in arrival order. */
+struct s_queue {
+    struct s_call *head, *tail;
 };
 
 struct kb_aws_client {
@@ -75,6 +90,7 @@ struct kb_aws_client {
     uint64_t retry_base_ms;
     struct kb_retry_quota quota;
     struct kb_rate_limiter limiter[KB_AWS_SERVICE_COUNT];
+    struct s_queue queue[KB_AWS_SERVICE_COUNT];
     long clock_offset; /* seconds to add to the local clock when signing */
     struct s_call *calls;
     size_t refs; /* 1 for the http layer + 1 per call */
@@ -150,10 +166,13 @@ static void s_call_unlink(struct s_call *k)
     k->prev = k->next = NULL;
 }
 
+static void s_dequeue(struct s_call *k);
+
 /* Ends the call: exactly one of err and resp. Runs on a loop callback, never inside send. */
 static void s_finish(struct s_call *k, struct kb_aws_error *err, const struct kb_aws_response *resp)
 {
     s_call_unlink(k);
+    s_dequeue(k);
     if (err != NULL) {
         snprintf(err->operation, sizeof(err->operation), "%s", k->operation);
         err->attempts = k->attempt;
@@ -181,6 +200,85 @@ static void s_arm(struct s_call *k, uint64_t delay_ms)
 {
     k->state = S_WAITING;
     uv_timer_start(&k->timer, s_on_timer, delay_ms, 0);
+}
+
+/* -- adaptive mode: the queue of a service's limiter ---------------------------------------- */
+
+static uint64_t s_wait_ms(double wait)
+{
+    return wait > 0.0 ? (uint64_t)(wait * 1000.0) + 1 : 0;
+}
+
+static void s_enqueue(struct s_call *k)
+{
+    struct s_queue *q = &k->c->queue[k->service];
+
+    k->q_prev = q->tail;
+    k->q_next = NULL;
+    if (q->tail != NULL)
+        q->tail->q_next = k;
+    else
+        q->head = k;
+    q->tail = k;
+    k->queued = true;
+    k->state = S_WAITING;
+}
+
+/* Takes k out of its queue, if it is in one; a new head asks the limiter on the next turn of the
+ * loop (a token may be there already). */
+static void s_dequeue(struct s_call *k)
+{
+    struct s_queue *q = &k->c->queue[k->service];
+    bool was_head = q->head == k;
+
+    if (!k->queued)
+        return;
+    if (k->q_prev != NULL)
+        k->q_prev->q_next = k->q_next;
+    else
+        q->head = k->q_next;
+    if (k->q_next != NULL)
+        k->q_next->q_prev = k->q_prev;
+    else
+        q->tail = k->q_prev;
+    k->q_prev = k->q_next = NULL;
+    k->queued = false;
+    if (was_head && q->head != NULL && !k->c->closing)
+        s_arm(q->head, 0);
+}
+
+/* Whether k may send now. Otherwise it waits in its service's queue; at its head, with its timer
+ * set for the next token. */
+static bool s_admit(struct s_call *k)
+{
+    struct kb_aws_client *c = k->c;
+    struct s_queue *q = &c->queue[k->service];
+    double wait;
+
+    if (q->head != NULL && q->head != k) {
+        if (!k->queued)
+            s_enqueue(k);
+        return false; /* its turn comes when the calls before it have gone */
+    }
+    wait = kb_rate_limiter_take(&c->limiter[k->service], s_now(c));
+    if (wait > 0.0) {
+        if (!k->queued)
+            s_enqueue(k);
+        s_arm(k, s_wait_ms(wait));
+        return false;
+    }
+    s_dequeue(k);
+    return true;
+}
+
+/* The rate of k's service changed: the head of its queue waits for the next token at the new
+ * rate. */
+static void s_rearm_head(struct kb_aws_client *c, enum kb_aws_service service)
+{
+    struct s_call *head = c->queue[service].head;
+
+    if (head != NULL && !c->closing)
+        s_arm(head, s_wait_ms(kb_rate_limiter_wait(&c->limiter[service], s_now(c))));
 }
 
 /* -- one attempt ---------------------------------------------------------------------------- */
@@ -258,16 +356,8 @@ static void s_attempt(struct s_call *k)
         s_fail(k, KB_ECANCELED, NULL);
         return;
     }
-    if (c->adaptive && !k->limiter_passed) {
-        double wait = kb_rate_limiter_acquire(&c->limiter[k->service], s_now(c));
-
-        k->limiter_passed = true;
-        if (wait > 0.0) {
-            s_arm(k, (uint64_t)(wait * 1000.0) + 1);
-            return;
-        }
-    }
-    k->limiter_passed = false;
+    if (c->adaptive && !s_admit(k))
+        return;
     k->attempt++;
     if (k->has_creds) {
         rc = s_sign_and_send(k, &k->creds);
@@ -379,8 +469,10 @@ static void s_on_http(void *ctx, const struct kb_http_response *resp)
     }
     cls = resp->err == 0 && resp->status >= 200 && resp->status < 300 ? KB_RETRY_SUCCESS
                                                                       : s_describe(resp, &e);
-    if (c->adaptive)
+    if (c->adaptive) {
         kb_rate_limiter_update(&c->limiter[k->service], cls == KB_RETRY_THROTTLE, s_now(c));
+        s_rearm_head(c, k->service);
+    }
     if (cls == KB_RETRY_SUCCESS) {
         s_succeed(k, resp);
         return;

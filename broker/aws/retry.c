@@ -215,15 +215,21 @@ void kb_rate_limiter_init(struct kb_rate_limiter *l, double now)
     s_bucket_set_rate(l, 1.0, now);
 }
 
-double kb_rate_limiter_acquire(struct kb_rate_limiter *l, double now)
+double kb_rate_limiter_wait(struct kb_rate_limiter *l, double now)
 {
     if (!l->enabled)
         return 0.0;
     s_bucket_refill(l, now);
-    l->capacity -= 1.0;
-    if (l->capacity >= 0.0)
-        return 0.0;
-    return -l->capacity / l->fill_rate;
+    return l->capacity >= 1.0 ? 0.0 : (1.0 - l->capacity) / l->fill_rate;
+}
+
+double kb_rate_limiter_take(struct kb_rate_limiter *l, double now)
+{
+    double wait = kb_rate_limiter_wait(l, now);
+
+    if (l->enabled && wait == 0.0)
+        l->capacity -= 1.0;
+    return wait;
 }
 
 void kb_rate_limiter_update(struct kb_rate_limiter *l, bool throttled, double now)

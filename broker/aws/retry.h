@@ -75,6 +75,14 @@ void kb_retry_quota_success(struct kb_retry_quota *q, unsigned last_cost);
  * follows CUBIC (drops to 0.7 x the measured send rate on throttling, then grows back along a
  * cubic curve) and a smoothed measurement of the rate of responses. It only delays requests once
  * a throttling error has been seen (enabled), like botocore's ClientRateLimiter.
+ *
+ * A waiting request takes no token in advance: botocore's waiters sleep on a condition and look
+ * at the bucket again whenever the fill rate changes. Reserving a token at the rate of the moment
+ * (a debt repaid at that rate, what this file did before) kept every later waiter on that rate's
+ * schedule however fast the rate grew back: a burst of throttling errors with many requests in
+ * flight (each one cuts the rate by 0.7, down to the 0.5/s floor) then left the queue crawling at
+ * ~1/s for minutes. So kb_rate_limiter_take only takes a token that is there, and callers queue
+ * (client.c), their head asking again when the rate changes.
  */
 struct kb_rate_limiter {
     bool enabled;
@@ -91,12 +99,16 @@ struct kb_rate_limiter {
 void kb_rate_limiter_init(struct kb_rate_limiter *l, double now);
 
 /*
- * Takes a send token. Returns 0 when the request may go now, or the number of seconds to wait
- * before it goes: the token is reserved (the bucket goes into debt), so callers that wait are
- * released one per 1/rate seconds in arrival order, and must not call again for the same send.
- * Always 0 while the limiter is not enabled.
+ * Takes a send token if the bucket holds one: returns 0 (taken: the request may go now), or the
+ * number of seconds until it will hold one at the current rate, taking nothing: ask again then
+ * (or sooner, when the rate changed). Callers that wait keep their arrival order themselves and
+ * let only the first of them ask. Always 0 while the limiter is not enabled.
  */
-double kb_rate_limiter_acquire(struct kb_rate_limiter *l, double now);
+double kb_rate_limiter_take(struct kb_rate_limiter *l, double now);
+
+/* The number of seconds kb_rate_limiter_take would answer now, taking nothing (0: a token is
+ * there). */
+double kb_rate_limiter_wait(struct kb_rate_limiter *l, double now);
 
 /* Feeds the outcome of one response (throttled: a throttling error) into the rate. */
 void kb_rate_limiter_update(struct kb_rate_limiter *l, bool throttled, double now);

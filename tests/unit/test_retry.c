@@ -150,14 +150,14 @@ static void test_adaptive_off_until_throttled(void **state)
 
     kb_rate_limiter_init(&l, 100.0);
     for (int i = 0; i < 1000; i++) {
-        assert_true(kb_rate_limiter_acquire(&l, 100.0) == 0.0);
+        assert_true(kb_rate_limiter_take(&l, 100.0) == 0.0);
         kb_rate_limiter_update(&l, false, 100.0 + i * 0.001);
     }
     assert_false(l.enabled);
 }
 
-/* Sends as fast as the limiter allows (responses arrive at once) from t0 to t1, throttled when
- * throttle(t) says so. Returns the number of requests sent. */
+/* Sends as fast as the limiter allows (responses arrive at once) from t0 to t1, every response
+ * throttled or none. Returns the number of requests sent. */
 static unsigned drive(struct kb_rate_limiter *l, double t0, double t1, double offered_rate,
                       bool throttled)
 {
@@ -169,9 +169,12 @@ static unsigned drive(struct kb_rate_limiter *l, double t0, double t1, double of
 
         if (t < next)
             continue;
-        wait = kb_rate_limiter_acquire(l, t);
-        next = t + wait;
-        kb_rate_limiter_update(l, throttled, t + wait);
+        wait = kb_rate_limiter_take(l, t);
+        if (wait > 0.0) {
+            next = t + wait;
+            continue;
+        }
+        kb_rate_limiter_update(l, throttled, t);
         sent++;
     }
     return sent;
@@ -205,23 +208,144 @@ static void test_adaptive_lowers_rate_and_recovers(void **state)
     assert_true(sent_fast >= 190); /* no longer limiting the 200 offered */
 }
 
-static void test_adaptive_waits_are_spaced(void **state)
+/* A waiter takes nothing in advance: asking again gives the same wait, the token goes to whoever
+ * asks once it is there, and the bucket never goes into debt. */
+static void test_adaptive_take_reserves_nothing(void **state)
 {
     struct kb_rate_limiter l;
-    double rate, w1, w2, w3;
+    double rate, w1, w2;
 
     kb_rate_limiter_init(&l, 0.0);
     kb_rate_limiter_update(&l, true, 0.0); /* throttled at once: the minimum rate */
     rate = kb_rate_limiter_rate(&l);
     assert_true(fabs(rate - 0.5) < 1e-9);
-    kb_rate_limiter_acquire(&l, 0.0);
-    w1 = kb_rate_limiter_acquire(&l, 0.0);
-    w2 = kb_rate_limiter_acquire(&l, 0.0);
-    w3 = kb_rate_limiter_acquire(&l, 0.0);
-    /* each waiter is one token (1 / 0.5 s = 2 s) behind the previous one */
-    assert_true(w1 > 0.0);
-    assert_true(fabs((w2 - w1) - 2.0) < 1e-9);
-    assert_true(fabs((w3 - w2) - 2.0) < 1e-9);
+    w1 = kb_rate_limiter_take(&l, 0.0);
+    w2 = kb_rate_limiter_take(&l, 0.0);
+    assert_true(fabs(w1 - 2.0) < 1e-9); /* one token at 0.5/s */
+    assert_true(fabs(w2 - w1) < 1e-9);  /* the first ask reserved nothing */
+    assert_true(fabs(kb_rate_limiter_wait(&l, 1.5) - 0.5) < 1e-9);
+    assert_true(kb_rate_limiter_take(&l, 2.0) == 0.0); /* there now: taken */
+    assert_true(fabs(kb_rate_limiter_take(&l, 2.0) - 2.0) < 1e-9);
+    assert_true(l.capacity >= 0.0);
+}
+
+/* The wait follows the rate: a waiter told "2 s" at the floor rate goes sooner once responses
+ * have raised the rate, instead of keeping the schedule of the moment it asked. */
+static void test_adaptive_wait_follows_a_rising_rate(void **state)
+{
+    struct kb_rate_limiter l;
+    double slow, fast;
+
+    kb_rate_limiter_init(&l, 0.0);
+    kb_rate_limiter_update(&l, true, 0.0);
+    slow = kb_rate_limiter_take(&l, 0.0);
+    assert_true(fabs(slow - 2.0) < 1e-9);
+    /* responses of earlier requests arrive over the next second and a half, two per 0.5 s
+     * bucket: the measured rate and with it the allowed rate (<= 2x measured) grow */
+    for (int i = 1; i <= 6; i++)
+        kb_rate_limiter_update(&l, false, 0.25 * i);
+    assert_true(kb_rate_limiter_rate(&l) > 1.0);
+    fast = kb_rate_limiter_wait(&l, 1.5);
+    assert_true(fast < 0.5); /* due before the 2 s the first answer said */
+}
+
+/*
+ * The rotation bench in miniature: CLIENTS closed-loop callers (each sends its next request when
+ * the previous one answered, a throttled one again after a 0.5 s backoff) behind one limiter and
+ * its arrival-order queue (client.c's), against a server with a token bucket of 20/s and a burst
+ * of 20, 50 ms from request to response. All start at once while the limiter is off, so the
+ * server throttles all but 20 of the first burst. The server must stay busy: over 60 s it can
+ * accept 20 + 60 x 20 requests; the limiter must not let the throughput fall far below that.
+ * (With tokens reserved in advance, as this limiter did before, the same simulation accepted
+ * 263 of the 1,220: 22%.)
+ */
+#define SIM_CLIENTS 64
+static unsigned simulate_closed_loop(double seconds, unsigned *throttled_out)
+{
+    const double latency = 0.05, backoff = 0.5, srv_rate = 20.0, srv_burst = 20.0;
+    double ready[SIM_CLIENTS];  /* when each client has a request for the limiter; -1: none */
+    double answer[SIM_CLIENTS]; /* when its request in flight answers; -1: none in flight */
+    double arrived[SIM_CLIENTS];
+    bool will_throttle[SIM_CLIENTS];
+    double srv_tokens = srv_burst, srv_stamp = 0.0, head_at = 0.0, now = 0.0;
+    unsigned accepted = 0, throttled = 0;
+    struct kb_rate_limiter l;
+
+    kb_rate_limiter_init(&l, 0.0);
+    for (int i = 0; i < SIM_CLIENTS; i++) {
+        ready[i] = 0.0;
+        arrived[i] = 0.0;
+        answer[i] = -1.0;
+    }
+    while (now < seconds) {
+        int head = -1, resp = -1;
+        double next = seconds;
+
+        /* the queue's head: the longest-waiting ready request */
+        for (int i = 0; i < SIM_CLIENTS; i++) {
+            if (ready[i] >= 0.0 && ready[i] <= now && (head < 0 || arrived[i] < arrived[head]))
+                head = i;
+        }
+        if (head >= 0 && head_at <= now) {
+            double wait = kb_rate_limiter_take(&l, now);
+
+            if (wait == 0.0) {
+                srv_tokens += (now - srv_stamp) * srv_rate;
+                if (srv_tokens > srv_burst)
+                    srv_tokens = srv_burst;
+                srv_stamp = now;
+                will_throttle[head] = srv_tokens < 1.0;
+                if (!will_throttle[head])
+                    srv_tokens -= 1.0;
+                answer[head] = now + latency;
+                ready[head] = -1.0;
+                continue; /* the next head may go at the same instant */
+            }
+            head_at = now + wait + 0.001; /* client.c's timer: whole ms, one more */
+        }
+        /* the next event: a response, a request becoming ready, the head's next ask */
+        for (int i = 0; i < SIM_CLIENTS; i++) {
+            if (answer[i] >= 0.0 && answer[i] < next) {
+                next = answer[i];
+                resp = i;
+            }
+            if (ready[i] > now && ready[i] < next) {
+                next = ready[i];
+                resp = -1;
+            }
+        }
+        if (head >= 0 && head_at > now && head_at < next) {
+            next = head_at;
+            resp = -1;
+        }
+        now = next;
+        if (resp >= 0 && answer[resp] == now) {
+            kb_rate_limiter_update(&l, will_throttle[resp], now);
+            head_at = now; /* the rate changed: the head asks again */
+            answer[resp] = -1.0;
+            if (will_throttle[resp]) {
+                throttled++;
+                ready[resp] = now + backoff;
+            } else {
+                accepted++;
+                ready[resp] = now;
+            }
+            arrived[resp] = ready[resp];
+        }
+    }
+    *throttled_out = throttled;
+    return accepted;
+}
+
+static void test_adaptive_keeps_a_rate_limited_server_busy(void **state)
+{
+    unsigned throttled, accepted = simulate_closed_loop(60.0, &throttled);
+    unsigned most = 20 + 60 * 20;
+
+    assert_true(accepted <= most);
+    assert_true(accepted >= most * 95 / 100);
+    assert_true(throttled >= SIM_CLIENTS - 20); /* the first burst, before the limiter is on */
+    assert_true(throttled < 150);
 }
 
 int main(int argc, char **argv)
@@ -233,7 +357,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_quota_refund_after_success),
         cmocka_unit_test(test_adaptive_off_until_throttled),
         cmocka_unit_test(test_adaptive_lowers_rate_and_recovers),
-        cmocka_unit_test(test_adaptive_waits_are_spaced),
+        cmocka_unit_test(test_adaptive_take_reserves_nothing),
+        cmocka_unit_test(test_adaptive_wait_follows_a_rising_rate),
+        cmocka_unit_test(test_adaptive_keeps_a_rate_limited_server_busy),
     };
     return KB_TEST_RUN(argc, argv, tests, NULL, NULL);
 }
