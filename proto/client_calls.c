@@ -236,7 +236,8 @@ static int s_status_waiting(struct json_object *o, struct kb_client_status_entry
                            *v = NULL;
 
         if (!json_object_is_type(p, json_type_object) ||
-            !json_object_object_get_ex(p, "uid", &uid) || !json_object_is_type(uid, json_type_int) ||
+            !json_object_object_get_ex(p, "uid", &uid) ||
+            !json_object_is_type(uid, json_type_int) ||
             !json_object_object_get_ex(p, "pid", &pid) || !json_object_is_type(pid, json_type_int))
             return KB_CLIENT_EPROTO;
         e->waiting[i].uid = (uint32_t)json_object_get_int64(uid);

@@ -729,7 +729,8 @@ static void s_usage(FILE *out)
 
 static void s_command_help(const struct s_command *cmd)
 {
-    const char *flags = strcmp(cmd->name, "revoke") == 0   ? " [--delete-bucket] [--force-delete-secret]"
+    const char *flags = strcmp(cmd->name, "revoke") == 0
+                            ? " [--delete-bucket] [--force-delete-secret]"
                         : strcmp(cmd->name, "rotate") == 0 ? " [--rollback]"
                         : strcmp(cmd->name, "watch") == 0  ? " [--ack]"
                                                            : "";

@@ -535,8 +535,8 @@ int kb_engine_cut_over(struct kb_engine *e, const char *tenant, const char *vers
     if (!et->busy && et->queued == 0 &&
         (et->status.state == KB_TENANT_READY || et->status.state == KB_TENANT_DEGRADED)) {
         et->life_due = 0;
-        return s_enqueue(e, &kb_job_kind_rotate, (size_t)(t - e->cfg->tenants), 1, NULL, NULL,
-                         NULL, NULL);
+        return s_enqueue(e, &kb_job_kind_rotate, (size_t)(t - e->cfg->tenants), 1, NULL, NULL, NULL,
+                         NULL);
     }
     s_arm_at(e, et->life_due);
     return 0;

@@ -188,8 +188,8 @@ int kb_engine_rotate_with(struct kb_engine *e, const char *tenant,
  * rotation pass is queued at once (or right after the tenant's running job) and deactivates the
  * superseded key without waiting for aws.overlap; its deletion still waits for the supersede
  * time + aws.overlap + aws.retire. Returns 0; KB_EDENIED when this broker is not the tenant's
- * rotator or aws.overlap_ends_on_ack is false; KB_EINVAL when version is not the tenant's AWSCURRENT
- * (an ack of an older version changes nothing); KB_ENOTFOUND; KB_ENOMEM.
+ * rotator or aws.overlap_ends_on_ack is false; KB_EINVAL when version is not the tenant's
+ * AWSCURRENT (an ack of an older version changes nothing); KB_ENOTFOUND; KB_ENOMEM.
  */
 int kb_engine_cut_over(struct kb_engine *e, const char *tenant, const char *version);
 

@@ -91,7 +91,7 @@ struct kb_engine {
     bool background_on;
     struct kb_follow *follow; /* the follower of the tenants this broker does not rotate; NULL
                                  until kb_engine_start_background, or when there are none */
-    unsigned handles_open; /* kick and background, until their close callbacks ran */
+    unsigned handles_open;    /* kick and background, until their close callbacks ran */
     bool canceled, destroying;
 };
 

@@ -208,8 +208,7 @@ static void s_note_rotation(struct kb_job *j)
     const struct kb_config_aws *aws = &j->cfg->aws;
     struct kb_rc_rotate_in in = {
         &p->snap,    p->superseded_known,     p->superseded_at,   time(NULL), aws->overlap,
-        aws->retire, aws->orphan_key_min_age, j->t->rotate_every, false,
-        false};
+        aws->retire, aws->orphan_key_min_age, j->t->rotate_every, false,      false};
     struct kb_rc_rotate_plan plan;
 
     if (kb_rc_plan_rotate(&in, &plan) == 0)

@@ -274,10 +274,9 @@ static void s_window(const struct kb_rc_rotate_in *in, const struct kb_rc_key *k
         out->window_at = now;
         /* Recorded as of now: the first window step then comes after the full windows (at once
          * when every subscriber acknowledged the new version: the next pass deactivates). */
-        out->next_after =
-            active && in->cut_over
-                ? now
-                : now + (time_t)(active ? in->overlap : in->overlap + in->retire);
+        out->next_after = active && in->cut_over
+                              ? now
+                              : now + (time_t)(active ? in->overlap : in->overlap + in->retire);
         return;
     }
     if (now >= gone) {

@@ -129,9 +129,8 @@ static void on_keys(void *ctx, const struct kb_aws_error *err, const struct kb_i
     j->cut_over_read = true;
     r->cut_over = r->snap.current[0] != '\0' && strcmp(kb_job_cut_over(j), r->snap.current) == 0;
     in = (struct kb_rc_rotate_in){
-        &r->snap,    r->superseded_known,     r->superseded_at,   time(NULL),         aws->overlap,
-        aws->retire, aws->orphan_key_min_age, j->t->rotate_every, j->rotate_requested,
-        r->cut_over};
+        &r->snap,    r->superseded_known,     r->superseded_at,   time(NULL),          aws->overlap,
+        aws->retire, aws->orphan_key_min_age, j->t->rotate_every, j->rotate_requested, r->cut_over};
     rc = kb_rc_plan_rotate(&in, &r->plan);
     if (rc != 0) {
         kb_job_fail(j, KB_ROT_S_KEYS, NULL, "cannot plan the rotation: %s", kb_strerror(rc));

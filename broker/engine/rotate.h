@@ -60,7 +60,7 @@ struct kb_rot {
     bool probing;
     char store_error[768];
     char store_request_id[96];
-    bool wanted; /* a rotation was asked for or found due: a failure emits rotation_failed */
+    bool wanted;   /* a rotation was asked for or found due: a failure emits rotation_failed */
     bool cut_over; /* every subscriber acknowledged AWSCURRENT (the plan's cut_over) */
     const char *read_step; /* the step reading the key to probe: read-pending, read-previous */
     const struct kb_rot_verify *verify; /* the label check in flight */

@@ -358,8 +358,8 @@ static void s_rotated(struct kb_job *j)
     /* A copy: kb_job_set_key writes the status field the probe result is read from. */
     snprintf(probe, sizeof(probe), "%s", kb_job_status(j)->probe);
     kb_job_set_key(j, r->secret_arn, r->new_version, time(NULL), probe);
-    kb_log(KB_LOG_INFO, j->rollback ? "rolled-back" : "rotated", "tenant", j->t->name,
-           "version_id", r->new_version, "previous_version_id", r->old_version, NULL);
+    kb_log(KB_LOG_INFO, j->rollback ? "rolled-back" : "rotated", "tenant", j->t->name, "version_id",
+           r->new_version, "previous_version_id", r->old_version, NULL);
     kb_rot__emit(j, j->rollback ? KB_EVENT_ROLLED_BACK : KB_EVENT_ROTATED, r->new_version,
                  r->old_version);
     if (j->rollback)

@@ -114,7 +114,8 @@ void kb_srv_ack_op(struct kb_srv_conn *c, const struct kb_proto_request *req)
         return;
     }
     x = s->engine != NULL ? kb_engine_status_of(s->engine, t) : NULL;
-    a.current = x != NULL && x->version_id[0] != '\0' && strcmp(x->version_id, req->version_id) == 0;
+    a.current =
+        x != NULL && x->version_id[0] != '\0' && strcmp(x->version_id, req->version_id) == 0;
     a.waiting = a.current ? s_count_waiting(s, t, req->version_id) : 0;
     kb_srv_log_peer(KB_LOG_DEBUG, "ack", c, req->version_id);
     if (a.current && a.waiting == 0) {

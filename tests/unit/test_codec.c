@@ -100,8 +100,7 @@ static void test_parse_ack_and_rollback(void **state)
     assert_true(s_req.rollback);
     s_ok("{\"v\":1,\"op\":\"rotate\",\"tenant\":\"billing\",\"rollback\":null}");
     assert_false(s_req.rollback);
-    REFUSED("{\"v\":1,\"op\":\"rotate\",\"tenant\":\"b\",\"rollback\":1}",
-            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"rotate\",\"tenant\":\"b\",\"rollback\":1}", KB_PROTO_EBAD_REQUEST);
     REFUSED("{\"v\":1,\"op\":\"revoke\",\"tenant\":\"b\",\"rollback\":true}",
             KB_PROTO_EBAD_REQUEST);
     s_ok("{\"v\":1,\"id\":3,\"op\":\"ack\",\"tenant\":\"billing\","
@@ -118,8 +117,7 @@ static void test_parse_ack_and_rollback(void **state)
     REFUSED("{\"v\":1,\"op\":\"ack\",\"tenant\":\"b\","
             "\"version_id\":\"5f0c9a3e 1b2d-4c6f-8a9b-0c1d2e3f4a5b\"}",
             KB_PROTO_EBAD_REQUEST);
-    REFUSED("{\"v\":1,\"op\":\"ack\",\"tenant\":\"b\",\"version_id\":7}",
-            KB_PROTO_EBAD_REQUEST);
+    REFUSED("{\"v\":1,\"op\":\"ack\",\"tenant\":\"b\",\"version_id\":7}", KB_PROTO_EBAD_REQUEST);
     REFUSED("{\"v\":1,\"op\":\"get\",\"tenant\":\"b\","
             "\"version_id\":\"5f0c9a3e-1b2d-4c6f-8a9b-0c1d2e3f4a5b\"}",
             KB_PROTO_EBAD_REQUEST);

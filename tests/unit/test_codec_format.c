@@ -432,8 +432,8 @@ static void test_no_secret_field_in_any_response(void **state)
     static const char *const names[] = {"a"};
     struct kb_proto_tenant_info ti = {"a", "arn", "b", "p/", "r", "v", 1, "ready"};
     struct kb_proto_list_entry le = {"a", "b", "ready"};
-    struct kb_proto_status_entry se = {.tenant = "a", .state = "error", .message = "m",
-                                       .probed_ok = true};
+    struct kb_proto_status_entry se = {
+        .tenant = "a", .state = "error", .message = "m", .probed_ok = true};
     struct kb_proto_status st = {"1", 1, &se, 1};
     struct kb_proto_tenant_state ts = {"a", "ready", "m"};
     struct kb_proto_progress pr = {"a", "s", "done", "m"};

@@ -558,9 +558,9 @@ static void test_label_keys(void **state)
     struct kb_rc_labels l;
     const char *labels[] = {"V", "", "C", "P"};
     const time_t t[] = {NOW, NOW, NOW, NOW};
-    struct kb_iam_access_key_meta metas[2] = {{.access_key_id = "AKIAONE", .create_date = NOW},
-                                              {.access_key_id = "AKIATWO", .create_date = NOW - 1,
-                                               .status = KB_IAM_KEY_INACTIVE}};
+    struct kb_iam_access_key_meta metas[2] = {
+        {.access_key_id = "AKIAONE", .create_date = NOW},
+        {.access_key_id = "AKIATWO", .create_date = NOW - 1, .status = KB_IAM_KEY_INACTIVE}};
     struct kb_iam_access_keys ks = {.keys = metas, .count = 2};
 
     snap(&s, 4, labels, t, NULL);

@@ -686,8 +686,8 @@ static void test_move_done_by_another_rotator(void **state)
 static void rollback(void)
 {
     assert_int_equal(kb_engine_rotate_with(F.engine, "billing",
-                                           &(struct kb_engine_rotate_opts){.rollback = true},
-                                           NULL, on_done, NULL),
+                                           &(struct kb_engine_rotate_opts){.rollback = true}, NULL,
+                                           on_done, NULL),
                      0);
     uv_run(&F.loop, UV_RUN_DEFAULT);
     assert_int_equal(F.done_calls, 1);
@@ -707,8 +707,8 @@ static void s_rotated_earlier(bool old_active)
 static void test_rollback_reactivates_and_moves_back(void **state)
 {
     static const char *const want[] = {
-        "GetUser",         "DescribeSecret",    "ListAccessKeys",
-        "UpdateAccessKey", "GetSecretValue",    "GetCallerIdentity",
+        "GetUser",         "DescribeSecret",           "ListAccessKeys",
+        "UpdateAccessKey", "GetSecretValue",           "GetCallerIdentity",
         "ListObjectsV2",   "UpdateSecretVersionStage", "TagResource"};
     char from[KB_UUID_STR_SIZE], to[KB_UUID_STR_SIZE], value[96];
     struct kb_tenant_status st;

@@ -180,7 +180,7 @@ struct kb_client_status_entry {
         uint32_t uid;
         int32_t pid;
         char *version_id;
-    } *waiting;
+    } * waiting;
     size_t nwaiting;
 };
 struct kb_client_status {
