@@ -41,7 +41,6 @@ extern const struct kb_job_kind kb_job_kind_revoke;
 extern const struct kb_job_kind kb_job_kind_rotate;
 
 static void s_schedule(struct kb_engine *e);
-static void s_arm_at(struct kb_engine *e, uint64_t due);
 
 const char *kb_tenant_state_name(enum kb_tenant_state state)
 {
@@ -509,7 +508,6 @@ int kb_engine_cut_over(struct kb_engine *e, const char *tenant, const char *vers
 {
     const struct kb_tenant *t;
     struct kb_engine_tenant *et;
-    uint64_t now;
 
     if (e == NULL || tenant == NULL || version == NULL || version[0] == '\0')
         return KB_EINVAL;
@@ -528,18 +526,15 @@ int kb_engine_cut_over(struct kb_engine *e, const char *tenant, const char *vers
     kb_log(KB_LOG_INFO, "cut-over", "tenant", t->name, "version_id", version, NULL);
     if (e->canceled || e->destroying)
         return KB_ECANCELED;
-    /* The pass runs now, or right after the tenant's running or queued job. */
-    now = uv_now(e->loop);
-    et->life_due = now > 0 ? now : 1;
+    /* The pass runs now; or, while a job of the tenant runs or waits (or none has made it ready
+     * yet), when the next one ends: cut_over_due (kb_engine__job_schedule). A failed pass's
+     * backoff does not hold it back. */
     et->rotate_hold = 0;
-    if (!et->busy && et->queued == 0 &&
-        (et->status.state == KB_TENANT_READY || et->status.state == KB_TENANT_DEGRADED)) {
-        et->life_due = 0;
-        return s_enqueue(e, &kb_job_kind_rotate, (size_t)(t - e->cfg->tenants), 1, NULL, NULL, NULL,
-                         NULL);
-    }
-    s_arm_at(e, et->life_due);
-    return 0;
+    if (et->busy || et->queued > 0 ||
+        (et->status.state != KB_TENANT_READY && et->status.state != KB_TENANT_DEGRADED))
+        return 0;
+    return s_enqueue(e, &kb_job_kind_rotate, (size_t)(t - e->cfg->tenants), 1, NULL, NULL, NULL,
+                     NULL);
 }
 
 void kb_engine_cancel(struct kb_engine *e)

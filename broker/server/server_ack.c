@@ -77,22 +77,6 @@ size_t kb_srv_ack_waiting(struct kb_server *s, const struct kb_tenant *t, const 
     return subscribers;
 }
 
-/* How many subscribers of t have not acknowledged version. */
-static size_t s_count_waiting(struct kb_server *s, const struct kb_tenant *t, const char *version)
-{
-    size_t waiting = 0;
-
-    for (const struct kb_srv_conn *c = s->conns; c != NULL; c = c->next) {
-        const char *acked;
-
-        if (!kb_srv_watch_covers(c, t->name))
-            continue;
-        acked = s_acked(c, t);
-        waiting += acked == NULL || strcmp(acked, version) != 0;
-    }
-    return waiting;
-}
-
 void kb_srv_ack_op(struct kb_srv_conn *c, const struct kb_proto_request *req)
 {
     struct kb_server *s = c->srv;
@@ -116,7 +100,8 @@ void kb_srv_ack_op(struct kb_srv_conn *c, const struct kb_proto_request *req)
     x = s->engine != NULL ? kb_engine_status_of(s->engine, t) : NULL;
     a.current =
         x != NULL && x->version_id[0] != '\0' && strcmp(x->version_id, req->version_id) == 0;
-    a.waiting = a.current ? s_count_waiting(s, t, req->version_id) : 0;
+    if (a.current)
+        kb_srv_ack_waiting(s, t, req->version_id, NULL, 0, &a.waiting);
     kb_srv_log_peer(KB_LOG_DEBUG, "ack", c, req->version_id);
     if (a.current && a.waiting == 0) {
         rc = kb_engine_cut_over(s->engine, t->name, req->version_id);
