@@ -29,12 +29,7 @@ trap cleanup EXIT INT TERM
 fakeaws_start "$root" "$tmp" || exit 2
 endpoint=$FAKEAWS_ENDPOINT
 
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy AWS_PROFILE AWS_CA_BUNDLE
-unset AWS_ENDPOINT_URL AWS_MAX_ATTEMPTS
-export AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID
-export AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET
-export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER=
+fakeaws_root_env
 
 echo "# machine: $(nproc) cores, $(uname -sr); server: fakeaws (python3, threaded) on loopback"
 echo "# command: sh bench/run_follow_bench.sh $build $n $passes"

@@ -23,12 +23,8 @@ trap cleanup EXIT INT TERM
 # fakeaws sets TCP_NODELAY itself (server.py): no delayed-ACK stall on reused connections.
 fakeaws_start "$root" "$tmp" || exit 2
 
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy AWS_PROFILE AWS_CA_BUNDLE
+fakeaws_root_env
 export AWS_ENDPOINT_URL="$FAKEAWS_ENDPOINT"
-export AWS_ACCESS_KEY_ID=$FAKEAWS_ROOT_KEY_ID
-export AWS_SECRET_ACCESS_KEY=$FAKEAWS_ROOT_SECRET
-export AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
 echo "# machine: $(nproc) cores, $(uname -sr); server: fakeaws (python3, threaded) on loopback"
 c1=$("$bin" "$n" 1)

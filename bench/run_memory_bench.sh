@@ -39,12 +39,7 @@ trap 'exit 1' INT TERM
 
 fakeaws_start "$root" "$tmp" || exit 2
 
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy AWS_PROFILE AWS_CA_BUNDLE
-unset AWS_ENDPOINT_URL AWS_MAX_ATTEMPTS AWS_SESSION_TOKEN KEYBROKER_SOCKET
-export AWS_ACCESS_KEY_ID="$FAKEAWS_ROOT_KEY_ID"
-export AWS_SECRET_ACCESS_KEY="$FAKEAWS_ROOT_SECRET"
-export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+fakeaws_root_env
 
 now() { /usr/bin/python3 -c 'import time; print(f"{time.monotonic():.3f}")'; }
 fail() {

@@ -1,6 +1,6 @@
 # start.sh - sourced (POSIX sh) by the scripts that need a private fakeaws: the benchmark runners
-# and tests/demo.sh. It defines fakeaws_start, fakeaws_stop and fakeaws's fixed root key; the
-# caller runs fakeaws_stop in its own cleanup.
+# and tests/demo.sh. It defines fakeaws_start, fakeaws_stop, fakeaws_root_env and fakeaws's fixed
+# root key; the caller runs fakeaws_stop in its own cleanup.
 #
 #   . "$ROOT/tests/fakeaws/start.sh"
 #   trap 'fakeaws_stop; rm -rf "$TMP"' EXIT
@@ -34,6 +34,19 @@ fakeaws_start() {
         sleep 0.05
     done
     FAKEAWS_ENDPOINT="http://127.0.0.1:$(cat "$2/port")"
+}
+
+# fakeaws_root_env: the environment of an AWS client (keybrokerd, kbctl, awscli) talking to this
+# fakeaws as its root: its root key, us-east-1, and nothing of the caller's environment that
+# would steer the client elsewhere (proxies, profile, config files, endpoint override, retry
+# settings, session token, broker socket).
+fakeaws_root_env() {
+    unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY all_proxy AWS_PROFILE AWS_CA_BUNDLE
+    unset AWS_ENDPOINT_URL AWS_MAX_ATTEMPTS AWS_RETRY_MODE AWS_SESSION_TOKEN KEYBROKER_SOCKET
+    export AWS_ACCESS_KEY_ID="$FAKEAWS_ROOT_KEY_ID"
+    export AWS_SECRET_ACCESS_KEY="$FAKEAWS_ROOT_SECRET"
+    export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+    export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER=
 }
 
 # fakeaws_stop: stops the fakeaws fakeaws_start started, if any (safe to call more than once).
