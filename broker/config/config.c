@@ -359,7 +359,9 @@ static void s_broker_free(struct kb_config_broker *b)
     free(b->socket.path);
     kb_config__acl_free(&b->admin);
     free(b->audit.path);
-    free(b->audit.hmac_key_file);
+    free(b->audit.state);
+    free(b->audit.anchor.bucket);
+    free(b->audit.anchor.prefix);
     for (size_t i = 0; i < b->nplugins; i++) {
         free(b->plugins[i].name);
         free(b->plugins[i].path);

@@ -24,10 +24,26 @@
  *       "uids": [0], "gids": [], "users": [], "groups": []
  *                            ids 0..4294967294; names resolved to ids at load (unknown = error)
  *     },
- *     "audit": {
+ *     "audit": {             the tamper-evident audit log (broker/audit/chain.h has the format)
  *       "path": null            absolute path of the audit log; null = no audit log
- *       "fail_closed": false    deny requests whose audit record cannot be written
- *       "hmac_key_file": null   absolute path of the key that turns the chain into HMAC-SHA-256
+ *       "state": null           absolute path of the chain's state file (0600; in hmac-sha256
+ *                               mode it holds the current epoch key); null = path + ".state"
+ *       "chain": "hmac-sha256"  "hmac-sha256": the state file must exist, made by `kbctl audit
+ *                               init` (the verifier keeps K_0); "sha256": a plain hash chain,
+ *                               its state made by the broker when absent
+ *       "epoch": "15m"          1s..1d, how long an epoch key lives; every epoch is sealed
+ *       "fsync": "interval"     "always" (each batch of records is fsync'd before the next) or
+ *                               "interval"
+ *       "fsync_interval": "1s"  1s..1h
+ *       "fail_closed": false    while a record cannot be written, deny every request (and start
+ *                               no job) with "unavailable"; service resumes by itself
+ *       "max_backlog": 100000   1000..10000000 records kept in memory while writing fails;
+ *                               more are counted in an "audit_lost" record
+ *       "anchor": null          or {"bucket": (required, an S3 bucket with Object Lock),
+ *                               "prefix": "keybroker-audit/", "interval": "5m" (1s..1d),
+ *                               "retention": "365d" (1d..36500d, COMPLIANCE mode),
+ *                               "required": false (refuse provision/rotate/revoke while more than
+ *                               max_unanchored records wait), "max_unanchored": 10000 (1..10^9)}
  *     },
  *     "plugins": [              [] by default; loaded in this order
  *       {"name": "exec"         required, [a-z0-9_-], 1..64 (several entries may share a name)
@@ -204,10 +220,27 @@ struct kb_config_socket {
     uint32_t gid;
 };
 
+enum kb_config_fsync { KB_CONFIG_FSYNC_INTERVAL, KB_CONFIG_FSYNC_ALWAYS };
+
+struct kb_config_anchor {
+    char *bucket; /* NULL: no anchoring */
+    char *prefix;
+    uint64_t interval;  /* seconds */
+    uint64_t retention; /* seconds */
+    bool required;
+    uint32_t max_unanchored;
+};
+
 struct kb_config_audit {
-    char *path; /* NULL: no audit log */
+    char *path;  /* NULL: no audit log */
+    char *state; /* path + ".state" when absent; NULL only without a path */
+    bool hmac;   /* chain "hmac-sha256" (else "sha256") */
+    uint64_t epoch;
+    enum kb_config_fsync fsync;
+    uint64_t fsync_interval; /* seconds */
     bool fail_closed;
-    char *hmac_key_file; /* NULL: plain SHA-256 chain */
+    uint32_t max_backlog;
+    struct kb_config_anchor anchor;
 };
 
 struct kb_config_limits {

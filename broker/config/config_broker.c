@@ -83,31 +83,6 @@ static void s_admin(struct kb_config__ctx *c, struct json_object *broker, struct
     kb_config__acl(c, "broker.admin", v, acl);
 }
 
-static void s_optional_path(struct kb_config__ctx *c, const char *parent, struct json_object *obj,
-                            const char *key, char **out)
-{
-    char path[KB_CONFIG__PATH_MAX];
-
-    if (kb_config__string(c, parent, obj, key, KB_CONFIG__NULLABLE, NULL, out) && *out != NULL) {
-        kb_config__path_key(path, sizeof path, parent, key);
-        kb_config__check_abs_path(c, path, *out, S_PATH_MAX);
-    }
-}
-
-static void s_audit(struct kb_config__ctx *c, struct json_object *broker,
-                    struct kb_config_audit *audit)
-{
-    static const char *const keys[] = {"path", "fail_closed", "hmac_key_file", NULL};
-    struct json_object *v = kb_config__object(c, "broker", broker, "audit");
-
-    if (v != NULL) {
-        kb_config__check_keys(c, "broker.audit", v, keys);
-    }
-    s_optional_path(c, "broker.audit", v, "path", &audit->path);
-    kb_config__bool(c, "broker.audit", v, "fail_closed", false, &audit->fail_closed);
-    s_optional_path(c, "broker.audit", v, "hmac_key_file", &audit->hmac_key_file);
-}
-
 static bool s_plugin_name_ok(const char *s)
 {
     size_t len = strlen(s);
@@ -293,7 +268,7 @@ void kb_config__broker(struct kb_config__ctx *c, struct json_object *v, struct k
     }
     s_socket(c, v, &b->socket);
     s_admin(c, v, &b->admin);
-    s_audit(c, v, &b->audit);
+    kb_config__audit(c, v, &b->audit);
     s_plugins(c, v, b);
     kb_config__uint(c, "broker", v, "concurrency", 1, 256, 8, &b->concurrency);
     s_log_level(c, v, &b->log_level);

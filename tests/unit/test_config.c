@@ -242,7 +242,18 @@ static void test_full_config_values(void **state)
     assert_int_equal(cfg->broker.admin.gids[1], 4);
     assert_string_equal(cfg->broker.audit.path, "/var/log/keybroker/audit.log");
     assert_true(cfg->broker.audit.fail_closed);
-    assert_string_equal(cfg->broker.audit.hmac_key_file, "/etc/keybroker/audit.key");
+    assert_string_equal(cfg->broker.audit.state, "/var/lib/keybroker/audit.state");
+    assert_true(cfg->broker.audit.hmac);
+    assert_int_equal(cfg->broker.audit.epoch, 600);
+    assert_int_equal(cfg->broker.audit.fsync, KB_CONFIG_FSYNC_ALWAYS);
+    assert_int_equal(cfg->broker.audit.fsync_interval, 2);
+    assert_int_equal(cfg->broker.audit.max_backlog, 5000);
+    assert_string_equal(cfg->broker.audit.anchor.bucket, "acme-audit-anchors");
+    assert_string_equal(cfg->broker.audit.anchor.prefix, "host-a/");
+    assert_int_equal(cfg->broker.audit.anchor.interval, 60);
+    assert_int_equal(cfg->broker.audit.anchor.retention, 30 * 86400);
+    assert_true(cfg->broker.audit.anchor.required);
+    assert_int_equal(cfg->broker.audit.anchor.max_unanchored, 500);
     assert_int_equal(cfg->broker.nplugins, 2);
     assert_string_equal(cfg->broker.plugins[0].name, "exec");
     assert_string_equal(cfg->broker.plugins[0].config_json,
@@ -370,6 +381,12 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->broker.admin.ngids, 0);
     assert_null(cfg->broker.audit.path);
     assert_false(cfg->broker.audit.fail_closed);
+    assert_null(cfg->broker.audit.state);
+    assert_true(cfg->broker.audit.hmac);
+    assert_int_equal(cfg->broker.audit.epoch, 900);
+    assert_int_equal(cfg->broker.audit.fsync, KB_CONFIG_FSYNC_INTERVAL);
+    assert_int_equal(cfg->broker.audit.max_backlog, 100000);
+    assert_null(cfg->broker.audit.anchor.bucket);
     assert_int_equal(cfg->broker.nplugins, 0);
     assert_int_equal(cfg->broker.concurrency, 8);
     assert_int_equal(cfg->broker.log_level, KB_LOG_INFO);
