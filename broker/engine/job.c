@@ -223,12 +223,65 @@ void kb_job_fail_aws(struct kb_job *j, const char *step, const struct kb_aws_err
                 err->attempts == 1 ? "" : "s");
 }
 
+/* The service of an operation the engine calls. The four APIs share no operation name; a name
+ * not listed is IAM's, the one API whose operations the others' naming does not cover. */
+static const char *s_service_of(const char *op)
+{
+    static const char *const s3[] = {"CreateBucket",
+                                     "DeleteBucket",
+                                     "DeleteBucketPolicy",
+                                     "GetBucketEncryption",
+                                     "GetBucketOwnershipControls",
+                                     "GetBucketPolicy",
+                                     "GetBucketTagging",
+                                     "GetPublicAccessBlock",
+                                     "HeadBucket",
+                                     "ListObjectsV2",
+                                     "PutBucketEncryption",
+                                     "PutBucketOwnershipControls",
+                                     "PutBucketPolicy",
+                                     "PutBucketTagging",
+                                     "PutPublicAccessBlock",
+                                     NULL};
+    static const char *const sm[] = {
+        "CreateSecret",         "DeleteSecret",  "DescribeSecret",           "GetSecretValue",
+        "ListSecretVersionIds", "ListSecrets",   "PutSecretValue",           "RestoreSecret",
+        "TagResource",          "UntagResource", "UpdateSecretVersionStage", NULL};
+
+    if (strcmp(op, "GetCallerIdentity") == 0)
+        return "sts";
+    for (size_t i = 0; s3[i] != NULL; i++)
+        if (strcmp(op, s3[i]) == 0)
+            return "s3";
+    for (size_t i = 0; sm[i] != NULL; i++)
+        if (strcmp(op, sm[i]) == 0)
+            return "secretsmanager";
+    return "iam";
+}
+
 void kb_job_log_call(struct kb_job *j, const char *step, const char *operation,
                      const struct kb_aws_error *err, const char *request_id)
 {
     char status[16], attempts[16];
     const char *rid = err != NULL ? err->request_id : request_id != NULL ? request_id : "";
+    const char *op = err != NULL && err->operation[0] != '\0' ? err->operation : operation;
+    struct kb_event ev = {
+        .kind = KB_EVENT_AWS_CALL,
+        .tenant = j->t->name,
+        .op = j->kind->name,
+        .step = step,
+        .result = err == NULL ? "ok" : "error",
+        .message = err != NULL ? err->message : "",
+        .request_id = rid,
+        .service = s_service_of(op),
+        .operation = op,
+        .code = err == NULL            ? ""
+                : err->code[0] != '\0' ? err->code
+                                       : kb_err_name(err->err),
+    };
 
+    /* On the bus (the audit log records every call), then in the log at debug level. */
+    kb_events_emit(j->e->events, &ev);
     if (!kb_log_enabled(KB_LOG_DEBUG))
         return;
     if (err == NULL) {
@@ -240,10 +293,9 @@ void kb_job_log_call(struct kb_job *j, const char *step, const char *operation,
      * logged at error level by kb_job_fail with the same request id. */
     snprintf(status, sizeof(status), "%ld", err->status);
     snprintf(attempts, sizeof(attempts), "%u", err->attempts);
-    kb_log(KB_LOG_DEBUG, "aws-call", "tenant", j->t->name, "step", step, "operation",
-           err->operation[0] != '\0' ? err->operation : operation, "result", "error", "status",
-           status, "code", err->code[0] != '\0' ? err->code : kb_err_name(err->err), "message",
-           err->message, "attempts", attempts, "request_id", rid[0] != '\0' ? rid : NULL, NULL);
+    kb_log(KB_LOG_DEBUG, "aws-call", "tenant", j->t->name, "step", step, "operation", op, "result",
+           "error", "status", status, "code", ev.code, "message", err->message, "attempts",
+           attempts, "request_id", rid[0] != '\0' ? rid : NULL, NULL);
 }
 
 void kb_job_emit(struct kb_job *j, const struct kb_event *ev)

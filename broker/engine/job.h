@@ -129,8 +129,9 @@ void kb_job_fail(struct kb_job *j, const char *step, const char *request_id, con
  * r)". */
 void kb_job_fail_aws(struct kb_job *j, const char *step, const struct kb_aws_error *err);
 
-/* Logs one finished AWS call at debug level, naming tenant, step and request id: err's, or
- * request_id (the result's; may be NULL) when the call succeeded. */
+/* Emits one finished AWS call on the bus (KB_EVENT_AWS_CALL: service, operation, result, code,
+ * request id; the audit log records each) and logs it at debug level, naming tenant, step and
+ * request id: err's, or request_id (the result's; may be NULL) when the call succeeded. */
 void kb_job_log_call(struct kb_job *j, const char *step, const char *operation,
                      const struct kb_aws_error *err, const char *request_id);
 

@@ -30,6 +30,9 @@ enum kb_event_kind {
     KB_EVENT_ROTATION_FAILED, /* a rotation ended without moving AWSCURRENT: arn, message */
     KB_EVENT_KEY_DEACTIVATED, /* the superseded key was made Inactive: arn, version_id (its) */
     KB_EVENT_KEY_DELETED,     /* the superseded key was deleted: arn, version_id (its) */
+    KB_EVENT_AWS_CALL,        /* a job's AWS call ended: step, service, operation, result ("ok" |
+                                 "error"), code (AWS's error code or keybroker's, on error),
+                                 message, request_id */
     KB_EVENT_KIND_COUNT
 };
 
@@ -57,10 +60,13 @@ struct kb_event {
     const char *arn;        /* PROVISIONED, REVOKED, ADOPTED, and the rotation kinds */
     const char *version_id; /* PROVISIONED (NULL when unknown), the rotation kinds */
     const struct kb_event_peer *peer; /* AUTHZ */
+    const char *service;              /* AWS_CALL: "iam" | "s3" | "secretsmanager" | "sts" */
+    const char *operation;            /* AWS_CALL: "CreateAccessKey" */
+    const char *code;                 /* AWS_CALL: "" when the call succeeded */
 };
 
 /* "step", "provisioned", "revoked", "authz", "adopted", "rotated", "rolled_back",
- * "rotation_failed", "key_deactivated", "key_deleted". Static string. */
+ * "rotation_failed", "key_deactivated", "key_deleted", "aws_call". Static string. */
 const char *kb_event_kind_name(enum kb_event_kind kind);
 
 typedef void (*kb_event_cb)(void *ctx, const struct kb_event *ev);
