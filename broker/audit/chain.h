@@ -14,7 +14,7 @@
  *     <body without its closing "}">,"h":"<64 hex>"}\n                      (chain "sha256")
  *
  * so a reader finds them by length, and the body is the line's prefix followed by "}". The body
- * starts with {"seq":N,"ts":"...","epoch":E,"event":"..." (record.c writes it; see record.h).
+ * starts with {"seq":N,"epoch":E,"ts":"...","event":"..." (record.c writes it; see record.h).
  *
  *   h_0   = 32 zero bytes                         (before seq 1, the first record of a chain)
  *   h_i   = SHA-256(h_{i-1} || body_i)            (h_{i-1} as 32 raw bytes, body_i as its bytes)
@@ -28,9 +28,12 @@
  * current K_e and wipes K_e-1 once the "seal" record of epoch e-1 is written and tagged.
  *
  * Records the writer makes itself (their "event"):
- *   "audit_open"  first record of every file (start, reopen): "chain", "chain_id", "key_id",
+ *   "audit_open"  first record of every file the writer opens, and written again whenever it
+ *                 opens the log (start after a restart appends to the same file; a retry after a
+ *                 failed write), so also in the middle of a file: "chain", "chain_id", "key_id",
  *                 "prev_h" (hex of h_{seq-1}, so a file verifies on its own), "epoch_seconds",
- *                 "reason" ("start" | "reopen" | "retry")
+ *                 "reason" ("start" | "reopen" | "retry"), "cut_bytes" (a partial last line
+ *                 left by a crash, cut before this record; 0 when none)
  *   "seal"        closes epoch e, tagged with K_e, written every epoch even when idle; "records"
  *                 (records of epoch e, the seal included). The next record is of epoch e + 1.
  *   "audit_lost"  records dropped because the backlog overflowed while writing failed: "count"

@@ -3,6 +3,7 @@
  */
 #include "audit/record.h"
 
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
@@ -90,17 +91,16 @@ static struct json_object *s_aws(const struct kb_audit_aws *a)
     return NULL;
 }
 
-static bool s_members(struct json_object *o, const struct kb_audit_record *r, uint64_t seq,
-                      uint64_t epoch, int64_t ts_ms)
+static bool s_members(struct json_object *o, const struct kb_audit_record *r, int64_t ts_ms)
 {
     char ts[25];
     bool ok;
 
     kb_audit_format_ts(ts_ms, ts);
-    ok = s_int(o, "seq", (int64_t)seq) && s_str(o, "ts", ts) && s_int(o, "epoch", (int64_t)epoch) &&
-         s_str(o, "event", r->event) && s_str(o, "tenant", r->tenant) && s_str(o, "op", r->op) &&
-         s_str(o, "step", r->step) && s_str(o, "result", r->result) && s_str(o, "arn", r->arn) &&
-         s_str(o, "version_id", r->version_id) && s_str(o, "error", r->error);
+    ok = s_str(o, "ts", ts) && s_str(o, "event", r->event) && s_str(o, "tenant", r->tenant) &&
+         s_str(o, "op", r->op) && s_str(o, "step", r->step) && s_str(o, "result", r->result) &&
+         s_str(o, "arn", r->arn) && s_str(o, "version_id", r->version_id) &&
+         s_str(o, "error", r->error);
     if (ok && r->peer != NULL)
         ok = s_obj(o, "peer", s_peer(r->peer));
     if (ok && r->aws.service != NULL)
@@ -114,8 +114,8 @@ static bool s_members(struct json_object *o, const struct kb_audit_record *r, ui
     return ok;
 }
 
-int kb_audit_record_body(const struct kb_audit_record *r, uint64_t seq, uint64_t epoch,
-                         int64_t ts_ms, char *out, size_t cap, size_t *len)
+int kb_audit_record_members(const struct kb_audit_record *r, int64_t ts_ms, char *out, size_t cap,
+                            size_t *len)
 {
     struct json_object *o;
     const char *text;
@@ -127,20 +127,42 @@ int kb_audit_record_body(const struct kb_audit_record *r, uint64_t seq, uint64_t
     o = json_object_new_object();
     if (o == NULL)
         return KB_ENOMEM;
-    if (!s_members(o, r, seq, epoch, ts_ms)) {
+    if (!s_members(o, r, ts_ms)) {
         rc = KB_ENOMEM;
     } else {
         text = json_object_to_json_string_length(
             o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-        if (text == NULL)
+        if (text == NULL || n < 2)
             rc = KB_ENOMEM;
-        else if (n > cap)
+        else if (n - 1 > cap)
             rc = KB_ETOOBIG;
         else
-            memcpy(out, text, n);
+            memcpy(out, text + 1, n - 1); /* without the opening "{" */
     }
     json_object_put(o);
     if (rc == 0)
-        *len = n;
+        *len = n - 1;
+    return rc;
+}
+
+int kb_audit_record_prefix(uint64_t seq, uint64_t epoch, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "{\"seq\":%" PRIu64 ",\"epoch\":%" PRIu64 ",", seq, epoch);
+
+    return n > 0 && (size_t)n < cap ? n : KB_ETOOBIG;
+}
+
+int kb_audit_record_body(const struct kb_audit_record *r, uint64_t seq, uint64_t epoch,
+                         int64_t ts_ms, char *out, size_t cap, size_t *len)
+{
+    size_t n = 0;
+    int p = kb_audit_record_prefix(seq, epoch, out, cap);
+    int rc;
+
+    if (p < 0)
+        return p;
+    rc = kb_audit_record_members(r, ts_ms, out + p, cap - (size_t)p, &n);
+    if (rc == 0)
+        *len = (size_t)p + n;
     return rc;
 }

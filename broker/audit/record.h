@@ -7,7 +7,7 @@
  * clock (the caller gives the time).
  *
  * Members, in this order, each only when set:
- *   "seq", "ts" (RFC 3339 UTC with milliseconds), "epoch", "event",
+ *   "seq", "epoch", "ts" (RFC 3339 UTC with milliseconds), "event",
  *   "tenant", "op", "step", "result", "arn", "version_id", "error",
  *   "peer": {"uid", "gid", "pid"},
  *   "aws": {"service", "operation", "request_id", "code"},
@@ -60,9 +60,20 @@ struct kb_audit_record {
 
 /* Writes the body of r as record seq of epoch at ts_ms (ms since the Unix epoch, UTC) into
  * out[0..cap), without a NUL or newline; *len receives its length. Returns 0, KB_EINVAL (no
- * event), KB_ETOOBIG (it does not fit in cap) or KB_ENOMEM. */
+ * event), KB_ETOOBIG (it does not fit in cap) or KB_ENOMEM. The body is the prefix followed by the
+ * members, the two halves below. */
 int kb_audit_record_body(const struct kb_audit_record *r, uint64_t seq, uint64_t epoch,
                          int64_t ts_ms, char *out, size_t cap, size_t *len);
+
+/* The members of r from "ts" on, and the closing "}": the body without its opening
+ * {"seq":N,"epoch":E, (the writer numbers records when it writes them, off the loop). Same
+ * returns as kb_audit_record_body. */
+int kb_audit_record_members(const struct kb_audit_record *r, int64_t ts_ms, char *out, size_t cap,
+                            size_t *len);
+
+/* Writes {"seq":N,"epoch":E, into out[0..cap) (NUL-terminated). Returns its length or
+ * KB_ETOOBIG. */
+int kb_audit_record_prefix(uint64_t seq, uint64_t epoch, char *out, size_t cap);
 
 /* Formats ts_ms as "2026-12-04T03:28:01.123Z" into out (25 bytes with the NUL). */
 void kb_audit_format_ts(int64_t ts_ms, char out[25]);
