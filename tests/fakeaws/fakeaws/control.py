@@ -2,7 +2,11 @@
 no signature (it is not AWS) and never returns a secret access key or a secret value.
 
     GET    /_fakeaws/health                 {"ok": true}
-    GET    /_fakeaws/state                  every resource, the faults and the call log
+    GET    /_fakeaws/state                  every resource, the faults and the call log (an S3
+                                            object version shows its Object Lock: lock_mode,
+                                            retain_until (epoch), retain_until_iso, legal_hold;
+                                            a bucket its object_lock {enabled,
+                                            default_retention})
     GET    /_fakeaws/calls?since=N          the call log after sequence number N
     POST   /_fakeaws/faults                 add a rule (faults.py) or {"rules": [...]}
     GET    /_fakeaws/faults                 the rules in force

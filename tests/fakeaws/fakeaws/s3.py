@@ -5,9 +5,10 @@ Addressing: path style (http://127.0.0.1:port/bucket/key) and virtual-hosted sty
 "bucket.127.0.0.1:port"). The key is the percent-decoded path; S3 never normalizes it.
 
 Implemented operations (see OPERATIONS): buckets (Create/Head/Delete/List, GetBucketLocation),
-the public access block, default encryption, ownership controls, bucket policy, bucket tagging
-and versioning sub-resources, objects (Put/Get/Head/Delete/DeleteObjects, with versioning
-semantics) and listings (ListObjects, ListObjectsV2, ListObjectVersions). Every other S3
+the public access block, default encryption, ownership controls, bucket policy, bucket tagging,
+versioning and Object Lock sub-resources, objects (Put/Get/Head/Delete/DeleteObjects, with
+versioning and Object Lock semantics), their retention and legal hold, and listings
+(ListObjects, ListObjectsV2, ListObjectVersions). Every other S3
 operation that a request names (a known sub-resource such as ?acl or ?lifecycle, multipart
 uploads, CopyObject...) answers 501 NotImplemented naming the operation, never a half-working
 imitation.
@@ -23,11 +24,12 @@ Behaviour that follows current S3 rather than legacy S3, deliberately:
 The dialect settings (dialect.py: create_bucket_tags, bucket_defaults, moto_style) turn the
 first three back, or into what moto 5.2.1 answers; s3_buckets.py and s3_objects.py apply them.
 
-The code is in four modules. This one is the service module the server loads (the contract in
+The code is in five modules. This one is the service module the server loads (the contract in
 core.py): it names the operation a request is for, says what the request needs in IAM terms,
 dispatches it to a handler and dumps the state. s3_buckets.py holds the bucket operations,
-s3_objects.py the listings and object operations, and s3_common.py the state classes and the
-helpers that more than one of them uses; SERVICE, XMLNS and the state classes are defined there
+s3_objects.py the listings and object operations, s3_lock.py Object Lock (its operations and
+the rules the others apply), and s3_common.py the state classes and the helpers that more than
+one of them uses; SERVICE, XMLNS and the state classes are defined there
 and importable from here.
 """
 
@@ -36,6 +38,7 @@ import re
 import xml.etree.ElementTree as ET
 
 from .core import AwsError, Authz
+from . import s3_lock
 from .s3_buckets import (_create_bucket, _delete_bucket, _delete_bucket_encryption,
                          _delete_bucket_policy, _delete_bucket_tagging, _delete_ownership_controls,
                          _delete_public_access_block, _get_bucket_encryption,
@@ -63,6 +66,8 @@ OPERATIONS = {
     "PutBucketVersioning", "GetBucketVersioning",
     "ListObjects", "ListObjectsV2", "ListObjectVersions",
     "PutObject", "GetObject", "HeadObject", "DeleteObject", "DeleteObjects",
+    "PutObjectLockConfiguration", "GetObjectLockConfiguration",
+    "PutObjectRetention", "GetObjectRetention", "PutObjectLegalHold", "GetObjectLegalHold",
 }
 
 # (method, sub-resource) -> operation, for the bucket sub-resources implemented here.
@@ -85,6 +90,8 @@ _BUCKET_OPS = {
     ("DELETE", "tagging"): "DeleteBucketTagging",
     ("PUT", "versioning"): "PutBucketVersioning",
     ("GET", "versioning"): "GetBucketVersioning",
+    ("PUT", "object-lock"): "PutObjectLockConfiguration",
+    ("GET", "object-lock"): "GetObjectLockConfiguration",
     ("GET", "versions"): "ListObjectVersions",
     ("POST", "delete"): "DeleteObjects",
 }
@@ -122,7 +129,6 @@ _BUCKET_UNIMPLEMENTED = {
                 "DELETE": "DeleteBucketMetricsConfiguration"},
     "notification": {"GET": "GetBucketNotificationConfiguration",
                      "PUT": "PutBucketNotificationConfiguration"},
-    "object-lock": {"GET": "GetObjectLockConfiguration", "PUT": "PutObjectLockConfiguration"},
     "policyStatus": {"GET": "GetBucketPolicyStatus"},
     "replication": {"GET": "GetBucketReplication", "PUT": "PutBucketReplication",
                     "DELETE": "DeleteBucketReplication"},
@@ -134,17 +140,23 @@ _BUCKET_UNIMPLEMENTED = {
 }
 _BUCKET_SUBRESOURCES = {sub for _, sub in _BUCKET_OPS} | set(_BUCKET_UNIMPLEMENTED)
 
-# Object sub-resources (none implemented).
+# (method, sub-resource) -> operation, for the object sub-resources implemented here.
+_OBJECT_OPS = {
+    ("PUT", "retention"): "PutObjectRetention",
+    ("GET", "retention"): "GetObjectRetention",
+    ("PUT", "legal-hold"): "PutObjectLegalHold",
+    ("GET", "legal-hold"): "GetObjectLegalHold",
+}
+
+# Every other object sub-resource of the S3 API, by method.
 _OBJECT_UNIMPLEMENTED = {
     "acl": {"GET": "GetObjectAcl", "PUT": "PutObjectAcl"},
     "annotation": {"GET": "GetObjectAnnotation", "PUT": "PutObjectAnnotation",
                    "DELETE": "DeleteObjectAnnotation"},
     "attributes": {"GET": "GetObjectAttributes"},
     "encryption": {"PUT": "UpdateObjectEncryption"},
-    "legal-hold": {"GET": "GetObjectLegalHold", "PUT": "PutObjectLegalHold"},
     "renameObject": {"PUT": "RenameObject"},
     "restore": {"POST": "RestoreObject"},
-    "retention": {"GET": "GetObjectRetention", "PUT": "PutObjectRetention"},
     "select": {"POST": "SelectObjectContent"},
     "tagging": {"GET": "GetObjectTagging", "PUT": "PutObjectTagging",
                 "DELETE": "DeleteObjectTagging"},
@@ -158,7 +170,8 @@ _OBJECT_UNIMPLEMENTED = {
 # since flexible checksums, an x-amz-checksum-* header).
 _CHECKSUM_REQUIRED = {"PutPublicAccessBlock", "PutBucketEncryption", "PutBucketOwnershipControls",
                       "PutBucketPolicy", "PutBucketTagging", "PutBucketVersioning",
-                      "DeleteObjects"}
+                      "DeleteObjects", "PutObjectLockConfiguration", "PutObjectRetention",
+                      "PutObjectLegalHold"}
 
 # What each operation needs in IAM terms (resource kind: "bucket", "object" or "*").
 _ACTIONS = {
@@ -191,6 +204,12 @@ _ACTIONS = {
     "GetObject": ("s3:GetObject", "object"),
     "HeadObject": ("s3:GetObject", "object"),
     "DeleteObject": ("s3:DeleteObject", "object"),
+    "PutObjectLockConfiguration": ("s3:PutBucketObjectLockConfiguration", "bucket"),
+    "GetObjectLockConfiguration": ("s3:GetBucketObjectLockConfiguration", "bucket"),
+    "PutObjectRetention": ("s3:PutObjectRetention", "object"),
+    "GetObjectRetention": ("s3:GetObjectRetention", "object"),
+    "PutObjectLegalHold": ("s3:PutObjectLegalHold", "object"),
+    "GetObjectLegalHold": ("s3:GetObjectLegalHold", "object"),
     # Checked key by key in the handler: a denied key is an <Error> in the result.
     "DeleteObjects": (None, "bucket"),
 }
@@ -315,6 +334,12 @@ def operation(req):
         if name is not None:
             return _unimplemented(req, name, method, f"?{sub}")
         raise _method_not_allowed(req, "BUCKET")
+    subs = [n for n in names if n in {sub for _, sub in _OBJECT_OPS}]
+    if subs:
+        op = _OBJECT_OPS.get((method, subs[0]))
+        if op is None:
+            raise _method_not_allowed(req, "OBJECT")
+        return op
     subs = [n for n in names if n in _OBJECT_UNIMPLEMENTED]
     if subs:
         sub = subs[0]
@@ -372,6 +397,7 @@ def authorize(store, req, op):
                        "x-amz-storage-class"):
             if req.header(header) is not None:
                 ctx["s3:" + header] = req.header(header)
+        ctx.update(s3_lock.authz_context(req))
     if op == "CreateBucket":
         lc = _location_constraint_of(req.body)
         if lc:
@@ -385,11 +411,20 @@ def authorize(store, req, op):
             needs.append(Authz("s3:PutBucketOwnershipControls", resource, ctx))
         if req.header("x-amz-acl") is not None or any(req.header(h) for h in _GRANT_HEADERS):
             needs.append(Authz("s3:PutBucketAcl", resource, ctx))
+        # Object Lock at creation: its configuration and the versioning it turns on.
+        if req.header("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
+            needs.append(Authz("s3:PutBucketObjectLockConfiguration", resource, ctx))
+            needs.append(Authz("s3:PutBucketVersioning", resource, ctx))
     if op == "PutObject":
         if req.header("x-amz-tagging") is not None:
             needs.append(Authz("s3:PutObjectTagging", resource, ctx))
         if req.header("x-amz-acl") is not None or any(req.header(h) for h in _GRANT_HEADERS):
             needs.append(Authz("s3:PutObjectAcl", resource, ctx))
+        if req.header("x-amz-object-lock-mode") is not None \
+                or req.header("x-amz-object-lock-retain-until-date") is not None:
+            needs.append(Authz("s3:PutObjectRetention", resource, ctx))
+        if req.header("x-amz-object-lock-legal-hold") is not None:
+            needs.append(Authz("s3:PutObjectLegalHold", resource, ctx))
     return needs
 
 
@@ -449,7 +484,24 @@ _BUCKET_HANDLERS = {
     "ListObjectsV2": _list_objects_v2,
     "ListObjectVersions": _list_object_versions,
     "DeleteObjects": _delete_objects,
+    "PutObjectLockConfiguration": s3_lock.put_object_lock_configuration,
+    "GetObjectLockConfiguration": s3_lock.get_object_lock_configuration,
 }
+
+# Object sub-resources: handler(store, req, bucket, key).
+_OBJECT_HANDLERS = {
+    "PutObjectRetention": s3_lock.put_object_retention,
+    "GetObjectRetention": s3_lock.get_object_retention,
+    "PutObjectLegalHold": s3_lock.put_object_legal_hold,
+    "GetObjectLegalHold": s3_lock.get_object_legal_hold,
+}
+
+
+def _checksums(req, op):
+    if op in _CHECKSUM_REQUIRED:
+        if not req.moto_style:  # moto requires no Content-MD5
+            _require_checksum(req)
+        _check_digests(req)
 
 
 def handle(store, req, op):
@@ -469,11 +521,11 @@ def handle(store, req, op):
         return _get_bucket_location(store, req, bucket_name)
     bucket = _get_bucket(store, req, bucket_name)
     if op in _BUCKET_HANDLERS:
-        if op in _CHECKSUM_REQUIRED:
-            if not req.moto_style:  # moto requires no Content-MD5
-                _require_checksum(req)
-            _check_digests(req)
+        _checksums(req, op)
         return _BUCKET_HANDLERS[op](store, req, bucket)
+    if op in _OBJECT_HANDLERS:
+        _checksums(req, op)
+        return _OBJECT_HANDLERS[op](store, req, bucket, key)
     if op == "PutObject":
         return _put_object(store, req, bucket, key)
     if op == "GetObject":
@@ -508,6 +560,7 @@ def dump_state(store):
                                   "content_type": v.content_type, "metadata": dict(v.metadata),
                                   "sse": v.sse, "storage_class": v.storage_class,
                                   "last_modified": v.last_modified})
+                    entry.update(s3_lock.dump_version(v))
                 objects.append(entry)
         out[name] = {
             "name": name, "region": b.region, "location_constraint": b.location_constraint,
@@ -516,6 +569,9 @@ def dump_state(store):
             if b.public_access_block is not None else None,
             "encryption": dict(b.encryption) if b.encryption is not None else None,
             "ownership_controls": b.ownership, "policy": policy,
-            "versioning": b.versioning, "mfa_delete": b.mfa_delete, "objects": objects,
+            "versioning": b.versioning, "mfa_delete": b.mfa_delete,
+            "object_lock": {"enabled": b.object_lock,
+                            "default_retention": dict(b.lock_default) if b.lock_default else None},
+            "objects": objects,
         }
     return {"buckets": out}

@@ -1,6 +1,8 @@
 """S3 bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket,
 GetBucketLocation and the bucket configuration sub-resources (the public access block, default
-encryption, ownership controls, the bucket policy, tagging and versioning).
+encryption, ownership controls, the bucket policy, tagging and versioning). Object Lock's
+configuration is s3_lock.py's; CreateBucket enables it and PutBucketVersioning asks s3_lock
+whether versioning may change.
 
 s3.handle() calls these handlers. ListBuckets, CreateBucket, HeadBucket, DeleteBucket and
 GetBucketLocation get the bucket's name; every other handler here gets the Bucket, which handle()
@@ -20,6 +22,7 @@ import json
 import re
 import time
 
+from . import s3_lock
 from .core import AwsError, Response, xml_escape
 from .s3_common import (XMLNS, Bucket, _GRANT_HEADERS, _IPV4, _SSE_ALGORITHMS, _access_denied,
                         _bool, _bucket_arn, _check_tags, _children, _el, _get_bucket, _iso_ms,
@@ -174,8 +177,6 @@ def _create_bucket(store, req, name):
             (acl is not None and acl != "private") or any(req.header(h) for h in _GRANT_HEADERS)):
         raise AwsError("InvalidBucketAclWithObjectOwnership", "Bucket cannot have ACLs set with "
                        "ObjectOwnership's BucketOwnerEnforced setting")
-    if req.header("x-amz-bucket-object-lock-enabled", "").lower() == "true":
-        raise _not_implemented("CreateBucket", "PUT", "with x-amz-bucket-object-lock-enabled")
     # Real S3 answered 200 to a re-create of your own bucket in legacy us-east-1; S3 now answers
     # 409 BucketAlreadyOwnedByYou in every region, and so does fakeaws, except in moto_style:
     # moto keeps the legacy 200 for a us-east-1 bucket re-created through us-east-1.
@@ -197,6 +198,10 @@ def _create_bucket(store, req, name):
         bucket.public_access_block = None
         bucket.encryption = None
     bucket.tags = tags or None
+    if req.header("x-amz-bucket-object-lock-enabled", "").strip().lower() == "true":
+        # Object Lock needs versioning, so S3 turns it on with the lock (s3_lock.py).
+        bucket.object_lock = True
+        bucket.versioning = "Enabled"
     state.buckets[name] = bucket
     location = f"/{name}" if region == "us-east-1" or req.moto_style \
         else f"http://{name}.s3.amazonaws.com/"
@@ -570,6 +575,7 @@ def _put_bucket_versioning(store, req, bucket):
     if mfa == "Enabled":
         raise _not_implemented("PutBucketVersioning", "PUT", "?versioning with MfaDelete "
                                "Enabled")
+    s3_lock.check_versioning_change(bucket, status)
     if status is not None:
         bucket.versioning = status
     if mfa is not None:

@@ -1,10 +1,11 @@
-"""What the S3 modules share: the service's state, the XML and error helpers, and the checks
-that more than one of them makes.
+"""What the S3 modules share: the service's state, the XML and error helpers, the lookup of the
+object version a request names, and the checks that more than one of them makes.
 
-s3.py (request routing), s3_buckets.py (bucket operations) and s3_objects.py (listings and object
-operations) all import from this module, and it imports none of them, so the S3 modules import
-one another without a cycle. The state classes (S3State, Bucket, ObjectVersion), SERVICE and XMLNS
-are defined here and re-exported by s3.py, whose public surface they remain.
+s3.py (request routing), s3_buckets.py (bucket operations), s3_objects.py (listings and object
+operations) and s3_lock.py (Object Lock) all import from this module, and it imports none of
+them, so the S3 modules import one another without a cycle. The state classes (S3State, Bucket,
+ObjectVersion), SERVICE and XMLNS are defined here and re-exported by s3.py, whose public surface
+they remain.
 """
 
 import base64
@@ -15,7 +16,7 @@ import time
 import xml.etree.ElementTree as ET
 import zlib
 
-from .core import AwsError, Response, xml_escape
+from .core import AwsError, Authz, Response, rfc1123, xml_escape
 
 SERVICE = "s3"
 XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -51,6 +52,10 @@ class Bucket:
         self.policy = None  # the policy text as sent
         self.versioning = None  # None (never enabled), "Enabled" or "Suspended"
         self.mfa_delete = None
+        # Object Lock (s3_lock.py): enabled for good once on; the default retention of new
+        # versions, {"Mode": "COMPLIANCE", "Days": 1} (or "Years"), or None.
+        self.object_lock = False
+        self.lock_default = None
         self.objects = {}  # key -> [ObjectVersion], oldest first; the last one is current
 
     def current(self, key):
@@ -82,6 +87,12 @@ class ObjectVersion:
         self.bucket_key_enabled = False
         self.storage_class = "STANDARD"
         self.tag_count = 0
+        # Object Lock (s3_lock.py): the retention mode ("GOVERNANCE", "COMPLIANCE") and its
+        # retain-until date (epoch seconds, to the millisecond), or None; the legal hold
+        # ("ON", "OFF") or None when never set.
+        self.lock_mode = None
+        self.lock_until = None
+        self.legal_hold = None
 
     @property
     def size(self):
@@ -124,6 +135,59 @@ def _get_bucket(store, req, name):
     if owner is not None and owner != store.account_id:
         raise _access_denied()
     return bucket
+
+
+# -- versions: the one a request names --------------------------------------------------------
+
+def _no_such_key(key):
+    return AwsError("NoSuchKey", "The specified key does not exist.", status=404,
+                    extra={"Key": key})
+
+
+def _find_version(store, req, bucket, key, op):
+    """The object version a Get/Head names, with S3's errors for the missing cases."""
+    version_id = req.params.get("versionId")
+    versions = bucket.objects.get(key) or []
+    if version_id == "":
+        raise AwsError("InvalidArgument", "Version id cannot be the empty string",
+                       extra={"ArgumentName": "versionId", "ArgumentValue": ""})
+    if version_id is not None:
+        for v in versions:
+            if v.version_id == version_id:
+                if v.delete_marker:
+                    raise AwsError("MethodNotAllowed", "The specified method is not allowed "
+                                   "against this resource.", status=405,
+                                   extra={"Method": req.method, "ResourceType": "DeleteMarker"},
+                                   headers={"x-amz-delete-marker": "true",
+                                            "x-amz-version-id": v.version_id,
+                                            "Last-Modified": rfc1123(v.last_modified)})
+                return v
+        if not versions:
+            _missing_key(store, req, bucket, key)
+        raise AwsError("NoSuchVersion", "The specified version does not exist.", status=404,
+                       extra={"Key": key, "VersionId": version_id})
+    obj = versions[-1] if versions else None
+    if obj is None:
+        _missing_key(store, req, bucket, key)
+    if obj.delete_marker:
+        _missing_key(store, req, bucket, key, headers={"x-amz-delete-marker": "true",
+                                                       "x-amz-version-id": obj.version_id})
+    return obj
+
+
+def _missing_key(store, req, bucket, key, headers=None):
+    """NoSuchKey, or AccessDenied when the caller may not list the bucket (S3 hides whether
+    the key exists from callers without s3:ListBucket)."""
+    if req.caller is not None and not req.caller.is_root:
+        from . import policy
+        try:
+            policy.check(store, req, [Authz("s3:ListBucket", _bucket_arn(bucket.name),
+                                            {"s3:prefix": key})])
+        except AwsError:
+            raise _access_denied()
+    err = _no_such_key(key)
+    err.headers.update(headers or {})
+    raise err
 
 
 # -- XML helpers ------------------------------------------------------------------------------

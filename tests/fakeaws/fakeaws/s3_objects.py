@@ -1,7 +1,8 @@
 """S3 listings and object operations: ListObjects, ListObjectsV2 and ListObjectVersions
 (prefixes, delimiters, markers, continuation tokens and URL encoding), and PutObject, GetObject,
 HeadObject, DeleteObject and DeleteObjects (versioning semantics, byte ranges, conditional
-headers, server-side encryption and object tags).
+headers, server-side encryption, object tags, and the Object Lock rules of s3_lock.py: a new
+version's retention, the lock headers, the refusal to delete a locked version).
 
 s3.handle() calls these handlers with the Bucket it has already looked up. Keys are listed in the
 order of their UTF-8 bytes, as S3 lists them. The continuation tokens defined here are also
@@ -18,11 +19,13 @@ import secrets
 import time
 from urllib.parse import quote
 
+from . import s3_lock
 from .core import AwsError, Authz, Response, rfc1123
-from .s3_common import (ObjectVersion, _GRANT_HEADERS, _SSE_ALGORITHMS, _access_denied, _bool,
-                        _bucket_arn, _check_digests, _check_tags, _children, _el, _invalid_tag,
-                        _iso_ms, _malformed_xml, _max_int, _not_implemented, _owner_xml,
-                        _parse_xml, _parse_xml_bool, _single, _utf8, _xml_doc)
+from .s3_common import (ObjectVersion, _GRANT_HEADERS, _SSE_ALGORITHMS, _bool, _bucket_arn,
+                        _check_digests, _check_tags, _children, _el, _find_version,
+                        _invalid_tag, _iso_ms, _malformed_xml, _max_int, _no_such_key,
+                        _not_implemented, _owner_xml, _parse_xml, _parse_xml_bool, _single,
+                        _utf8, _xml_doc)
 
 _STORAGE_CLASSES = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
                     "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR",
@@ -332,11 +335,6 @@ def _new_version_id():
     return secrets.token_urlsafe(24)[:32]
 
 
-def _no_such_key(key):
-    return AwsError("NoSuchKey", "The specified key does not exist.", status=404,
-                    extra={"Key": key})
-
-
 def _sse_headers(obj):
     headers = {}
     if obj.sse:
@@ -369,9 +367,8 @@ def _put_object(store, req, bucket, key):
               "x-amz-server-side-encryption-customer-key"):
         if req.header(h) is not None:
             raise _not_implemented("PutObject", "PUT", "with SSE-C (customer-provided keys)")
-    if req.header("x-amz-object-lock-mode") or req.header("x-amz-object-lock-legal-hold"):
-        raise _not_implemented("PutObject", "PUT", "with object lock headers")
     _check_digests(req)
+    lock_mode, lock_until, legal_hold = s3_lock.put_object_lock(req, bucket)
     # Conditional writes.
     current = bucket.current(key)
     exists = current is not None and not current.delete_marker
@@ -435,6 +432,7 @@ def _put_object(store, req, bucket, key):
     obj.headers = {h: req.header(h) for h in _OBJECT_HEADERS if req.header(h) is not None}
     obj.storage_class = storage_class
     obj.tag_count = len(tags)
+    obj.lock_mode, obj.lock_until, obj.legal_hold = lock_mode, lock_until, legal_hold
     if sse is not None:
         obj.sse, obj.kms_key_id = sse, kms_key
     else:
@@ -477,52 +475,6 @@ def _parse_http_date(value):
         return None
 
 
-def _find_version(store, req, bucket, key, op):
-    """The object version a Get/Head names, with S3's errors for the missing cases."""
-    version_id = req.params.get("versionId")
-    versions = bucket.objects.get(key) or []
-    if version_id == "":
-        raise AwsError("InvalidArgument", "Version id cannot be the empty string",
-                       extra={"ArgumentName": "versionId", "ArgumentValue": ""})
-    if version_id is not None:
-        for v in versions:
-            if v.version_id == version_id:
-                if v.delete_marker:
-                    raise AwsError("MethodNotAllowed", "The specified method is not allowed "
-                                   "against this resource.", status=405,
-                                   extra={"Method": req.method, "ResourceType": "DeleteMarker"},
-                                   headers={"x-amz-delete-marker": "true",
-                                            "x-amz-version-id": v.version_id,
-                                            "Last-Modified": rfc1123(v.last_modified)})
-                return v
-        if not versions:
-            _missing_key(store, req, bucket, key)
-        raise AwsError("NoSuchVersion", "The specified version does not exist.", status=404,
-                       extra={"Key": key, "VersionId": version_id})
-    obj = versions[-1] if versions else None
-    if obj is None:
-        _missing_key(store, req, bucket, key)
-    if obj.delete_marker:
-        _missing_key(store, req, bucket, key, headers={"x-amz-delete-marker": "true",
-                                                       "x-amz-version-id": obj.version_id})
-    return obj
-
-
-def _missing_key(store, req, bucket, key, headers=None):
-    """NoSuchKey, or AccessDenied when the caller may not list the bucket (S3 hides whether
-    the key exists from callers without s3:ListBucket)."""
-    if req.caller is not None and not req.caller.is_root:
-        from . import policy
-        try:
-            policy.check(store, req, [Authz("s3:ListBucket", _bucket_arn(bucket.name),
-                                            {"s3:prefix": key})])
-        except AwsError:
-            raise _access_denied()
-    err = _no_such_key(key)
-    err.headers.update(headers or {})
-    raise err
-
-
 def _get_object(store, req, bucket, key, head):
     op = "HeadObject" if head else "GetObject"
     if req.header("x-amz-server-side-encryption-customer-algorithm") is not None:
@@ -543,6 +495,7 @@ def _get_object(store, req, bucket, key, head):
         headers["x-amz-storage-class"] = obj.storage_class
     if obj.tag_count:
         headers["x-amz-tagging-count"] = str(obj.tag_count)
+    headers.update(s3_lock.get_object_headers(store, req, bucket, obj))
 
     # Conditional requests (RFC 7232 order, as S3 applies it).
     if_match = req.header("if-match")
@@ -638,7 +591,18 @@ def _delete_key(bucket, key, version_id):
     return marker_id, True
 
 
+def _named_version(bucket, key, version_id):
+    """The version of key with this id, or None (also for version_id None: no version named)."""
+    for v in bucket.objects.get(key) or []:
+        if version_id is not None and v.version_id == version_id:
+            return v
+    return None
+
+
 def _delete_object(store, req, bucket, key):
+    target = _named_version(bucket, key, req.params.get("versionId"))
+    if target is not None:
+        s3_lock.check_delete(store, req, bucket, target)
     version_id, marker = _delete_key(bucket, key, req.params.get("versionId"))
     headers = {}
     if version_id is not None:
@@ -682,6 +646,12 @@ def _delete_objects(store, req, bucket):
                            f"{_el('VersionId', version_id) if version_id is not None else ''}"
                            f"<Code>AccessDenied</Code><Message>Access Denied</Message></Error>")
                 continue
+        target = _named_version(bucket, key, version_id)
+        if target is not None and s3_lock.delete_refused(store, req, bucket, target):
+            out.append(f"<Error>{_el('Key', key)}{_el('VersionId', version_id)}"
+                       f"<Code>AccessDenied</Code><Message>Access Denied because object "
+                       f"protected by object lock.</Message></Error>")
+            continue
         vid, marker = _delete_key(bucket, key, version_id)
         if quiet:
             continue

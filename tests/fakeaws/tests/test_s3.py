@@ -1,11 +1,12 @@
 """S3 through awscli's s3api: buckets, their configuration sub-resources, objects, listings,
-addressing styles and the errors real S3 answers."""
+Object Lock, addressing styles and the errors real S3 answers."""
 
 import base64
 import hashlib
 import json
 import os
 import tempfile
+import time
 import unittest
 
 from harness import ROOT_KEY_ID, FakeAWS, FakeAWSTestCase
@@ -29,6 +30,17 @@ class S3TestCase(FakeAWSTestCase):
 
     def bucket_state(self, name):
         return self.fa.state()["services"]["s3"]["buckets"].get(name)
+
+    def make_user(self, actions, resource, name="writer"):
+        """An IAM user allowed actions on resource; returns its (key id, secret)."""
+        self.fa.aws("iam", "create-user", "--user-name", name)
+        key = self.fa.aws("iam", "create-access-key", "--user-name", name)["AccessKey"]
+        self.fa.aws("iam", "put-user-policy", "--user-name", name, "--policy-name", "s3",
+                    "--policy-document", json.dumps({
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Action": actions,
+                                       "Resource": resource}]}))
+        return key["AccessKeyId"], key["SecretAccessKey"]
 
     def tmpfile(self, data):
         fd, path = tempfile.mkstemp(prefix="fakeaws-s3-")
@@ -434,18 +446,272 @@ class ObjectTests(S3TestCase):
         self.assertIn(b"<BucketName>dir</BucketName>", r.body)
 
 
+def _md5(data):
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def _iso(epoch):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+FAR = "2030-01-01T00:00:00Z"
+
+
+class ObjectLockTests(S3TestCase):
+    """Object Lock: a version under retention or legal hold cannot be deleted or unlocked, and
+    an "overwrite" is a new version beside it. Driven through awscli's s3api, which sends
+    Content-MD5 with every PutObject itself."""
+
+    def setUp(self):
+        super().setUp()
+        self.s3("create-bucket", "--bucket", "lock-bucket", "--object-lock-enabled-for-bucket")
+        self.body = self.tmpfile(b'{"file":"audit.log","seq":7}')
+
+    def put(self, key, *lock, **kw):
+        return self.s3("put-object", "--bucket", "lock-bucket", "--key", key, "--body",
+                       self.body, *lock, **kw)
+
+    def version_state(self, version_id):
+        return [o for o in self.bucket_state("lock-bucket")["objects"]
+                if o["version_id"] == version_id][0]
+
+    def test_bucket_created_with_object_lock(self):
+        self.assertEqual(self.s3("get-bucket-versioning", "--bucket", "lock-bucket"),
+                         {"Status": "Enabled"})
+        self.assertEqual(self.s3("get-object-lock-configuration", "--bucket", "lock-bucket"),
+                         {"ObjectLockConfiguration": {"ObjectLockEnabled": "Enabled"}})
+        err = self.s3_error("InvalidBucketState", "put-bucket-versioning", "--bucket",
+                            "lock-bucket", "--versioning-configuration", "Status=Suspended")
+        self.assertIn("versioning state cannot be changed", err.message)
+        self.s3("put-bucket-versioning", "--bucket", "lock-bucket",
+                "--versioning-configuration", "Status=Enabled")
+        state = self.bucket_state("lock-bucket")
+        self.assertEqual((state["versioning"], state["object_lock"]),
+                         ("Enabled", {"enabled": True, "default_retention": None}))
+
+    def test_lock_configuration_on_a_plain_bucket(self):
+        self.s3("create-bucket", "--bucket", "plain-bucket")
+        self.s3_error("ObjectLockConfigurationNotFoundError", "get-object-lock-configuration",
+                      "--bucket", "plain-bucket")
+        r = self.fa.signed("s3", "GET", path="/plain-bucket", query="object-lock")
+        self.assertEqual(r.status, 404)
+        cfg = json.dumps({"ObjectLockEnabled": "Enabled"})
+        # An existing bucket can get Object Lock, but only once versioning is on.
+        self.s3_error("InvalidBucketState", "put-object-lock-configuration", "--bucket",
+                      "plain-bucket", "--object-lock-configuration", cfg)
+        err = self.s3_error("InvalidRequest", "put-object", "--bucket", "plain-bucket", "--key",
+                            "k", "--body", self.body, "--object-lock-mode", "GOVERNANCE",
+                            "--object-lock-retain-until-date", FAR)
+        self.assertIn("missing Object Lock Configuration", err.message)
+        self.s3("put-bucket-versioning", "--bucket", "plain-bucket",
+                "--versioning-configuration", "Status=Enabled")
+        self.s3("put-object-lock-configuration", "--bucket", "plain-bucket",
+                "--object-lock-configuration", cfg)
+        self.assertTrue(self.bucket_state("plain-bucket")["object_lock"]["enabled"])
+        self.s3_error("InvalidBucketState", "put-bucket-versioning", "--bucket", "plain-bucket",
+                      "--versioning-configuration", "Status=Suspended")
+
+    def test_default_retention_applies_to_new_versions(self):
+        cfg = {"ObjectLockEnabled": "Enabled",
+               "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": 1}}}
+        self.s3("put-object-lock-configuration", "--bucket", "lock-bucket",
+                "--object-lock-configuration", json.dumps(cfg))
+        self.assertEqual(self.s3("get-object-lock-configuration", "--bucket", "lock-bucket"),
+                         {"ObjectLockConfiguration": cfg})
+        before = time.time()
+        put = self.put("anchors/d.json")
+        head = self.s3("head-object", "--bucket", "lock-bucket", "--key", "anchors/d.json")
+        self.assertEqual(head["ObjectLockMode"], "COMPLIANCE")
+        until = self.version_state(put["VersionId"])["retain_until"]
+        self.assertTrue(before + 86400 - 1 <= until <= time.time() + 86400 + 1, until)
+        # Without an integrity header the default retention makes PutObject fail, as on S3.
+        r = self.fa.signed("s3", "PUT", path="/lock-bucket/anchors/e.json", body=b"x")
+        self.assertEqual((r.status, r.xml_code()), (400, "InvalidRequest"))
+        self.assertIn(b"Content-MD5 OR x-amz-checksum- HTTP header is required", r.body)
+        for bad, code in (({"Mode": "COMPLIANCE", "Days": 1, "Years": 1}, "MalformedXML"),
+                          ({"Mode": "COMPLIANCE"}, "MalformedXML"),
+                          ({"Mode": "COMPLIANCE", "Days": 0}, "InvalidArgument")):
+            self.s3_error(code, "put-object-lock-configuration", "--bucket", "lock-bucket",
+                          "--object-lock-configuration", json.dumps(
+                              {"ObjectLockEnabled": "Enabled",
+                               "Rule": {"DefaultRetention": bad}}))
+        self.assertEqual(self.bucket_state("lock-bucket")["object_lock"]["default_retention"],
+                         {"Mode": "COMPLIANCE", "Days": 1})
+
+    def test_compliance_version_cannot_be_deleted_or_shortened(self):
+        put = self.put("anchors/a.json", "--object-lock-mode", "COMPLIANCE",
+                       "--object-lock-retain-until-date", FAR)
+        vid = put["VersionId"]
+        head = self.s3("head-object", "--bucket", "lock-bucket", "--key", "anchors/a.json")
+        self.assertEqual((head["ObjectLockMode"], head["ObjectLockRetainUntilDate"]),
+                         ("COMPLIANCE", "2030-01-01T00:00:00+00:00"))
+        r = self.fa.signed("s3", "HEAD", path="/lock-bucket/anchors/a.json")
+        self.assertEqual(r.headers["x-amz-object-lock-retain-until-date"],
+                         "2030-01-01T00:00:00.000Z")
+        self.assertEqual(self.s3("get-object-retention", "--bucket", "lock-bucket", "--key",
+                                 "anchors/a.json")["Retention"],
+                         {"Mode": "COMPLIANCE", "RetainUntilDate": "2030-01-01T00:00:00+00:00"})
+        err = self.s3_error("AccessDenied", "delete-object", "--bucket", "lock-bucket", "--key",
+                            "anchors/a.json", "--version-id", vid)
+        self.assertEqual(err.message, "Access Denied because object protected by object lock.")
+        # Not even the bypass header moves COMPLIANCE.
+        self.s3_error("AccessDenied", "delete-object", "--bucket", "lock-bucket", "--key",
+                      "anchors/a.json", "--version-id", vid, "--bypass-governance-retention")
+        for retention in ("Mode=COMPLIANCE,RetainUntilDate=2029-06-01T00:00:00Z",
+                          "Mode=GOVERNANCE,RetainUntilDate=2031-01-01T00:00:00Z"):
+            self.s3_error("AccessDenied", "put-object-retention", "--bucket", "lock-bucket",
+                          "--key", "anchors/a.json", "--retention", retention,
+                          "--bypass-governance-retention")
+        self.s3("put-object-retention", "--bucket", "lock-bucket", "--key", "anchors/a.json",
+                "--version-id", vid, "--retention",
+                "Mode=COMPLIANCE,RetainUntilDate=2031-01-01T00:00:00Z")
+        self.assertEqual(self.version_state(vid)["retain_until_iso"], "2031-01-01T00:00:00.000Z")
+        out = self.s3("delete-objects", "--bucket", "lock-bucket", "--delete", json.dumps(
+            {"Objects": [{"Key": "anchors/a.json", "VersionId": vid}]}))
+        self.assertEqual([(e["Code"], e["VersionId"]) for e in out["Errors"]],
+                         [("AccessDenied", vid)])
+        self.assertNotIn("Deleted", out)
+        self.assertEqual(self.version_state(vid)["lock_mode"], "COMPLIANCE")
+
+    def test_overwrite_and_plain_delete_leave_the_locked_version(self):
+        first = self.put("anchors/b.json", "--object-lock-mode", "COMPLIANCE",
+                         "--object-lock-retain-until-date", FAR)["VersionId"]
+        marker = self.s3("delete-object", "--bucket", "lock-bucket", "--key", "anchors/b.json")
+        self.assertTrue(marker["DeleteMarker"])
+        self.s3_error("NoSuchKey", "get-object", "--bucket", "lock-bucket", "--key",
+                      "anchors/b.json", os.devnull)
+        second = self.s3("put-object", "--bucket", "lock-bucket", "--key", "anchors/b.json",
+                         "--body", self.tmpfile(b"rewritten"))["VersionId"]
+        out = self.tmpfile(b"")
+        got = self.s3("get-object", "--bucket", "lock-bucket", "--key", "anchors/b.json",
+                      "--version-id", first, out)
+        self.assertEqual(got["ObjectLockMode"], "COMPLIANCE")
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), b'{"file":"audit.log","seq":7}')
+        listed = self.s3("list-object-versions", "--bucket", "lock-bucket", "--prefix",
+                         "anchors/")
+        self.assertEqual([(v["VersionId"], v["IsLatest"]) for v in listed["Versions"]],
+                         [(second, True), (first, False)])
+        self.assertEqual([m["VersionId"] for m in listed["DeleteMarkers"]],
+                         [marker["VersionId"]])
+        # The marker and the unlocked version go; the locked one stays.
+        self.s3("delete-object", "--bucket", "lock-bucket", "--key", "anchors/b.json",
+                "--version-id", marker["VersionId"])
+        self.s3("delete-object", "--bucket", "lock-bucket", "--key", "anchors/b.json",
+                "--version-id", second)
+        self.assertEqual([o["version_id"] for o in self.bucket_state("lock-bucket")["objects"]],
+                         [first])
+        self.s3_error("BucketNotEmpty", "delete-bucket", "--bucket", "lock-bucket")
+
+    def test_governance_gives_way_to_the_bypass(self):
+        vid = self.put("anchors/g.json", "--object-lock-mode", "GOVERNANCE",
+                       "--object-lock-retain-until-date", FAR)["VersionId"]
+        self.s3_error("AccessDenied", "delete-object", "--bucket", "lock-bucket", "--key",
+                      "anchors/g.json", "--version-id", vid)
+        self.s3_error("AccessDenied", "put-object-retention", "--bucket", "lock-bucket",
+                      "--key", "anchors/g.json", "--retention",
+                      "Mode=GOVERNANCE,RetainUntilDate=2029-01-01T00:00:00Z")
+        self.s3("put-object-retention", "--bucket", "lock-bucket", "--key", "anchors/g.json",
+                "--retention", "Mode=GOVERNANCE,RetainUntilDate=2029-01-01T00:00:00Z",
+                "--bypass-governance-retention")
+        self.assertEqual(self.version_state(vid)["retain_until_iso"], "2029-01-01T00:00:00.000Z")
+        # An IAM user needs s3:BypassGovernanceRetention as well as the header.
+        actions = ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectRetention"]
+        plain = self.make_user(actions, "arn:aws:s3:::lock-bucket/*", name="plain")
+        self.s3_error("AccessDenied", "delete-object", "--bucket", "lock-bucket", "--key",
+                      "anchors/g.json", "--version-id", vid, "--bypass-governance-retention",
+                      creds=plain)
+        admin = self.make_user(actions + ["s3:BypassGovernanceRetention"],
+                               "arn:aws:s3:::lock-bucket/*", name="admin")
+        self.s3("delete-object", "--bucket", "lock-bucket", "--key", "anchors/g.json",
+                "--version-id", vid, "--bypass-governance-retention", creds=admin)
+        self.assertEqual(self.bucket_state("lock-bucket")["objects"], [])
+
+    def test_legal_hold_and_expired_retention(self):
+        vid = self.put("anchors/h.json", "--object-lock-legal-hold-status", "ON")["VersionId"]
+        self.assertEqual(self.s3("get-object-legal-hold", "--bucket", "lock-bucket", "--key",
+                                 "anchors/h.json")["LegalHold"], {"Status": "ON"})
+        self.s3_error("AccessDenied", "delete-object", "--bucket", "lock-bucket", "--key",
+                      "anchors/h.json", "--version-id", vid, "--bypass-governance-retention")
+        self.s3_error("NoSuchObjectLockConfiguration", "get-object-retention", "--bucket",
+                      "lock-bucket", "--key", "anchors/h.json")
+        self.s3("put-object-legal-hold", "--bucket", "lock-bucket", "--key", "anchors/h.json",
+                "--legal-hold", "Status=OFF")
+        self.s3("delete-object", "--bucket", "lock-bucket", "--key", "anchors/h.json",
+                "--version-id", vid)
+        # A retention ends when its date passes: then the version may go. (Signed requests:
+        # awscli takes about a second a call, which could outlast the retention.)
+        until = int(time.time()) + 3
+        r = self.fa.signed("s3", "PUT", path="/lock-bucket/anchors/s.json", body=b"s", headers={
+            "Content-MD5": _md5(b"s"), "x-amz-object-lock-mode": "COMPLIANCE",
+            "x-amz-object-lock-retain-until-date": _iso(until)})
+        self.assertEqual(r.status, 200)
+        vid = r.headers["x-amz-version-id"]
+        target = "/lock-bucket/anchors/s.json"
+        r = self.fa.signed("s3", "DELETE", path=target, query="versionId=" + vid)
+        self.assertEqual((r.status, r.xml_code()), (403, "AccessDenied"))
+        time.sleep(max(0.0, until - time.time()) + 0.2)
+        r = self.fa.signed("s3", "DELETE", path=target, query="versionId=" + vid)
+        self.assertEqual(r.status, 204)
+        self.assertEqual(self.bucket_state("lock-bucket")["objects"], [])
+
+    def test_put_object_lock_parameters_checked(self):
+        body = b"anchor"
+        lock = {"x-amz-object-lock-mode": "COMPLIANCE",
+                "x-amz-object-lock-retain-until-date": FAR}
+        r = self.fa.signed("s3", "PUT", path="/lock-bucket/k", body=body, headers=lock)
+        self.assertEqual((r.status, r.xml_code()), (400, "InvalidRequest"))
+        self.assertIn(b"Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object "
+                      b"requests with Object Lock parameters", r.body)
+        cases = (({"x-amz-object-lock-mode": "COMPLIANCE"}, "InvalidArgument"),
+                 ({"x-amz-object-lock-mode": "FOREVER",
+                   "x-amz-object-lock-retain-until-date": FAR}, "InvalidArgument"),
+                 ({"x-amz-object-lock-mode": "COMPLIANCE",
+                   "x-amz-object-lock-retain-until-date": "2001-01-01T00:00:00Z"},
+                  "InvalidArgument"),
+                 ({"x-amz-object-lock-legal-hold": "MAYBE"}, "InvalidArgument"))
+        for headers, code in cases:
+            r = self.fa.signed("s3", "PUT", path="/lock-bucket/k", body=body,
+                               headers=dict(headers, **{"Content-MD5": _md5(body)}))
+            self.assertEqual((r.status, r.xml_code()), (400, code), headers)
+        self.assertEqual(self.bucket_state("lock-bucket")["objects"], [])
+        r = self.fa.signed("s3", "PUT", path="/lock-bucket/k", body=body,
+                           headers=dict(lock, **{"Content-MD5": _md5(body)}))
+        self.assertEqual(r.status, 200)
+        r = self.fa.signed("s3", "PUT", path="/lock-bucket/k", body=body, headers=dict(
+            lock, **{"x-amz-checksum-sha256": base64.b64encode(
+                hashlib.sha256(body).digest()).decode()}))
+        self.assertEqual(r.status, 200)
+        self.assertEqual([o["lock_mode"] for o in self.bucket_state("lock-bucket")["objects"]],
+                         ["COMPLIANCE", "COMPLIANCE"])
+
+    def test_reading_lock_headers_needs_permission(self):
+        self.put("anchors/r.json", "--object-lock-mode", "GOVERNANCE",
+                 "--object-lock-retain-until-date", FAR, "--object-lock-legal-hold-status",
+                 "ON")
+        reader = self.make_user(["s3:GetObject"], "arn:aws:s3:::lock-bucket/*", name="reader")
+        head = self.s3("head-object", "--bucket", "lock-bucket", "--key", "anchors/r.json",
+                       creds=reader)
+        self.assertNotIn("ObjectLockMode", head)
+        self.assertNotIn("ObjectLockLegalHoldStatus", head)
+        auditor = self.make_user(["s3:GetObject", "s3:GetObjectRetention",
+                                  "s3:GetObjectLegalHold"], "arn:aws:s3:::lock-bucket/*",
+                                 name="auditor")
+        head = self.s3("head-object", "--bucket", "lock-bucket", "--key", "anchors/r.json",
+                       creds=auditor)
+        self.assertEqual((head["ObjectLockMode"], head["ObjectLockLegalHoldStatus"]),
+                         ("GOVERNANCE", "ON"))
+        # Putting lock headers needs s3:PutObjectRetention / s3:PutObjectLegalHold.
+        writer = self.make_user(["s3:PutObject"], "arn:aws:s3:::lock-bucket/*")
+        self.s3_error("AccessDenied", "put-object", "--bucket", "lock-bucket", "--key", "w",
+                      "--body", self.body, "--object-lock-mode", "GOVERNANCE",
+                      "--object-lock-retain-until-date", FAR, creds=writer)
+        self.s3("put-object", "--bucket", "lock-bucket", "--key", "w", "--body", self.body,
+                creds=writer)
+
+
 class PolicyTests(S3TestCase):
     """IAM users: their identity policies and the bucket's policy decide what they may do."""
-
-    def make_user(self, actions, resource):
-        self.fa.aws("iam", "create-user", "--user-name", "writer")
-        key = self.fa.aws("iam", "create-access-key", "--user-name", "writer")["AccessKey"]
-        self.fa.aws("iam", "put-user-policy", "--user-name", "writer", "--policy-name", "s3",
-                    "--policy-document", json.dumps({
-                        "Version": "2012-10-17",
-                        "Statement": [{"Effect": "Allow", "Action": actions,
-                                       "Resource": resource}]}))
-        return key["AccessKeyId"], key["SecretAccessKey"]
 
     def test_bucket_policy_denies_insecure_transport(self):
         self.s3("create-bucket", "--bucket", "polbucket")
