@@ -3,7 +3,8 @@
  *
  * Each call checks its input, writes its XML body (S3 namespace, text escaped), and sends it with
  * the bucket in kb_aws_request.bucket and the sub-resource as the query ("?tagging"). Content-MD5
- * comes from wire.c for the operations S3 requires a checksum on.
+ * comes from wire.c for the operations S3 requires a checksum on. kb_s3__send is shared with the
+ * object calls (s3_object.c, s3_internal.h).
  */
 #include "aws/s3.h"
 
@@ -11,28 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/err.h"
+#include "aws/s3_internal.h"
 #include "aws/wire.h"
+#include "common/err.h"
 
-#define S_NS          "http://s3.amazonaws.com/doc/2006-03-01/"
-#define S_MAX_HEADERS 3
+#define S_NS          KB_S3__NS
+#define S_MAX_HEADERS (2 + KB_S3__MAX_EXTRA)
 
-/* What one S3 request needs beyond the op. */
-struct s_req {
-    const char *bucket;
-    const char *method;
-    const char *query;
-    struct kb_wire_buf *body; /* NULL for none; freed by s_send */
-    bool content_md5;
-    const char *content_type;
-    const char *extra_name; /* one more header, or NULL */
-    const char *extra_value;
-    const struct kb_credentials *credentials;
-    unsigned max_attempts;
-};
-
-/* 3..255 bytes of what S3 has ever allowed in a bucket name (legacy us-east-1 names included). */
-static bool s_bucket_ok(const char *b)
+bool kb_s3__bucket_ok(const char *b)
 {
     if (!kb_wire_str_ok(b, 255) || strlen(b) < 3)
         return false;
@@ -44,35 +31,38 @@ static bool s_bucket_ok(const char *b)
     return true;
 }
 
-static int s_send(struct kb_aws_client *c, const struct kb_svc_op *op, const struct s_req *r,
-                  kb_svc_fn cb, void *ctx)
+int kb_s3__send(struct kb_aws_client *c, const struct kb_svc_op *op, const struct kb_s3__req *r,
+                kb_svc_fn cb, void *ctx)
 {
     struct kb_http_header headers[S_MAX_HEADERS];
     char md5[KB_WIRE_MD5_B64_SIZE];
     struct kb_aws_request req = {0};
+    const void *body = r->body != NULL ? r->body->ptr : r->data;
+    size_t body_len = r->body != NULL ? r->body->len : r->data_len;
     size_t n = 0;
     int rc = r->body != NULL ? kb_wire_buf_status(r->body) : 0;
 
+    if (rc == 0 && (r->extra_count > KB_S3__MAX_EXTRA || (body == NULL && body_len > 0)))
+        rc = KB_EINVAL;
     if (rc == 0 && r->content_md5)
-        rc = kb_wire_content_md5(r->body != NULL ? r->body->ptr : "",
-                                 r->body != NULL ? r->body->len : 0, md5);
+        rc = kb_wire_content_md5(body != NULL ? body : "", body_len, md5);
     if (rc != 0)
         goto done;
     if (r->content_md5)
         headers[n++] = (struct kb_http_header){"Content-MD5", md5};
-    if (r->body != NULL && r->content_type != NULL)
+    if (body != NULL && r->content_type != NULL)
         headers[n++] = (struct kb_http_header){"Content-Type", r->content_type};
-    if (r->extra_name != NULL)
-        headers[n++] = (struct kb_http_header){r->extra_name, r->extra_value};
+    for (size_t i = 0; i < r->extra_count; i++)
+        headers[n++] = r->extra[i];
     req.service = KB_AWS_S3;
     req.method = r->method;
     req.bucket = r->bucket;
-    req.path = "/";
+    req.path = r->path != NULL ? r->path : "/";
     req.query = r->query;
     req.headers = headers;
     req.header_count = n;
-    req.body = r->body != NULL ? r->body->ptr : NULL;
-    req.body_len = r->body != NULL ? r->body->len : 0;
+    req.body = body;
+    req.body_len = body_len;
     req.credentials = r->credentials;
     req.max_attempts = r->max_attempts;
     rc = kb_svc_send(c, op, &req, cb, ctx);
@@ -310,11 +300,12 @@ int kb_s3_create_bucket(struct kb_aws_client *c, const struct kb_s3_create_bucke
                         kb_aws_done_cb cb, void *ctx)
 {
     struct kb_wire_buf b;
-    struct s_req r = {.method = "PUT", .content_type = "application/xml"};
+    struct kb_s3__req r = {.method = "PUT", .content_type = "application/xml"};
+    struct kb_http_header ownership;
     const char *region;
     bool constraint;
 
-    if (in == NULL || !s_bucket_ok(in->bucket) ||
+    if (in == NULL || !kb_s3__bucket_ok(in->bucket) ||
         (in->object_ownership != NULL && !kb_wire_str_ok(in->object_ownership, KB_WIRE_MAX_ID)) ||
         !kb_wire_tags_ok(in->tags, in->tag_count, false))
         return KB_EINVAL;
@@ -336,10 +327,11 @@ int kb_s3_create_bucket(struct kb_aws_client *c, const struct kb_s3_create_bucke
         r.body = &b;
     }
     if (in->object_ownership != NULL) {
-        r.extra_name = "x-amz-object-ownership";
-        r.extra_value = in->object_ownership;
+        ownership = (struct kb_http_header){"x-amz-object-ownership", in->object_ownership};
+        r.extra = &ownership;
+        r.extra_count = 1;
     }
-    return s_send(c, &s_op_create, &r, (kb_svc_fn)cb, ctx);
+    return kb_s3__send(c, &s_op_create, &r, (kb_svc_fn)cb, ctx);
 }
 
 static const char *s_bool(bool v)
@@ -352,12 +344,12 @@ int kb_s3_put_public_access_block(struct kb_aws_client *c,
                                   kb_aws_done_cb cb, void *ctx)
 {
     struct kb_wire_buf b;
-    struct s_req r = {.method = "PUT",
-                      .query = "publicAccessBlock",
-                      .content_md5 = true,
-                      .content_type = "application/xml"};
+    struct kb_s3__req r = {.method = "PUT",
+                           .query = "publicAccessBlock",
+                           .content_md5 = true,
+                           .content_type = "application/xml"};
 
-    if (in == NULL || !s_bucket_ok(in->bucket))
+    if (in == NULL || !kb_s3__bucket_ok(in->bucket))
         return KB_EINVAL;
     r.bucket = in->bucket;
     r.body = &b;
@@ -367,18 +359,18 @@ int kb_s3_put_public_access_block(struct kb_aws_client *c,
     kb_wire_xml_elem(&b, "BlockPublicPolicy", s_bool(in->config.block_public_policy));
     kb_wire_xml_elem(&b, "RestrictPublicBuckets", s_bool(in->config.restrict_public_buckets));
     s_xml_close(&b, "PublicAccessBlockConfiguration");
-    return s_send(c, &s_op_put_pab, &r, (kb_svc_fn)cb, ctx);
+    return kb_s3__send(c, &s_op_put_pab, &r, (kb_svc_fn)cb, ctx);
 }
 
 static int s_get(struct kb_aws_client *c, const struct kb_svc_op *op,
                  const struct kb_s3_bucket_input *in, const char *query, kb_svc_fn cb, void *ctx)
 {
-    struct s_req r = {.method = "GET", .query = query};
+    struct kb_s3__req r = {.method = "GET", .query = query};
 
-    if (in == NULL || !s_bucket_ok(in->bucket))
+    if (in == NULL || !kb_s3__bucket_ok(in->bucket))
         return KB_EINVAL;
     r.bucket = in->bucket;
-    return s_send(c, op, &r, cb, ctx);
+    return kb_s3__send(c, op, &r, cb, ctx);
 }
 
 int kb_s3_get_public_access_block(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
@@ -392,13 +384,13 @@ int kb_s3_put_bucket_encryption(struct kb_aws_client *c,
                                 kb_aws_done_cb cb, void *ctx)
 {
     struct kb_wire_buf b;
-    struct s_req r = {.method = "PUT",
-                      .query = "encryption",
-                      .content_md5 = true,
-                      .content_type = "application/xml"};
+    struct kb_s3__req r = {.method = "PUT",
+                           .query = "encryption",
+                           .content_md5 = true,
+                           .content_type = "application/xml"};
     bool kms;
 
-    if (in == NULL || !s_bucket_ok(in->bucket) ||
+    if (in == NULL || !kb_s3__bucket_ok(in->bucket) ||
         (in->algorithm != KB_S3_SSE_S3 && in->algorithm != KB_S3_SSE_KMS))
         return KB_EINVAL;
     kms = in->algorithm == KB_S3_SSE_KMS;
@@ -416,7 +408,7 @@ int kb_s3_put_bucket_encryption(struct kb_aws_client *c,
         kb_wire_xml_elem(&b, "BucketKeyEnabled", s_bool(in->bucket_key_enabled));
     kb_wire_buf_adds(&b, "</Rule>");
     s_xml_close(&b, "ServerSideEncryptionConfiguration");
-    return s_send(c, &s_op_put_encryption, &r, (kb_svc_fn)cb, ctx);
+    return kb_s3__send(c, &s_op_put_encryption, &r, (kb_svc_fn)cb, ctx);
 }
 
 int kb_s3_get_bucket_encryption(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
@@ -430,12 +422,12 @@ int kb_s3_put_bucket_ownership_controls(struct kb_aws_client *c,
                                         kb_aws_done_cb cb, void *ctx)
 {
     struct kb_wire_buf b;
-    struct s_req r = {.method = "PUT",
-                      .query = "ownershipControls",
-                      .content_md5 = true,
-                      .content_type = "application/xml"};
+    struct kb_s3__req r = {.method = "PUT",
+                           .query = "ownershipControls",
+                           .content_md5 = true,
+                           .content_type = "application/xml"};
 
-    if (in == NULL || !s_bucket_ok(in->bucket) ||
+    if (in == NULL || !kb_s3__bucket_ok(in->bucket) ||
         (in->object_ownership != NULL && !kb_wire_str_ok(in->object_ownership, KB_WIRE_MAX_ID)))
         return KB_EINVAL;
     r.bucket = in->bucket;
@@ -446,7 +438,7 @@ int kb_s3_put_bucket_ownership_controls(struct kb_aws_client *c,
                      in->object_ownership != NULL ? in->object_ownership : "BucketOwnerEnforced");
     kb_wire_buf_adds(&b, "</Rule>");
     s_xml_close(&b, "OwnershipControls");
-    return s_send(c, &s_op_put_ownership, &r, (kb_svc_fn)cb, ctx);
+    return kb_s3__send(c, &s_op_put_ownership, &r, (kb_svc_fn)cb, ctx);
 }
 
 int kb_s3_get_bucket_ownership_controls(struct kb_aws_client *c,
@@ -460,18 +452,18 @@ int kb_s3_put_bucket_policy(struct kb_aws_client *c, const struct kb_s3_put_buck
                             kb_aws_done_cb cb, void *ctx)
 {
     struct kb_wire_buf b;
-    struct s_req r = {.method = "PUT",
-                      .query = "policy",
-                      .content_md5 = true,
-                      .content_type = "application/json"};
+    struct kb_s3__req r = {.method = "PUT",
+                           .query = "policy",
+                           .content_md5 = true,
+                           .content_type = "application/json"};
 
-    if (in == NULL || !s_bucket_ok(in->bucket) || !kb_wire_str_ok(in->policy, KB_WIRE_MAX_DOC))
+    if (in == NULL || !kb_s3__bucket_ok(in->bucket) || !kb_wire_str_ok(in->policy, KB_WIRE_MAX_DOC))
         return KB_EINVAL;
     r.bucket = in->bucket;
     r.body = &b;
     kb_wire_buf_init(&b, false);
     kb_wire_buf_adds(&b, in->policy);
-    return s_send(c, &s_op_put_policy, &r, (kb_svc_fn)cb, ctx);
+    return kb_s3__send(c, &s_op_put_policy, &r, (kb_svc_fn)cb, ctx);
 }
 
 int kb_s3_get_bucket_policy(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
@@ -485,12 +477,13 @@ int kb_s3_put_bucket_tagging(struct kb_aws_client *c,
                              void *ctx)
 {
     struct kb_wire_buf b;
-    struct s_req r = {.method = "PUT",
-                      .query = "tagging",
-                      .content_md5 = true,
-                      .content_type = "application/xml"};
+    struct kb_s3__req r = {.method = "PUT",
+                           .query = "tagging",
+                           .content_md5 = true,
+                           .content_type = "application/xml"};
 
-    if (in == NULL || !s_bucket_ok(in->bucket) || !kb_wire_tags_ok(in->tags, in->tag_count, true))
+    if (in == NULL || !kb_s3__bucket_ok(in->bucket) ||
+        !kb_wire_tags_ok(in->tags, in->tag_count, true))
         return KB_EINVAL;
     r.bucket = in->bucket;
     r.body = &b;
@@ -499,7 +492,7 @@ int kb_s3_put_bucket_tagging(struct kb_aws_client *c,
     s_xml_tags(&b, in->tags, in->tag_count);
     kb_wire_buf_adds(&b, "</TagSet>");
     s_xml_close(&b, "Tagging");
-    return s_send(c, &s_op_put_tags, &r, (kb_svc_fn)cb, ctx);
+    return kb_s3__send(c, &s_op_put_tags, &r, (kb_svc_fn)cb, ctx);
 }
 
 int kb_s3_get_bucket_tagging(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
@@ -511,25 +504,25 @@ int kb_s3_get_bucket_tagging(struct kb_aws_client *c, const struct kb_s3_bucket_
 int kb_s3_head_bucket(struct kb_aws_client *c, const struct kb_s3_head_bucket_input *in,
                       kb_s3_bucket_head_cb cb, void *ctx)
 {
-    struct s_req r = {.method = "HEAD"};
+    struct kb_s3__req r = {.method = "HEAD"};
 
-    if (in == NULL || !s_bucket_ok(in->bucket))
+    if (in == NULL || !kb_s3__bucket_ok(in->bucket))
         return KB_EINVAL;
     r.bucket = in->bucket;
     r.credentials = in->credentials;
     r.max_attempts = in->max_attempts;
-    return s_send(c, &s_op_head, &r, (kb_svc_fn)cb, ctx);
+    return kb_s3__send(c, &s_op_head, &r, (kb_svc_fn)cb, ctx);
 }
 
 int kb_s3_list_objects_v2(struct kb_aws_client *c, const struct kb_s3_list_objects_input *in,
                           kb_s3_object_list_cb cb, void *ctx)
 {
     struct kb_wire_buf q;
-    struct s_req r = {.method = "GET"};
+    struct kb_s3__req r = {.method = "GET"};
     char max[16];
     int rc;
 
-    if (in == NULL || !s_bucket_ok(in->bucket) || in->max_keys > 1000 ||
+    if (in == NULL || !kb_s3__bucket_ok(in->bucket) || in->max_keys > 1000 ||
         (in->prefix != NULL && strnlen(in->prefix, KB_WIRE_MAX_NAME + 1) > KB_WIRE_MAX_NAME))
         return KB_EINVAL;
     snprintf(max, sizeof(max), "%u", in->max_keys);
@@ -545,7 +538,7 @@ int kb_s3_list_objects_v2(struct kb_aws_client *c, const struct kb_s3_list_objec
         r.query = q.ptr;
         r.credentials = in->credentials;
         r.max_attempts = in->max_attempts;
-        rc = s_send(c, &s_op_list, &r, (kb_svc_fn)cb, ctx);
+        rc = kb_s3__send(c, &s_op_list, &r, (kb_svc_fn)cb, ctx);
     }
     kb_wire_buf_free(&q);
     return rc;
@@ -554,10 +547,10 @@ int kb_s3_list_objects_v2(struct kb_aws_client *c, const struct kb_s3_list_objec
 int kb_s3_delete_bucket(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
                         kb_aws_done_cb cb, void *ctx)
 {
-    struct s_req r = {.method = "DELETE"};
+    struct kb_s3__req r = {.method = "DELETE"};
 
-    if (in == NULL || !s_bucket_ok(in->bucket))
+    if (in == NULL || !kb_s3__bucket_ok(in->bucket))
         return KB_EINVAL;
     r.bucket = in->bucket;
-    return s_send(c, &s_op_delete, &r, (kb_svc_fn)cb, ctx);
+    return kb_s3__send(c, &s_op_delete, &r, (kb_svc_fn)cb, ctx);
 }

@@ -1,5 +1,6 @@
 /*
- * s3.h - the typed S3 bucket-configuration calls keybroker makes (REST-XML).
+ * s3.h - the typed S3 calls keybroker makes (REST-XML): bucket configuration (s3.c) and objects
+ * (s3_object.c: PutObject and GetObject with Object Lock, ListObjectVersions).
  *
  * The bucket travels in kb_aws_request.bucket, so endpoints.c picks virtual-hosted or path-style
  * addressing. Request bodies are XML in the S3 namespace, and every operation whose model marks a
@@ -16,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "aws/client.h"
 #include "aws/svc.h"
@@ -191,5 +193,130 @@ int kb_s3_list_objects_v2(struct kb_aws_client *c, const struct kb_s3_list_objec
 /* Deletes an empty bucket. BucketNotEmpty otherwise. */
 int kb_s3_delete_bucket(struct kb_aws_client *c, const struct kb_s3_bucket_input *in,
                         kb_aws_done_cb cb, void *ctx);
+
+/*
+ * -- objects (s3_object.c) --------------------------------------------------------------------
+ *
+ * Object keys are 1..1024 bytes and go into the path URI-encoded (kb_wire_path_add: '/' kept),
+ * so the key is exactly what S3 stores. Refused with KB_EINVAL before anything is sent: an empty
+ * or longer key, a control character (0x00..0x1f, 0x7f), and a "." or ".." segment (libcurl
+ * would resolve it away, so another key would be written). A URL longer than the client's limit
+ * (1024 bytes with the endpoint) is KB_ETOOBIG from kb_aws_client_send.
+ */
+
+/* Object Lock retention modes (x-amz-object-lock-mode). */
+enum kb_s3_lock_mode {
+    KB_S3_LOCK_NONE,       /* no retention of its own (a bucket default may still apply) */
+    KB_S3_LOCK_GOVERNANCE, /* "GOVERNANCE": may be lifted with s3:BypassGovernanceRetention */
+    KB_S3_LOCK_COMPLIANCE, /* "COMPLIANCE": no one can shorten it or delete the version */
+};
+
+struct kb_s3_put_object_input {
+    const char *bucket;
+    const char *key;
+    const void *body;         /* body_len bytes (NULL when 0), borrowed for the call: copied */
+    size_t body_len;          /* at most KB_S3_MAX_PUT_BODY */
+    const char *content_type; /* NULL: none (S3 then stores binary/octet-stream) */
+    enum kb_s3_lock_mode lock_mode;
+    time_t retain_until; /* lock_mode != NONE: the retention's end (> 0; S3 refuses a past
+                            date with InvalidArgument); ignored otherwise */
+};
+#define KB_S3_MAX_PUT_BODY (16u << 20) /* one PutObject's body, this client's limit (16 MiB) */
+struct kb_s3_put_object_result {
+    const char *etag;       /* ETag as sent, quotes included; NULL when absent */
+    const char *version_id; /* x-amz-version-id; NULL when the bucket is not versioned */
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
+};
+typedef void (*kb_s3_put_object_cb)(void *ctx, const struct kb_aws_error *err,
+                                    const struct kb_s3_put_object_result *res);
+/* PutObject: one new object version. Content-MD5 is always sent (S3 requires it, or a checksum,
+ * with lock parameters or a bucket default retention); with a lock mode, also
+ * x-amz-object-lock-mode and x-amz-object-lock-retain-until-date (ISO 8601, UTC). On a bucket
+ * without Object Lock a lock mode is InvalidRequest. */
+int kb_s3_put_object(struct kb_aws_client *c, const struct kb_s3_put_object_input *in,
+                     kb_s3_put_object_cb cb, void *ctx);
+
+struct kb_s3_get_object_input {
+    const char *bucket;
+    const char *key;
+    const char *version_id; /* NULL: the current version */
+    size_t max_body;        /* 1..KB_S3_MAX_PUT_BODY: a larger object is KB_ETOOBIG */
+};
+/*
+ * An object version as GetObject answers it. The body is owned by the result: the callback takes
+ * it by copying the pointer and setting the field to NULL (then frees it with free()); whatever is
+ * still there when the callback returns is freed. Never NULL in a result (a 0-byte object is a
+ * 1-byte allocation holding the NUL); body[body_len] is always a NUL, for convenience.
+ */
+struct kb_s3_object {
+    unsigned char *body;
+    size_t body_len;
+    const char *etag;               /* NULL when absent */
+    const char *version_id;         /* x-amz-version-id; NULL when the bucket is not versioned */
+    enum kb_s3_lock_mode lock_mode; /* x-amz-object-lock-mode, NONE when absent (or hidden:
+                                       S3 shows it only to callers with s3:GetObjectRetention) */
+    time_t retain_until;            /* x-amz-object-lock-retain-until-date, 0 when absent */
+    bool legal_hold;                /* x-amz-object-lock-legal-hold is "ON" */
+    const char *request_id;         /* of the response; "" when AWS sent none (set by svc.c) */
+};
+typedef void (*kb_s3_object_cb)(void *ctx, const struct kb_aws_error *err,
+                                struct kb_s3_object *obj);
+/* GetObject of the current version or of version_id. NoSuchKey (also when the current version is
+ * a delete marker), NoSuchVersion, or AccessDenied for a missing key without s3:ListBucket. A body
+ * over max_body is an error with err KB_ETOOBIG (the response is read whole before that is known:
+ * the HTTP layer bounds it). A lock mode other than GOVERNANCE/COMPLIANCE or a retain-until date
+ * that is not one is KB_EPARSE. */
+int kb_s3_get_object(struct kb_aws_client *c, const struct kb_s3_get_object_input *in,
+                     kb_s3_object_cb cb, void *ctx);
+
+struct kb_s3_list_object_versions_input {
+    const char *bucket;
+    const char *prefix;            /* NULL or "": every key */
+    const char *key_marker;        /* NULL or "": from the start; else a page's next_key_marker */
+    const char *version_id_marker; /* NULL or "": none; only with key_marker */
+    unsigned max_keys;             /* 1..1000 versions and delete markers together; 0: 1000 */
+};
+struct kb_s3_object_version {
+    const char *key;        /* decoded */
+    const char *version_id; /* "null" for a version written while versioning was off */
+    bool is_latest;
+    unsigned long long size;
+    const char *etag;     /* NULL when absent */
+    time_t last_modified; /* 0 when absent */
+};
+struct kb_s3_delete_marker {
+    const char *key; /* decoded */
+    const char *version_id;
+    bool is_latest;
+    time_t last_modified; /* 0 when absent */
+};
+/* One page. Every string and array is borrowed until the callback returns. */
+struct kb_s3_version_list {
+    const struct kb_s3_object_version *versions; /* in the order S3 listed them */
+    size_t version_count;
+    const struct kb_s3_delete_marker *delete_markers;
+    size_t delete_marker_count;
+    bool is_truncated;
+    /* When is_truncated: where the next page starts (the next call's key_marker and
+     * version_id_marker; a truncated page without NextKeyMarker is KB_EPARSE). NULL when
+     * absent. */
+    const char *next_key_marker; /* decoded */
+    const char *next_version_id_marker;
+    const char *request_id; /* of the response; "" when AWS sent none (set by svc.c) */
+};
+typedef void (*kb_s3_version_list_cb)(void *ctx, const struct kb_aws_error *err,
+                                      const struct kb_s3_version_list *list);
+/*
+ * ListObjectVersions (GET ?versions): one page, keys in UTF-8 byte order and each key's versions
+ * newest first, versions and delete markers in separate arrays. The request asks for
+ * encoding-type=url, so that keys holding characters XML 1.0 cannot carry still list; when the
+ * response says <EncodingType>url</EncodingType> (any case; botocore's rule) Key and
+ * NextKeyMarker are URL-decoded ('+' is a space), otherwise taken as they are. KB_EPARSE for a
+ * page that is not a ListVersionsResult, an entry without Key or VersionId, a Size that is not a
+ * number, more than 1000 entries, or a key that does not decode.
+ */
+int kb_s3_list_object_versions(struct kb_aws_client *c,
+                               const struct kb_s3_list_object_versions_input *in,
+                               kb_s3_version_list_cb cb, void *ctx);
 
 #endif

@@ -89,10 +89,9 @@ void kb_wire_buf_free(struct kb_wire_buf *b)
 
 /* -- encoders --------------------------------------------------------------------------------- */
 
-/* Appends s percent-encoded; form: a space as '+' (curl_easy_escape writes "%20"). */
-static void s_add_escaped(struct kb_wire_buf *b, const char *s, bool form)
+/* Appends s[0..len) percent-encoded; form: a space as '+' (curl_easy_escape writes "%20"). */
+static void s_add_escaped_n(struct kb_wire_buf *b, const char *s, size_t len, bool form)
 {
-    size_t len = strlen(s);
     char *enc;
 
     if (len == 0)
@@ -121,6 +120,11 @@ static void s_add_escaped(struct kb_wire_buf *b, const char *s, bool form)
     curl_free(enc);
 }
 
+static void s_add_escaped(struct kb_wire_buf *b, const char *s, bool form)
+{
+    s_add_escaped_n(b, s, strlen(s), form);
+}
+
 static void s_add_pair(struct kb_wire_buf *b, const char *key, const char *value, bool form)
 {
     if (b->len > 0)
@@ -138,6 +142,22 @@ void kb_wire_form_add(struct kb_wire_buf *b, const char *key, const char *value)
 void kb_wire_query_add(struct kb_wire_buf *b, const char *key, const char *value)
 {
     s_add_pair(b, key, value, false);
+}
+
+void kb_wire_path_add(struct kb_wire_buf *b, const char *key)
+{
+    const char *seg = key;
+
+    for (;;) {
+        const char *slash = strchr(seg, '/');
+        size_t n = slash != NULL ? (size_t)(slash - seg) : strlen(seg);
+
+        kb_wire_buf_add(b, "/", 1);
+        s_add_escaped_n(b, seg, n, false);
+        if (slash == NULL)
+            break;
+        seg = slash + 1;
+    }
 }
 
 void kb_wire_xml_text(struct kb_wire_buf *b, const char *s)
@@ -221,6 +241,19 @@ char *kb_wire_url_decode(struct kb_svc_arena *a, const char *s, size_t len, size
     }
     curl_free(dec);
     return copy;
+}
+
+char *kb_wire_form_decode(struct kb_svc_arena *a, const char *s, size_t len, size_t *out_len)
+{
+    char *plus = kb_svc_strndup(a, s, len);
+
+    if (plus == NULL)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (plus[i] == '+')
+            plus[i] = ' ';
+    }
+    return kb_wire_url_decode(a, plus, len, out_len);
 }
 
 bool kb_wire_key_id_ok(const char *s)

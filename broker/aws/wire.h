@@ -1,7 +1,7 @@
 /*
  * wire.h - the encodings the typed AWS calls share: a growable request body, Query API form
- * fields (URL-encoded by libcurl), XML text escaping, Content-MD5 (OpenSSL MD5 + libsodium
- * base64), URL-decoding, and bounded field extraction from a parsed XML
+ * fields and S3 object paths (URL-encoded by libcurl), XML text escaping, Content-MD5 (OpenSSL
+ * MD5 + libsodium base64), URL-decoding, and bounded field extraction from a parsed XML
  * response (xml.h) into a call's arena (svc.h).
  *
  * Pure code: no I/O, no logging. A body buffer marked sensitive is wiped whenever its storage is
@@ -69,6 +69,11 @@ void kb_wire_form_add(struct kb_wire_buf *b, const char *key, const char *value)
  * as a literal '+'. */
 void kb_wire_query_add(struct kb_wire_buf *b, const char *key, const char *value);
 
+/* Appends key as the path of an S3 object, "/" + key, each '/'-separated segment percent-encoded
+ * by curl_easy_escape: every byte but RFC 3986's unreserved characters (SigV4's URI encoding,
+ * which S3 signs as sent), the '/' kept between segments ("a b/c" -> "/a%20b/c"). */
+void kb_wire_path_add(struct kb_wire_buf *b, const char *key);
+
 /* Appends s with & < > " ' escaped as XML entities. */
 void kb_wire_xml_text(struct kb_wire_buf *b, const char *s);
 /* Appends <name>escaped text</name>. */
@@ -83,6 +88,11 @@ int kb_wire_content_md5(const void *body, size_t len, char out[KB_WIRE_MD5_B64_S
 /* URL-decodes s[0..len) ("%7B" -> "{", "+" stays "+") into the arena. Returns the copy or NULL
  * (out of memory, or a decoded NUL byte). *out_len gets its length when non-NULL. */
 char *kb_wire_url_decode(struct kb_svc_arena *a, const char *s, size_t len, size_t *out_len);
+
+/* The same with '+' read as a space first, as application/x-www-form-urlencoded text is (S3's
+ * listings with encoding-type=url write a space '+' and a '+' "%2B"; botocore reads them with
+ * unquote_plus). */
+char *kb_wire_form_decode(struct kb_svc_arena *a, const char *s, size_t len, size_t *out_len);
 
 /* True when s is an IAM access key id: 16..128 characters of [A-Za-z0-9_] (the model's [\w]+). */
 bool kb_wire_key_id_ok(const char *s);
