@@ -11,6 +11,9 @@
  *   cleanup   deprovision TENANT (run after tenant or rotate)
  *   errors    AWS errors surfaced with their codes, and the calls the others do not make
  *   read      GetSecretValue of TENANT's secret (AWSCURRENT), stored beforehand by the test
+ *   anchors   the object calls on BUCKET, which the test made with Object Lock: anchors put with
+ *             COMPLIANCE and GOVERNANCE retention and without, read back by version id and as the
+ *             current version, a read over its body limit, and every version listed 2 a page
  * Prints one JSON object per finished step ("step", "op", "ok", then the typed result or the
  * error), then {"done":true,...}. Never prints a secret: the key material lives only in struct
  * kb_secret, and the value read back is compared in memory ("value_matches"). Exit status 0 when
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "itest_services_out.h"
 #include "common/uuid.h"
@@ -460,6 +464,88 @@ static const step_fn s_errors[] = {
     get_pab,         put_encryption_kms,   create_bucket,       delete_bucket,
 };
 
+/* -- objects: the audit log's anchors in an Object Lock bucket ----------------------------------
+ */
+
+#define ANCHOR_KEY "anchors/host a+b/000001.json"
+
+static int put_anchor(struct run *r, const char *label, const char *key, const char *body,
+                      enum kb_s3_lock_mode mode)
+{
+    LABEL(label);
+    return kb_s3_put_object(r->client,
+                            &(struct kb_s3_put_object_input){.bucket = r->bucket,
+                                                             .key = key,
+                                                             .body = body,
+                                                             .body_len = strlen(body),
+                                                             .content_type = "application/json",
+                                                             .lock_mode = mode,
+                                                             .retain_until = time(NULL) + 86400},
+                            on_put_object, r);
+}
+
+STEP(put_anchor_locked)
+{
+    return put_anchor(r, "PutObject-COMPLIANCE", ANCHOR_KEY, "{\"seq\":1,\"h\":\"aa\"}",
+                      KB_S3_LOCK_COMPLIANCE);
+}
+
+STEP(put_anchor_again)
+{
+    /* "Rewriting" the anchor only adds a version on top of the locked one. */
+    return put_anchor(r, "PutObject-rewrite", ANCHOR_KEY, "{\"seq\":1,\"h\":\"forged\"}",
+                      KB_S3_LOCK_NONE);
+}
+
+STEP(put_anchor_2)
+{
+    return put_anchor(r, "PutObject-2", "anchors/000002.json", "{\"seq\":2}",
+                      KB_S3_LOCK_GOVERNANCE);
+}
+
+STEP(put_anchor_3)
+{
+    return put_anchor(r, "PutObject-3", "anchors/000003.json", "{\"seq\":3}", KB_S3_LOCK_NONE);
+}
+
+static int get_anchor(struct run *r, const char *label, const char *version_id, size_t max)
+{
+    LABEL(label);
+    return kb_s3_get_object(
+        r->client, &(struct kb_s3_get_object_input){r->bucket, ANCHOR_KEY, version_id, max},
+        on_object, r);
+}
+
+STEP(get_anchor_locked)
+{
+    return get_anchor(r, "GetObject-version", r->anchor_version, 4096);
+}
+
+STEP(get_anchor_current)
+{
+    return get_anchor(r, "GetObject-current", NULL, 4096);
+}
+
+STEP(get_anchor_too_big)
+{
+    return get_anchor(r, "GetObject-too-big", r->anchor_version, 4);
+}
+
+STEP(list_anchor_versions)
+{
+    LABEL("ListObjectVersions");
+    return kb_s3_list_object_versions(
+        r->client,
+        &(struct kb_s3_list_object_versions_input){r->bucket, "anchors/", r->list_key_marker,
+                                                   r->list_vid_marker, 2},
+        on_object_versions, r);
+}
+
+static const step_fn s_anchors[] = {
+    put_anchor_locked, put_anchor_again,   put_anchor_2,       put_anchor_3,         put_anchor_3,
+    get_anchor_locked, get_anchor_current, get_anchor_too_big, list_anchor_versions,
+};
+
 /* -- main -------------------------------------------------------------------------------------- */
 
 static int setup(struct run *r, const char *scenario)
@@ -481,6 +567,9 @@ static int setup(struct run *r, const char *scenario)
     } else if (strcmp(scenario, "errors") == 0) {
         r->steps = s_errors;
         r->step_count = sizeof(s_errors) / sizeof(s_errors[0]);
+    } else if (strcmp(scenario, "anchors") == 0) {
+        r->steps = s_anchors;
+        r->step_count = sizeof(s_anchors) / sizeof(s_anchors[0]);
     } else if (strcmp(scenario, "read") == 0) {
         r->steps = s_read;
         r->step_count = sizeof(s_read) / sizeof(s_read[0]);
@@ -519,7 +608,8 @@ int main(int argc, char **argv)
     if (getenv("KB_ITEST_NO_WIPEALLOC") == NULL && kb_wipealloc_install() != 0)
         return 2;
     if (argc != 4 || sodium_init() < 0) {
-        fprintf(stderr, "usage: itest_services tenant|rotate|cleanup|errors|read TENANT BUCKET\n");
+        fprintf(stderr,
+                "usage: itest_services tenant|rotate|cleanup|errors|read|anchors TENANT BUCKET\n");
         return 2;
     }
     memset(&r, 0, sizeof(r));

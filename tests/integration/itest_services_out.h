@@ -3,8 +3,9 @@
  * prints, the step machine and the typed callbacks (one per result kind), each of which prints
  * its step's line and starts the next step. Included by itest_services.c only.
  *
- * Never prints a secret: the callbacks print ids, names, stages, dates and lengths; the secret
- * access key is taken into struct run as a struct kb_secret and compared in memory.
+ * Never prints a secret: the callbacks print ids, names, stages, dates and lengths (and the bodies
+ * of the anchors scenario's objects, which hold none); the secret access key is taken into struct
+ * run as a struct kb_secret and compared in memory.
  */
 #ifndef ITEST_SERVICES_OUT_H
 #define ITEST_SERVICES_OUT_H
@@ -49,6 +50,10 @@ struct run {
     struct kb_secret *key_secret; /* the newest key's secret */
     struct kb_secret *value;      /* the secret value last written */
     struct kb_credentials probe;  /* the newest key, for the readiness probe */
+    char anchor_version[128];     /* anchors: the COMPLIANCE version of the first anchor */
+    char list_key_marker[1100];   /* anchors: where the next ListObjectVersions page starts */
+    char list_vid_marker[128];
+    unsigned list_pages;
     const step_fn *steps;
     size_t step_count;
     size_t next;
@@ -450,6 +455,97 @@ static void on_value(void *ctx, const struct kb_aws_error *err, struct kb_sm_sec
                 copy(r->old_key_id, sizeof(r->old_key_id), key.access_key_id);
             kb_secret_destroy(key.secret_access_key);
         }
+    }
+    emit(o);
+    next(r);
+}
+
+/* -- objects (the anchors scenario) ------------------------------------------------------------ */
+
+static const char *lock_mode_name(enum kb_s3_lock_mode m)
+{
+    return m == KB_S3_LOCK_COMPLIANCE   ? "COMPLIANCE"
+           : m == KB_S3_LOCK_GOVERNANCE ? "GOVERNANCE"
+                                        : NULL;
+}
+
+static void on_put_object(void *ctx, const struct kb_aws_error *err,
+                          const struct kb_s3_put_object_result *res)
+{
+    struct run *r = ctx;
+    struct json_object *o = line(r, err);
+
+    if (res != NULL) {
+        j_str(o, "etag", res->etag);
+        j_str(o, "version_id", res->version_id);
+        j_bool(o, "has_request_id", res->request_id[0] != '\0');
+        if (r->anchor_version[0] == '\0')
+            copy(r->anchor_version, sizeof(r->anchor_version), res->version_id);
+    }
+    emit(o);
+    next(r);
+}
+
+static void on_object(void *ctx, const struct kb_aws_error *err, struct kb_s3_object *obj)
+{
+    struct run *r = ctx;
+    struct json_object *o = line(r, err);
+
+    if (obj != NULL) {
+        unsigned char *body = obj->body;
+
+        obj->body = NULL; /* taken: ours to free */
+        json_object_object_add(o, "body",
+                               json_object_new_string_len((const char *)body, (int)obj->body_len));
+        free(body);
+        j_str(o, "etag", obj->etag);
+        j_str(o, "version_id", obj->version_id);
+        j_str(o, "lock_mode", lock_mode_name(obj->lock_mode));
+        j_int(o, "retain_until", (long long)obj->retain_until);
+        j_bool(o, "legal_hold", obj->legal_hold);
+    }
+    emit(o);
+    next(r);
+}
+
+static void on_object_versions(void *ctx, const struct kb_aws_error *err,
+                               const struct kb_s3_version_list *l)
+{
+    struct run *r = ctx;
+    struct json_object *o = line(r, err);
+
+    if (l != NULL) {
+        struct json_object *vs = json_object_new_array(), *ms = json_object_new_array();
+
+        for (size_t i = 0; i < l->version_count; i++) {
+            struct json_object *v = json_object_new_object();
+
+            j_str(v, "key", l->versions[i].key);
+            j_str(v, "version_id", l->versions[i].version_id);
+            j_bool(v, "is_latest", l->versions[i].is_latest);
+            j_int(v, "size", (long long)l->versions[i].size);
+            j_str(v, "etag", l->versions[i].etag);
+            j_int(v, "last_modified", (long long)l->versions[i].last_modified);
+            json_object_array_add(vs, v);
+        }
+        for (size_t i = 0; i < l->delete_marker_count; i++) {
+            struct json_object *m = json_object_new_object();
+
+            j_str(m, "key", l->delete_markers[i].key);
+            j_str(m, "version_id", l->delete_markers[i].version_id);
+            j_bool(m, "is_latest", l->delete_markers[i].is_latest);
+            json_object_array_add(ms, m);
+        }
+        json_object_object_add(o, "versions", vs);
+        json_object_object_add(o, "delete_markers", ms);
+        j_bool(o, "is_truncated", l->is_truncated);
+        j_str(o, "next_key_marker", l->next_key_marker);
+        j_str(o, "next_version_id_marker", l->next_version_id_marker);
+        /* A truncated page runs the same step again from where it stopped (10 pages at most). */
+        copy(r->list_key_marker, sizeof(r->list_key_marker), l->next_key_marker);
+        copy(r->list_vid_marker, sizeof(r->list_vid_marker), l->next_version_id_marker);
+        if (l->is_truncated && ++r->list_pages < 10)
+            r->next--;
     }
     emit(o);
     next(r);

@@ -24,6 +24,8 @@ TENANT, BUCKET = "t1", "kb-t1-bucket"
 USER, SECRET = "kb-t1", "keybroker/t1"
 TENANT_TAGS = {"keybroker:tenant": TENANT, "keybroker:managed": "true"}
 BOUNDARY = "arn:aws:iam::aws:policy/AmazonS3FullAccess"
+ANCHORS = "kb-audit-anchors"  # the anchors scenario's bucket, made with Object Lock by the test
+ANCHOR_KEY = "anchors/host a+b/000001.json"
 
 # Every typed call of the four modules: each must be exercised by the scenarios.
 ALL_OPERATIONS = {
@@ -32,7 +34,8 @@ ALL_OPERATIONS = {
             "ListAccessKeys", "UpdateAccessKey", "DeleteAccessKey"},
     "s3": {"CreateBucket", "PutPublicAccessBlock", "GetPublicAccessBlock", "PutBucketEncryption",
            "PutBucketOwnershipControls", "PutBucketPolicy", "GetBucketPolicy",
-           "PutBucketTagging", "GetBucketTagging", "HeadBucket", "DeleteBucket"},
+           "PutBucketTagging", "GetBucketTagging", "HeadBucket", "DeleteBucket",
+           "PutObject", "GetObject", "ListObjectVersions"},
     "secretsmanager": {"CreateSecret", "DescribeSecret", "PutSecretValue",
                        "UpdateSecretVersionStage", "ListSecretVersionIds", "DeleteSecret",
                        "TagResource", "GetSecretValue"},
@@ -375,12 +378,71 @@ class ServicesTest(unittest.TestCase):
         self.assert_no_secret_leaked()
         self.run_driver("cleanup", expect_failed=2)
         self.run_driver("errors", tenant="t2", bucket="kb-t2-bucket", expect_failed=5)
+        self.make_anchor_bucket()
+        self.run_driver("anchors", bucket=ANCHORS, expect_failed=1)
         seen = {}
         for c in self.calls():
             if c["error"] is None and 200 <= c["status"] < 300:
                 seen.setdefault(c["service"], set()).add(c["operation"])
         for service, ops in ALL_OPERATIONS.items():
             self.assertEqual(ops - seen.get(service, set()), set(), service)
+
+    def make_anchor_bucket(self):
+        self.fa.aws("s3api", "create-bucket", "--bucket", ANCHORS,
+                    "--object-lock-enabled-for-bucket")
+
+    def test_anchors_in_an_object_lock_bucket(self):
+        self.make_anchor_bucket()
+        start = time.time()
+        run = self.run_driver("anchors", bucket=ANCHORS, expect_failed=1)
+        state = {o["version_id"]: o for o in self.services()["s3"]["buckets"][ANCHORS]["objects"]}
+        locked, rewrite = run.step("PutObject-COMPLIANCE"), run.step("PutObject-rewrite")
+        self.assertTrue(locked["version_id"] and rewrite["version_id"])
+        self.assertNotEqual(locked["version_id"], rewrite["version_id"])
+        self.assertEqual(locked["etag"], state[locked["version_id"]]["etag"])
+        held = state[locked["version_id"]]
+        self.assertEqual((held["key"], held["lock_mode"]), (ANCHOR_KEY, "COMPLIANCE"))
+        self.assertAlmostEqual(held["retain_until"], start + 86400, delta=60)
+        self.assertEqual(state[run.step("PutObject-2")["version_id"]]["lock_mode"], "GOVERNANCE")
+        self.assertIsNone(state[rewrite["version_id"]]["lock_mode"])
+        # Read back by version id: the locked anchor, its lock; the current one is the rewrite.
+        got = run.step("GetObject-version")
+        self.assertEqual((got["body"], got["version_id"], got["lock_mode"], got["retain_until"]),
+                         ('{"seq":1,"h":"aa"}', locked["version_id"], "COMPLIANCE",
+                          int(held["retain_until"])))
+        cur = run.step("GetObject-current")
+        self.assertEqual((cur["body"], cur["version_id"], cur["lock_mode"]),
+                         ('{"seq":1,"h":"forged"}', rewrite["version_id"], None))
+        big = run.step("GetObject-too-big")
+        self.assertEqual((big["ok"], big["err"], big["status"]), (False, "KB_ETOOBIG", 200))
+        # Every version, 2 a page, exactly once, in S3's order (keys ascending, newest first).
+        pages = [s for s in run.steps if s["step"] == "ListObjectVersions"]
+        self.assertEqual([(len(p["versions"]), p["is_truncated"]) for p in pages],
+                         [(2, True), (2, True), (1, False)])
+        listed = [(v["key"], v["version_id"], v["is_latest"], v["size"], v["etag"])
+                  for p in pages for v in p["versions"]]
+        expect = [(o["key"], o["version_id"], o["latest"], o["size"], o["etag"])
+                  for o in self.services()["s3"]["buckets"][ANCHORS]["objects"]]
+        self.assertEqual(sorted(listed), sorted(expect))
+        self.assertEqual([l[0] for l in listed], sorted(l[0] for l in listed))
+        self.assertEqual(listed[-2:], [(ANCHOR_KEY, rewrite["version_id"], True, 22,
+                                        state[rewrite["version_id"]]["etag"]),
+                                       (ANCHOR_KEY, locked["version_id"], False, 18,
+                                        held["etag"])])
+        self.assertEqual(pages[0]["next_key_marker"], "anchors/000003.json")
+        # The locked anchor cannot be deleted, whatever the bypass; a plain delete only hides it.
+        for extra in ((), ("--bypass-governance-retention",)):
+            err = self.fa.aws_error("s3api", "delete-object", "--bucket", ANCHORS, "--key",
+                                    ANCHOR_KEY, "--version-id", locked["version_id"], *extra)
+            self.assertEqual((err.code, err.message),
+                             ("AccessDenied",
+                              "Access Denied because object protected by object lock."))
+        self.assertTrue(self.fa.aws("s3api", "delete-object", "--bucket", ANCHORS, "--key",
+                                    ANCHOR_KEY)["DeleteMarker"])
+        still = {o["version_id"] for o in self.services()["s3"]["buckets"][ANCHORS]["objects"]}
+        self.assertIn(locked["version_id"], still)
+        puts = self.calls("PutObject")
+        self.assertEqual([c["error"] for c in puts], [None] * 5)
 
     def test_region_sends_location_constraint(self):
         self.fa.stop()
