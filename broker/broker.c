@@ -3,10 +3,11 @@
  *
  * Start-up order: no core dumps, SIGPIPE ignored (a peer that hangs up must not kill the
  * daemon), the open-file limit raised to its hard limit (one descriptor per client), the config,
- * the AWS client, the event bus, the engine, the socket; then the background reconcile of every
- * tenant. Shutdown
- * on SIGTERM/SIGINT: stop accepting, close the connections, cancel the engine and the AWS calls,
- * and leave the loop once every handle is closed, with nothing left allocated.
+ * the AWS client, the event bus, the audit log (its first records: audit_open, start), the
+ * engine, the socket; then the background reconcile of every tenant. Shutdown on SIGTERM/SIGINT:
+ * stop accepting, close the connections, cancel the engine and the AWS calls, then close the
+ * audit log (its last record: stop, after the canceled calls' own), and leave the loop once every
+ * handle is closed, with nothing left allocated.
  * This file must never print or log a secret, nor keep one: it holds none.
  */
 #include "broker.h"
@@ -23,6 +24,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "audit/audit.h"
 #include "config/config.h"
 #include "engine/engine.h"
 #include "events/events.h"
@@ -134,11 +136,26 @@ static void on_server_closed(void *ctx)
     d->server = NULL;
 }
 
+static void on_audit_closed(void *ctx)
+{
+    (void)ctx;
+}
+
+/* The audit log closes last, so that it records the calls the AWS client's close canceled. */
+static void s_close_audit(struct kb_broker *d)
+{
+    if (d->audit == NULL)
+        return;
+    kb_audit_close(d->audit, on_audit_closed, d);
+    d->audit = NULL;
+}
+
 static void on_aws_closed(void *ctx)
 {
     struct kb_broker *d = ctx;
 
     d->aws = NULL;
+    s_close_audit(d);
 }
 
 static void s_stop(struct kb_broker *d, const char *why)
@@ -167,6 +184,8 @@ static void s_stop(struct kb_broker *d, const char *why)
         kb_server_close(d->server, on_server_closed, d);
     if (d->aws != NULL)
         kb_aws_client_close(d->aws, on_aws_closed, d);
+    else
+        s_close_audit(d);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -193,14 +212,27 @@ static void on_start_provisioned(void *ctx, int err, const struct kb_engine_outc
            total, NULL);
 }
 
-/* SIGHUP (reload, once the configuration can be re-read), SIGUSR1 and SIGUSR2 would kill the
- * daemon by default, leaving its socket behind: each is logged, and the daemon goes on. */
+/* SIGHUP (the audit log reopened; reload, once the configuration can be re-read), SIGUSR1 and
+ * SIGUSR2 would kill the daemon by default, leaving its socket behind: each is logged, and the
+ * daemon goes on. */
 static void on_other_signal(uv_signal_t *h, int signum)
 {
-    if (signum == SIGHUP)
+    struct kb_broker *d = h->data;
+    struct kb_audit_record r = {.event = "signal", .result = "reopen"};
+    struct kb_audit_field f = {"signal", "SIGHUP", 0};
+
+    if (signum == SIGHUP) {
+        r.fields = &f;
+        r.nfields = 1;
+        kb_audit_record(d->audit, &r);
+        kb_audit_reopen(d->audit);
         kb_log(KB_LOG_WARN, "signal", "signal", "SIGHUP", "message",
-               "reloading the configuration is not supported yet: nothing was re-read", NULL);
-    else
+               d->audit != NULL ? "the audit log is reopened; reloading the configuration is not "
+                                  "supported yet: nothing was re-read"
+                                : "reloading the configuration is not supported yet: nothing was "
+                                  "re-read",
+               NULL);
+    } else
         kb_log(KB_LOG_INFO, "signal", "signal", signum == SIGUSR1 ? "SIGUSR1" : "SIGUSR2",
                "message", "ignored", NULL);
 }
@@ -232,6 +264,43 @@ static int s_signals(struct kb_broker *d)
     return rc;
 }
 
+static int s_admit_request(void *ctx, bool change, char *why, size_t why_len)
+{
+    struct kb_broker *d = ctx;
+
+    return kb_audit_admit(d->audit, change ? KB_AUDIT_GATE_CHANGE : KB_AUDIT_GATE_REQUEST, why,
+                          why_len);
+}
+
+static int s_admit_job(void *ctx, char *why, size_t why_len)
+{
+    struct kb_broker *d = ctx;
+
+    return kb_audit_admit(d->audit, KB_AUDIT_GATE_CHANGE, why, why_len);
+}
+
+/* The audit log, when configured: before the engine and the socket, so that their first events
+ * are recorded. */
+static int s_start_audit(struct kb_broker *d, const struct kb_broker_options *opt)
+{
+    struct kb_audit_field f[2] = {{"version", opt->version != NULL ? opt->version : "0", 0},
+                                  {"pid", NULL, (int64_t)getpid()}};
+    struct kb_audit_record r = {.event = "start", .result = "ok", .fields = f, .nfields = 2};
+    char why[768] = "";
+    int rc;
+
+    if (d->cfg->broker.audit.path == NULL)
+        return 0;
+    rc = kb_audit_open(&d->loop, &d->cfg->broker.audit, d->events, d->aws, &d->audit, why,
+                       sizeof(why));
+    if (rc != 0) {
+        kb_log(KB_LOG_ERROR, "startup", "error", why[0] != '\0' ? why : kb_strerror(rc), NULL);
+        return rc;
+    }
+    kb_audit_record(d->audit, &r);
+    return 0;
+}
+
 static int s_start(struct kb_broker *d, const struct kb_broker_options *opt)
 {
     struct kb_aws_client_config acfg;
@@ -247,10 +316,19 @@ static int s_start(struct kb_broker *d, const struct kb_broker_options *opt)
         return rc;
     }
     rc = kb_events_new(&d->events);
-    if (rc == 0)
-        rc = kb_engine_new(&d->loop, d->cfg, d->aws, &d->engine);
-    if (rc == 0)
+    if (rc != 0) {
+        kb_log(KB_LOG_ERROR, "startup", "error", kb_strerror(rc), NULL);
+        return rc;
+    }
+    rc = s_start_audit(d, opt);
+    if (rc != 0)
+        return rc;
+    rc = kb_engine_new(&d->loop, d->cfg, d->aws, &d->engine);
+    if (rc == 0) {
         kb_engine_set_events(d->engine, d->events);
+        if (d->audit != NULL)
+            kb_engine_set_gate(d->engine, s_admit_job, d);
+    }
     if (rc != 0) {
         kb_log(KB_LOG_ERROR, "startup", "error", kb_strerror(rc), NULL);
         return rc;
@@ -263,6 +341,10 @@ static int s_start(struct kb_broker *d, const struct kb_broker_options *opt)
     sopt.socket_path = opt->socket_path;
     sopt.version = opt->version;
     sopt.use_listen_fds = true;
+    if (d->audit != NULL) {
+        sopt.admit = s_admit_request;
+        sopt.admit_ctx = d;
+    }
     rc = kb_server_new(&d->loop, &sopt, &d->server);
     if (rc == 0)
         rc = kb_server_listen(d->server, err, sizeof(err));

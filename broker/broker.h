@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+struct kb_audit;
 struct kb_aws_client;
 struct kb_config;
 struct kb_engine;
@@ -37,9 +38,11 @@ struct kb_broker {
     struct kb_events *events;  /* owned; freed after the loop has ended */
     struct kb_engine *engine;  /* owned; destroyed at stop */
     struct kb_server *server;  /* owned; closed at stop */
+    struct kb_audit *audit;    /* owned; NULL without broker.audit.path; closed last */
     uv_signal_t sigterm;
     uv_signal_t sigint;
-    uv_signal_t sighup;  /* logged: the configuration is not re-read yet */
+    uv_signal_t sighup;  /* the audit log is reopened (logrotate); the configuration is not
+                            re-read yet */
     uv_signal_t sigusr1; /* logged and ignored: no meaning yet */
     uv_signal_t sigusr2;
     bool signals_open;

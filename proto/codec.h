@@ -74,6 +74,7 @@ enum kb_proto_op {
     X(BUSY, "busy", "too many requests in flight on this connection")                              \
     X(RATE_LIMITED, "rate_limited", "too many requests")                                           \
     X(NOT_SUPPORTED, "not_supported", "not supported by this broker")                              \
+    X(UNAVAILABLE, "unavailable", "the broker cannot do this now")                                 \
     X(AWS_ERROR, "aws_error", "AWS returned an error")                                             \
     X(INTERNAL, "internal", "internal error")
 

@@ -262,11 +262,27 @@ static void s_drop(struct kb_queued *q, const char *why)
     s_op_ended_one(op);
 }
 
+void kb_engine_set_gate(struct kb_engine *e, kb_engine_gate_fn gate, void *ctx)
+{
+    e->gate = gate;
+    e->gate_ctx = ctx;
+}
+
+/* A job the gate refused ends on its timer (never from inside the scheduler). */
+static void on_refused(void *arg)
+{
+    struct kb_job *j = arg;
+
+    kb_job_end(j);
+    kb_job_unref(j);
+}
+
 /* Builds what a job needs before its first call; a job that cannot start fails at "prepare". */
 static void s_start(struct kb_engine *e, struct kb_queued *q)
 {
     struct kb_job *j = kb_job__new(e, q);
     struct kb_engine_tenant *et = &e->tenants[q->ti];
+    char why[512];
 
     if (j == NULL) {
         s_drop(q, "out of memory");
@@ -279,6 +295,11 @@ static void s_start(struct kb_engine *e, struct kb_queued *q)
     j->before = et->status.state;
     et->status.state = j->kind->running;
     kb_engine__set_message(et, "");
+    if (e->gate != NULL && e->gate(e->gate_ctx, why, sizeof(why)) != 0) {
+        kb_job_fail(j, "admit", NULL, "%s", why);
+        kb_job_timer_start(j, 0, on_refused, j);
+        return;
+    }
     j->kind->start(j);
 }
 

@@ -110,6 +110,13 @@ void kb_engine_client_config(const struct kb_config *cfg, struct kb_aws_client_c
 int kb_engine_new(uv_loop_t *loop, const struct kb_config *cfg, struct kb_aws_client *client,
                   struct kb_engine **out);
 
+/* Optional: asked before each provision, rotate or revoke job starts (the audit log's fail_closed
+ * and anchor.required). Returns 0, or non-zero with a sentence in why: the job fails at step
+ * "admit" with it before any AWS call (a ready tenant stays served: degraded), and the
+ * background schedule retries it with its usual backoff. Call before the first operation. */
+typedef int (*kb_engine_gate_fn)(void *ctx, char *why, size_t why_len);
+void kb_engine_set_gate(struct kb_engine *e, kb_engine_gate_fn gate, void *ctx);
+
 struct kb_events;
 /* Emits every step event, and "provisioned" / "revoked" when a tenant reaches READY / REVOKED,
  * on bus (borrowed; it must outlive the engine). Call before the first operation. */

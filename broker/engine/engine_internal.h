@@ -75,6 +75,8 @@ struct kb_engine {
     const struct kb_config *cfg;
     struct kb_aws_client *client;
     struct kb_events *events; /* NULL: emits nowhere */
+    kb_engine_gate_fn gate;   /* NULL: every job starts */
+    void *gate_ctx;
     const char *region;
     const char *partition;
     struct kb_engine_tenant *tenants; /* cfg->ntenants */

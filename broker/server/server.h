@@ -46,8 +46,14 @@ struct kb_server_options {
     const char *socket_path;     /* NULL: cfg->broker.socket.path; copied */
     const char *version;         /* keybrokerd's version for status; copied; NULL: "0" */
     bool use_listen_fds;         /* adopt fd 3 when LISTEN_FDS/LISTEN_PID name this process */
-    size_t max_queued;           /* 0: KB_SERVER_MAX_QUEUED */
-    unsigned write_stall_ms;     /* 0: KB_SERVER_WRITE_STALL */
+    /* Optional: asked before every request whether it may run (the audit log's fail_closed and
+     * anchor.required); change is true for provision, rotate and revoke. Returns 0, or non-zero
+     * with a sentence in why: the request is answered "unavailable" with it (and the refusal
+     * goes on the bus as a denied authz event). */
+    int (*admit)(void *ctx, bool change, char *why, size_t why_len);
+    void *admit_ctx;
+    size_t max_queued;       /* 0: KB_SERVER_MAX_QUEUED */
+    unsigned write_stall_ms; /* 0: KB_SERVER_WRITE_STALL */
 };
 
 /* Creates a server on loop (nothing is bound yet). Returns 0 and *out (close it with

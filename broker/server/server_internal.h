@@ -155,8 +155,10 @@ struct kb_server {
     struct kb_srv_get_cache *get_cache; /* one per configured tenant */
     struct kb_srv_job *jobs;            /* provisions and revokes the engine runs for clients */
     struct kb_events *events;           /* borrowed; NULL: no watch events, no authz events */
-    struct kb_events_sub *watch_sub;    /* server_watch.c's subscription */
-    struct kb_srv_ring ring;            /* recent watch events, this start's epoch */
+    int (*admit)(void *ctx, bool change, char *why, size_t why_len); /* NULL: all admitted */
+    void *admit_ctx;
+    struct kb_events_sub *watch_sub; /* server_watch.c's subscription */
+    struct kb_srv_ring ring;         /* recent watch events, this start's epoch */
     struct kb_srv_metrics metrics;
     uint64_t started_ms;
     time_t started;

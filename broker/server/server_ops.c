@@ -44,8 +44,10 @@ void kb_srv_reply_ok(struct kb_srv_conn *c, enum kb_proto_op op, int rc, char *l
 
 /* -- authorization ----------------------------------------------------------------------------- */
 
-/* Every decision goes on the bus with the peer (the audit log will subscribe). */
-static void s_emit_authz(struct kb_srv_conn *c, const struct kb_proto_request *req, bool allow)
+/* Every decision goes on the bus with the peer (the audit log records it); why, for a refusal
+ * that has one, in message. */
+static void s_emit_authz(struct kb_srv_conn *c, const struct kb_proto_request *req, bool allow,
+                         const char *why)
 {
     struct kb_event_peer peer = {c->peer.uid, c->peer.gid, c->peer.pid};
     struct kb_event ev = {
@@ -53,6 +55,7 @@ static void s_emit_authz(struct kb_srv_conn *c, const struct kb_proto_request *r
         .tenant = req->has_tenant ? req->tenant : NULL,
         .op = req->adopt_bucket ? "adopt" : kb_proto_op_name(req->op),
         .result = allow ? "allow" : "deny",
+        .message = why,
         .peer = &peer,
     };
 
@@ -68,8 +71,27 @@ static bool s_authorize(struct kb_srv_conn *c, const struct kb_proto_request *re
     else
         c->srv->metrics.authz_deny++;
     kb_srv_log_authz(c, req, allow);
-    s_emit_authz(c, req, allow);
+    s_emit_authz(c, req, allow, NULL);
     return allow;
+}
+
+/* Whether the broker may do this request now (the audit log can record it; for a change, its
+ * anchors are recent enough). A refusal is answered "unavailable" with the reason. */
+static bool s_admitted(struct kb_srv_conn *c, const struct kb_proto_request *req)
+{
+    struct kb_server *s = c->srv;
+    bool change = req->op == KB_PROTO_OP_PROVISION || req->op == KB_PROTO_OP_ROTATE ||
+                  req->op == KB_PROTO_OP_REVOKE;
+    char why[KB_PROTO_MSG_SIZE];
+
+    if (s->admit == NULL || s->admit(s->admit_ctx, change, why, sizeof(why)) == 0)
+        return true;
+    c->srv->metrics.authz_deny++;
+    kb_log(KB_LOG_WARN, "refused", "op", kb_proto_op_name(req->op), "tenant",
+           req->has_tenant ? req->tenant : NULL, "reason", why, NULL);
+    s_emit_authz(c, req, false, why);
+    kb_srv_reply_error(c, req->op, req->id, KB_PROTO_EUNAVAILABLE, why);
+    return false;
 }
 
 /* -- get, list, status ------------------------------------------------------------------------- */
@@ -466,6 +488,10 @@ static void s_job(struct kb_srv_conn *c, const struct kb_proto_request *req)
 
 void kb_srv_ops_dispatch(struct kb_srv_conn *c, struct kb_proto_request *req)
 {
+    if (!s_admitted(c, req)) {
+        kb_proto_request_cleanup(req);
+        return;
+    }
     if (!s_authorize(c, req)) {
         kb_srv_reply_error(c, req->op, req->id, KB_PROTO_EFORBIDDEN, S_FORBIDDEN_MSG);
         kb_proto_request_cleanup(req);
