@@ -78,9 +78,9 @@ static void on_put(void *ctx, const struct kb_aws_error *err,
         free(an); /* the writer closed meanwhile */
         return;
     }
+    an->due = false; /* the next try, or the next anchor, at the next interval */
     if (err == NULL) {
         an->anchored = an->sending;
-        an->due = false;
     } else {
         kb_log(KB_LOG_ERROR, "audit: cannot write an anchor; trying again at the next interval",
                "bucket", a->cfg->anchor.bucket, "object", an->key, "code", err->code, "message",

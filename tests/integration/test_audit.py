@@ -45,11 +45,18 @@ def split(raw):
     return raw[:-HEX_SUFFIX] + b"}", s[6:70].decode(), None
 
 
-def check_chain(paths, k0=None):
-    """Verifies the files (in order) as chain.h says; returns the records. Raises on any break."""
+def check_chain(paths, k0=None, standalone=False):
+    """Verifies the files (in order) as chain.h says; returns the records. Raises on any break.
+    standalone: the first file need not start the chain; it continues from its audit_open's
+    prev_h (without k0: tags of a later epoch cannot be checked without deriving from K_0)."""
     prev = b"\0" * 32
     key, key_epoch = k0, 0
     records, seq, epoch, sealed = [], 0, 0, False
+    if standalone:
+        with open(paths[0], "rb") as f:
+            first = json.loads(split(f.readline().rstrip(b"\n"))[0])
+        assert first["event"] == "audit_open", paths[0]
+        prev, seq, epoch = bytes.fromhex(first["prev_h"]), first["seq"] - 1, first["epoch"]
     for path in paths:
         with open(path, "rb") as f:
             data = f.read()
@@ -181,3 +188,214 @@ class RecordsTest(AuditTestCase):
         recs = self.wait_for(lambda r: sum(x["event"] == "audit_open" for x in r) == 2)
         opens = [r for r in recs if r["event"] == "audit_open"]
         self.assertEqual(opens[1]["reason"], "start")
+
+    def test_a_rotation_is_recorded_without_its_key(self):
+        progress, r = self.broker.run_op({"v": 1, "op": "rotate", "id": "r", "tenant": "alpha"},
+                                         timeout=60)
+        self.assertTrue(r["ok"], r)
+        recs = self.wait_for(lambda r: any(x["event"] == "rotated" for x in r))
+        rot = [x for x in recs if x["event"] == "rotated"][0]
+        self.assertEqual(rot["tenant"], "alpha")
+        self.assertTrue(rot["version_id"])
+        self.assertTrue(rot.get("superseded_version_id"))
+        ops = [x["aws"]["operation"] for x in recs if x["event"] == "aws_call"
+               and x.get("op") == "rotate"]
+        self.assertIn("CreateAccessKey", ops)
+        self.assertIn("UpdateSecretVersionStage", ops)
+        # tearDown scans the audit files for every SecretAccessKey fakeaws holds, the new one too
+
+
+class ReopenTest(AuditTestCase):
+
+    def test_rename_and_sighup_continue_the_chain_in_a_new_file(self):
+        b = self.broker
+        self.arn("alpha")
+        first = self.wait_for(lambda r: any(x["event"] == "authz" for x in r))
+        os.rename(self.audit_path, self.audit_path + ".1")
+        b.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while not os.path.exists(self.audit_path) and time.time() < deadline:
+            self.arn("alpha")
+            time.sleep(0.05)
+        self.arn("alpha")
+        self.assertEqual(b.stop(), 0)
+        recs = self.records([self.audit_path + ".1", self.audit_path])
+        with open(self.audit_path, "rb") as f:
+            head = json.loads(split(f.readline().rstrip(b"\n"))[0])
+        self.assertEqual((head["event"], head["reason"]), ("audit_open", "reopen"))
+        self.assertGreater(head["seq"], first[-1]["seq"])
+        self.assertIn("signal", [r["event"] for r in recs])
+        self.assertEqual(recs[-1]["event"], "stop")
+        # The second file alone verifies too: its first record names the h it continues from.
+        alone = check_chain([self.audit_path], standalone=True)
+        self.assertEqual(alone[0]["seq"], head["seq"])
+
+
+class FailClosedTest(AuditTestCase):
+    audit_extra = {"fail_closed": True}
+
+    def test_an_unwritable_log_denies_get_and_service_resumes(self):
+        b = self.broker
+        arn = self.arn("alpha")
+        moved = self.audit_dir + ".moved"
+        # Make the path unopenable: its directory becomes a plain file; SIGHUP reopens the path.
+        os.rename(self.audit_dir, moved)
+        with open(self.audit_dir, "w") as f:
+            f.write("not a directory\n")
+        try:
+            b.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 10
+            reply = None
+            while time.time() < deadline:
+                reply = b.raw(line({"v": 1, "op": "get", "tenant": "alpha", "id": 1}))[0]
+                if not reply.get("ok"):
+                    break
+                time.sleep(0.05)
+            self.assertError(reply, "unavailable", 1)
+            self.assertIn("audit log cannot be written", reply["error"]["message"])
+            self.assertIn("fail_closed", reply["error"]["message"])
+            self.assertIsNone(b.proc.poll())
+            prov = b.raw(line({"v": 1, "op": "provision", "tenant": "alpha", "id": 2}))[0]
+            self.assertError(prov, "unavailable", 2)
+        finally:
+            os.unlink(self.audit_dir)
+            os.rename(moved, self.audit_dir)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            reply = b.raw(line({"v": 1, "op": "get", "tenant": "alpha"}))[0]
+            if reply.get("ok"):
+                break
+            time.sleep(0.1)
+        self.assertTrue(reply.get("ok"), reply)
+        self.assertEqual(reply["result"]["arn"], arn)
+        self.assertEqual(b.stop(), 0)
+        recs = self.records()
+        # The refusals were kept in memory and written once the log worked again.
+        denied = [r for r in recs if r["event"] == "authz" and r["result"] == "deny"
+                  and "audit log" in r.get("error", "")]
+        self.assertTrue(denied)
+        opens = [r for r in recs if r["event"] == "audit_open"]
+        self.assertEqual([o["reason"] for o in opens], ["start", "reopen"])
+        logs = [l for l in b.log_lines() if "audit" in str(l.get("event"))]
+        self.assertTrue(any("cannot write" in l["event"] for l in logs), logs)
+        self.assertTrue(any("again" in l["event"] for l in logs), logs)
+
+
+class CrashTest(AuditTestCase):
+
+    def test_a_partial_last_line_is_cut_at_start_and_the_chain_goes_on(self):
+        b = self.broker
+        self.arn("alpha")
+        self.wait_for(lambda r: any(x["event"] == "authz" for x in r))
+        self.assertEqual(b.stop(signal.SIGKILL), -signal.SIGKILL)
+        before = self.records()
+        with open(self.audit_path, "ab") as f:
+            f.write(b'{"seq":%d,"epoch":0,"ts":"2026-12-04T00:00:00.000Z","event":"au'
+                    % (before[-1]["seq"] + 1))
+        b.start()
+        self.arn("alpha")
+        recs = self.wait_for(lambda r: sum(x["event"] == "audit_open" for x in r) == 2)
+        reopen = [r for r in recs if r["event"] == "audit_open"][1]
+        self.assertEqual(reopen["seq"], before[-1]["seq"] + 1)
+        self.assertEqual(reopen["cut_bytes"], len(b'{"seq":%d,"epoch":0,"ts":"2026-12-04T00:00:'
+                                                  b'00.000Z","event":"au'
+                                                  % (before[-1]["seq"] + 1)))
+        self.assertEqual(reopen["reason"], "start")
+
+    def test_a_log_that_is_not_an_audit_log_is_refused_at_start(self):
+        b = self.broker
+        self.assertEqual(b.stop(), 0)
+        with open(self.audit_path, "ab") as f:
+            f.write(b"this line was not written by keybroker\n")
+        b.write_config()
+        p = subprocess.run(b.argv(), env=b.env(), capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("is not an audit record", p.stderr)
+        self.assertIn(self.audit_path, p.stderr)
+        with open(self.audit_path, "rb") as f:
+            self.assertTrue(f.read().endswith(b"this line was not written by keybroker\n"))
+        # Put the log back as it was, so the fixture's broker can stop cleanly.
+        with open(self.audit_path, "rb") as f:
+            data = f.read()
+        with open(self.audit_path, "wb") as f:
+            f.write(data[:-len(b"this line was not written by keybroker\n")])
+        b.start()
+
+
+def anchor_objects(fa, bucket, prefix):
+    out = fa.aws("s3api", "list-object-versions", "--bucket", bucket, "--prefix", prefix)
+    return out.get("Versions", []), out.get("DeleteMarkers", [])
+
+
+class AnchorTest(AuditTestCase):
+    audit_extra = {"anchor": {"bucket": "kb-audit-anchors", "prefix": "host-a/",
+                              "interval": "1s", "retention": "1d"}}
+
+    def test_anchors_are_locked_objects_matching_the_log(self):
+        self.fa.aws("s3api", "create-bucket", "--bucket", "kb-audit-anchors",
+                    "--object-lock-enabled-for-bucket")
+        recs = self.wait_for(lambda r: any(x["event"] == "anchor" and x["result"] == "ok"
+                                           for x in r), timeout=20, what="an anchor")
+        ok = [x for x in recs if x["event"] == "anchor" and x["result"] == "ok"][0]
+        self.assertEqual(ok["aws"]["operation"], "PutObject")
+        versions, markers = anchor_objects(self.fa, "kb-audit-anchors", "host-a/")
+        self.assertEqual(markers, [])
+        v = [x for x in versions if x["Key"] == ok["object"]]
+        self.assertEqual(len(v), 1, versions)
+        body = self._get(ok["object"], v[0]["VersionId"])
+        self.assertEqual(body["seq"], ok["anchored_seq"])
+        chain_id = [x for x in recs if x["event"] == "audit_open"][0]["chain_id"]
+        self.assertEqual(body["chain_id"], chain_id)
+        self.assertEqual(ok["object"], "host-a/%s/%020d.json" % (chain_id, body["seq"]))
+        with open(self.audit_path, "rb") as f:
+            lines = f.read().split(b"\n")
+        anchored = [l for l in lines if l.startswith(b'{"seq":%d,' % body["seq"])][0]
+        self.assertEqual(split(anchored)[1], body["h"])
+        head = self.fa.aws("s3api", "head-object", "--bucket", "kb-audit-anchors", "--key",
+                           ok["object"], "--version-id", v[0]["VersionId"])
+        self.assertEqual(head["ObjectLockMode"], "COMPLIANCE")
+        # Nobody - the broker's own identity included - can delete the anchored version.
+        err = self.fa.aws_error("s3api", "delete-object", "--bucket", "kb-audit-anchors",
+                                "--key", ok["object"], "--version-id", v[0]["VersionId"])
+        self.assertEqual(err.code, "AccessDenied")
+        # An overwrite only adds a version: the anchored one stays as it was.
+        forged = os.path.join(self.audit_dir, "forged.json")
+        with open(forged, "w") as f:
+            json.dump(dict(body, h="0" * 64), f)
+        self.fa.aws("s3api", "put-object", "--bucket", "kb-audit-anchors", "--key", ok["object"],
+                    "--body", forged)
+        os.unlink(forged)
+        self.assertEqual(self._get(ok["object"], v[0]["VersionId"]), body)
+
+    def _get(self, key, version):
+        out = os.path.join(self.audit_dir, "anchor.json")
+        self.fa.aws("s3api", "get-object", "--bucket", "kb-audit-anchors", "--key", key,
+                    "--version-id", version, out)
+        with open(out) as f:
+            doc = json.load(f)
+        os.unlink(out)
+        return doc
+
+
+class AnchorRequiredTest(AuditTestCase):
+    audit_extra = {"anchor": {"bucket": "kb-audit-required", "interval": "1s",
+                              "retention": "1d", "required": True, "max_unanchored": 40}}
+
+    def test_changes_wait_for_anchors_and_get_keeps_working(self):
+        b = self.broker
+        arn = self.arn("alpha")
+        for _ in range(50):
+            self.arn("alpha")
+        reply = b.raw(line({"v": 1, "op": "provision", "tenant": "alpha", "id": 3}))[0]
+        self.assertError(reply, "unavailable", 3)
+        self.assertIn("wait to be anchored", reply["error"]["message"])
+        self.assertEqual(self.arn("alpha"), arn)
+        recs = self.records()
+        self.assertTrue(any(x["event"] == "anchor" and x["result"] == "error"
+                            and x["aws"]["code"] == "NoSuchBucket" for x in recs))
+        self.fa.aws("s3api", "create-bucket", "--bucket", "kb-audit-required",
+                    "--object-lock-enabled-for-bucket")
+        self.wait_for(lambda r: any(x["event"] == "anchor" and x["result"] == "ok" for x in r),
+                      timeout=20, what="an anchor")
+        progress, reply = b.run_op({"v": 1, "op": "provision", "tenant": "alpha", "id": 4})
+        self.assertTrue(reply["ok"], reply)
