@@ -112,7 +112,8 @@ struct kb_audit {
     bool failing;
     int last_error;
     const char *last_what;
-    bool dirty; /* lines written since the last fsync */
+    bool dirty;         /* lines written since the last fsync */
+    bool state_failing; /* the last rewrite of the state file failed (logged once) */
 
     uv_timer_t seal_timer, sync_timer, retry_timer;
     bool retry_armed;

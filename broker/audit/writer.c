@@ -154,11 +154,13 @@ static void on_event(void *ctx, const struct kb_event *ev)
         break;
     case KB_EVENT_STEP:
         /* The step's deciding call is its own "aws_call" record; keep its id here too. */
-        r.aws = (struct kb_audit_aws){.service = "", .request_id = ev->request_id};
+        if (ev->request_id != NULL && ev->request_id[0] != '\0')
+            r.aws = (struct kb_audit_aws){.service = "", .request_id = ev->request_id};
         r.error = msg;
         break;
     case KB_EVENT_ADOPTED:
-        r.aws = (struct kb_audit_aws){.service = "", .request_id = ev->request_id};
+        if (ev->request_id != NULL && ev->request_id[0] != '\0')
+            r.aws = (struct kb_audit_aws){.service = "", .request_id = ev->request_id};
         f[0] = (struct kb_audit_field){"reason", msg != NULL ? msg : "", 0};
         r.fields = f;
         r.nfields = 1;
@@ -265,13 +267,16 @@ static void s_succeeded(struct kb_audit *a)
     } else if (a->res.lines > 0) {
         a->dirty = true;
     }
-    if (a->res.state_err != 0) {
+    if (a->res.state_err != 0 && !a->state_failing) {
         char err[160];
 
+        /* Once per episode: the next batches that fsync try again. */
         snprintf(err, sizeof(err), "%s", kb_strerror(a->res.state_err));
         kb_log(KB_LOG_ERROR, "audit: cannot rewrite the state file (the log is written)", "path",
                a->cfg->state, "error", err, NULL);
     }
+    if (a->res.synced)
+        a->state_failing = a->res.state_err != 0;
     if (a->res.partial != NULL) {
         rest = a->res.partial->next;
         a->res.partial->next = NULL;
