@@ -227,31 +227,6 @@ void kb_audit__find(struct kb_audit_verify *v, enum kb_audit_reason reason, bool
     v->r.seq = seq_known ? seq : 0;
 }
 
-/* The strict form of the chain fields: lowercase hex, as chain.c writes them (its parser also
- * reads uppercase, which would let a line change without its h or tag changing). */
-static bool s_suffix_lower(const char *line, size_t len, const struct kb_audit_line_parts *p)
-{
-    const char *s = line + p->body_len;
-
-    for (size_t i = 0; i < len - p->body_len; i++) {
-        if (s[i] >= 'A' && s[i] <= 'F')
-            return false;
-    }
-    return true;
-}
-
-/* The seq of a bad line, when its header can be read. */
-bool kb_audit__seq_of(const char *line, size_t len, uint64_t *seq)
-{
-    struct kb_audit__body b;
-    const char *why;
-
-    if (kb_audit__body_scan(line, len, true, &b, &why) != 0)
-        return false;
-    *seq = b.seq;
-    return true;
-}
-
 /* -- the checks ------------------------------------------------------------------------------ */
 
 static bool s_lower_hex(struct kb_audit__span s, size_t len)
@@ -635,11 +610,12 @@ static int s_check(struct kb_audit_verify *v, const char *line, size_t len, bool
     struct kb_audit__body b;
     const char *why = NULL;
     uint64_t seq = 0;
-    bool first = !v->started;
+    bool first = !v->started, known;
     int rc;
 
     if (!newline) {
-        kb_audit__find(v, KB_AUDIT_CUT, kb_audit__seq_of(line, len, &seq), seq);
+        known = kb_audit__seq_of(line, len, &seq);
+        kb_audit__find(v, KB_AUDIT_CUT, known, seq);
         KB_AUDIT__DETAIL(
             v,
             "the file ends inside a line (%zu bytes without a \"\\n\"): it was cut short, "
@@ -648,13 +624,15 @@ static int s_check(struct kb_audit_verify *v, const char *line, size_t len, bool
         return 1;
     }
     if (len >= KB_AUDIT_LINE_MAX) {
-        kb_audit__find(v, KB_AUDIT_MALFORMED, kb_audit__seq_of(line, len, &seq), seq);
+        known = kb_audit__seq_of(line, len, &seq);
+        kb_audit__find(v, KB_AUDIT_MALFORMED, known, seq);
         KB_AUDIT__DETAIL(v, "the line is longer than a record can be (%d bytes)",
                          KB_AUDIT_LINE_MAX - 1);
         return 1;
     }
-    if (kb_audit_split_line(line, len, &p) != 0 || !s_suffix_lower(line, len, &p)) {
-        kb_audit__find(v, KB_AUDIT_MALFORMED, kb_audit__seq_of(line, len, &seq), seq);
+    if (kb_audit__split_strict(line, len, &p) != 0) {
+        known = kb_audit__seq_of(line, len, &seq);
+        kb_audit__find(v, KB_AUDIT_MALFORMED, known, seq);
         KB_AUDIT__DETAIL(v, "the line does not end with the chain fields ,\"h\":\"<64 lowercase "
                             "hex>\"[,\"tag\":\"<64 lowercase hex>\"]}");
         return 1;
@@ -662,8 +640,8 @@ static int s_check(struct kb_audit_verify *v, const char *line, size_t len, bool
     if (kb_audit__body_scan(line, p.body_len, false, &b, &why) != 0) {
         bool changed = v->started && !kb_audit__links(v, v->prev, line, &p);
 
-        kb_audit__find(v, changed ? KB_AUDIT_CHANGED : KB_AUDIT_MALFORMED,
-                       kb_audit__seq_of(line, p.body_len, &seq), seq);
+        known = kb_audit__seq_of(line, p.body_len, &seq);
+        kb_audit__find(v, changed ? KB_AUDIT_CHANGED : KB_AUDIT_MALFORMED, known, seq);
         KB_AUDIT__DETAIL(v, "%s%s",
                          changed ? "h does not recompute, and the record is not well-formed: "
                                  : "the record is not well-formed: ",
@@ -697,11 +675,5 @@ int kb_audit_verify_line(struct kb_audit_verify *v, const char *line, size_t len
 
 int kb_audit_line_seq(const char *line, size_t len, uint64_t *seq)
 {
-    struct kb_audit__body b;
-    const char *why;
-
-    if (kb_audit__body_scan(line, len, true, &b, &why) != 0)
-        return KB_EPARSE;
-    *seq = b.seq;
-    return 0;
+    return kb_audit__seq_of(line, len, seq) ? 0 : KB_EPARSE;
 }

@@ -47,6 +47,11 @@ struct kb_audit__body {
 int kb_audit__body_scan(const char *body, size_t len, bool header_only, struct kb_audit__body *out,
                         const char **why);
 
+/* chain.c's kb_audit_split_line, but strict: the hex digits lowercase, as chain.c writes them
+ * (its parser also reads uppercase, which would let a line change without its h or tag
+ * changing). Returns 0 or KB_EPARSE. */
+int kb_audit__split_strict(const char *line, size_t len, struct kb_audit_line_parts *out);
+
 /* Whether span equals the NUL-terminated s. */
 bool kb_audit__span_is(struct kb_audit__span span, const char *s);
 
@@ -173,7 +178,8 @@ void kb_audit__find(struct kb_audit_verify *v, enum kb_audit_reason reason, bool
 bool kb_audit__links(struct kb_audit_verify *v, const uint8_t *prev, const char *line,
                      const struct kb_audit_line_parts *p);
 
-/* The seq of a line (or of a body), when its header can be read. */
+/* The seq of a line (or of a body): its first member, {"seq":N, even when the rest is not
+ * well-formed (verify_body.c). */
 bool kb_audit__seq_of(const char *line, size_t len, uint64_t *seq);
 
 /* -- telling bad lines apart (verify_refine.c) ----------------------------------------------- */

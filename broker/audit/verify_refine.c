@@ -93,7 +93,7 @@ void kb_audit__refine(struct kb_audit_verify *v, const char *line, size_t len)
 
     if (!kb_audit__seq_of(line, len, &t))
         return;
-    if (dist == 1 && t == f->e + 1 && kb_audit_split_line(line, len, &p) == 0 &&
+    if (dist == 1 && t == f->e + 1 && kb_audit__split_strict(line, len, &p) == 0 &&
         kb_audit__links(v, f->h, line, &p)) {
         /* the next line was chained onto the bad one: it is seq e, its seq was changed */
         v->r.reason = KB_AUDIT_CHANGED;

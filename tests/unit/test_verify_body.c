@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "audit/chain.h"
 #include "audit/record.h"
 #include "audit/verify_internal.h"
 #include "common/err.h"
@@ -139,12 +140,50 @@ static void test_line_seq(void **state)
                      0);
 }
 
+/* The strict split reads what chain.c's reads, except uppercase hex; every byte value of a digit
+ * is tried. */
+static void test_split_strict(void **state)
+{
+    static const char body[] = S_HEAD "}";
+    uint8_t prev[KB_AUDIT_HASH_LEN] = {1}, key[KB_AUDIT_KEY_LEN] = {2};
+    struct kb_audit_line_parts a, b;
+    char line[512];
+    size_t len = 0;
+
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(kb_audit_make_line(prev, k == 0 ? key : NULL, body, strlen(body), line,
+                                            sizeof(line), &len, NULL),
+                         0);
+        len--; /* the "\n" */
+        assert_int_equal(kb_audit_split_line(line, len, &a), 0);
+        assert_int_equal(kb_audit__split_strict(line, len, &b), 0);
+        assert_memory_equal(&a, &b, sizeof(a));
+        for (int c = 0; c < 256; c++) {
+            char save = line[len - 3];
+            bool digit = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+
+            line[len - 3] = (char)c; /* the last digit of the tag (or h) */
+            if ((kb_audit__split_strict(line, len, &b) == 0) != digit)
+                fail_msg("byte 0x%02x: %s", c, digit ? "refused" : "accepted");
+            if (digit)
+                assert_int_equal(b.mode, k == 0 ? KB_AUDIT_MODE_HMAC : KB_AUDIT_MODE_SHA256);
+            line[len - 3] = save;
+        }
+    }
+    line[len - 3] = 'A';
+    assert_int_equal(kb_audit_split_line(line, len, &a), 0);
+    assert_int_equal(kb_audit__split_strict(line, len, &b), KB_EPARSE);
+    assert_int_equal(kb_audit__split_strict("}", 1, &b), KB_EPARSE);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_and_members),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_line_seq),
+        cmocka_unit_test(test_split_strict),
     };
 
     return KB_TEST_RUN(argc, argv, tests, NULL, NULL);
