@@ -442,7 +442,7 @@ static bool s_unhex_lower(const char *hex, uint8_t *out, size_t n)
         int hi = s_hexval[(unsigned char)hex[2 * i]], lo = s_hexval[(unsigned char)hex[2 * i + 1]];
 
         bad |= hi | lo;
-        out[i] = (uint8_t)(hi << 4 | (lo & 0xf));
+        out[i] = (uint8_t)(((unsigned)hi & 0xfu) << 4 | ((unsigned)lo & 0xfu));
     }
     return bad >= 0;
 }

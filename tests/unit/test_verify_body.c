@@ -32,7 +32,7 @@ static void test_header_and_members(void **state)
     assert_int_equal(b.epoch, 3);
     assert_true(kb_audit__span_is(b.event, "authz"));
     assert_true(kb_audit__span_is(b.ts, "2026-12-04T03:28:01.123Z"));
-    assert_memory_equal(S_HEAD + b.seq_off, "12", b.seq_len);
+    assert_memory_equal(&S_HEAD[b.seq_off], "12", b.seq_len);
     assert_null(b.chain.p);
     assert_int_equal(
         s_scan(S_HEAD ",\"tenant\":\"a\\\"b\\u00e9\",\"peer\":{\"uid\":0,\"gid\":-1,\"x\":[1.5e3,"
