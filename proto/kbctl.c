@@ -4,7 +4,8 @@
  *
  * kbctl prints metadata only. The one exception, by design, is `credential-process`
  * (kbctl_credproc.c), which reads a secret from AWS with the caller's own identity and prints it
- * for the AWS SDKs. Nothing here logs, and error messages never carry a secret.
+ * for the AWS SDKs. Nothing here logs, and error messages never carry a secret. `kbctl audit`
+ * (kbctl_audit*.c) works on audit files, not with the broker, and parses its own options.
  */
 #include "kbctl.h"
 
@@ -724,6 +725,10 @@ static void s_usage(FILE *out)
     for (size_t i = 0; i < S_NCOMMANDS; i++)
         fprintf(out, "  %-19s %-11s %s\n", s_commands[i].name, s_commands[i].args,
                 s_commands[i].summary);
+    fprintf(out, "  %-19s %-11s %s\n", "audit init", "--state ..",
+            "make a new audit chain's key file and state (no broker needed)");
+    fprintf(out, "  %-19s %-11s %s\n", "audit verify", "FILE...",
+            "check audit log files; names the first bad line (`kbctl audit --help`)");
     fprintf(out, "\n%s\n%s", s_options_text, s_exit_text);
 }
 
@@ -779,6 +784,24 @@ static const struct option s_options[] = {
     {"ack", no_argument, NULL, S_OPT_ACK},
     {NULL, 0, NULL, 0},
 };
+
+/* Whether the command is `audit`, whose options are its own (kbctl_audit.c): the first word that
+ * is neither an option nor the value of one. */
+static bool s_is_audit(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "--") == 0)
+            return i + 1 < argc && strcmp(argv[i + 1], "audit") == 0;
+        if (a[0] != '-')
+            return strcmp(a, "audit") == 0;
+        if (strcmp(a, "--socket") == 0 || strcmp(a, "--timeout") == 0 ||
+            strcmp(a, "--server-uid") == 0)
+            i++; /* its value */
+    }
+    return false;
+}
 
 /* Options may come anywhere on the line (GNU getopt permutes); "--" ends them, for a tenant
  * name that starts with '-'. Returns -1 on a usage error. */
@@ -884,6 +907,8 @@ int main(int argc, char **argv)
     struct kbctl k = {0};
     int nargs;
 
+    if (s_is_audit(argc, argv))
+        return kbctl_audit(argc, argv);
     if (s_parse_options(argc, argv, &k, &help, &version) != 0) {
         fprintf(stderr, "Try 'kbctl --help'.\n");
         return KBCTL_EXIT_USAGE;

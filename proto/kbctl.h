@@ -40,4 +40,8 @@ int kbctl_fail(struct kb_client *c, int rc, const char *what);
 /* `kbctl credential-process TENANT` (kbctl_credproc.c). */
 int kbctl_credential_process(const struct kbctl *k, const char *tenant);
 
+/* `kbctl audit ...` (kbctl_audit.c): the whole command line, which has options of its own.
+ * Returns its exit code (0 intact or done, 1 tampering found, 2 usage, I/O or AWS error). */
+int kbctl_audit(int argc, char **argv);
+
 #endif
