@@ -117,15 +117,15 @@ class AuditTestCase(BrokerTestCase):
         with open(self.key_path) as f:
             return bytes.fromhex(json.load(f)["key"])
 
-    def records(self, paths=None):
+    def records(self, paths=None, standalone=False):
         return check_chain(paths or [self.audit_path],
-                           self.k0() if self.chain == "hmac-sha256" else None)
+                           self.k0() if self.chain == "hmac-sha256" else None, standalone)
 
-    def wait_for(self, pred, timeout=10, what="audit records"):
+    def wait_for(self, pred, timeout=10, what="audit records", standalone=False):
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                recs = self.records()
+                recs = self.records(standalone=standalone)
                 if pred(recs):
                     return recs
             except (AssertionError, OSError, ValueError):
@@ -358,6 +358,27 @@ class AnchorTest(AuditTestCase):
         err = self.fa.aws_error("s3api", "delete-object", "--bucket", "kb-audit-anchors",
                                 "--key", ok["object"], "--version-id", v[0]["VersionId"])
         self.assertEqual(err.code, "AccessDenied")
+        # kbctl audit verify --anchors reads them back with the caller's own AWS identity: the
+        # daemon's log matches; cut before the last anchor, it does not.
+        env = dict(self.fa.aws_env(), AWS_ENDPOINT_URL=self.fa.endpoint)
+        self.assertEqual(self.broker.stop(), 0)
+        anchors = "s3://kb-audit-anchors/host-a/"
+        p = subprocess.run([KBCTL, "audit", "verify", "--anchors", anchors, self.audit_path],
+                           capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        last = max(x["anchored_seq"] for x in self.records()
+                   if x["event"] == "anchor" and x["result"] == "ok")
+        with open(self.audit_path, "rb") as f:
+            whole = f.read()
+        cut = whole[:whole.index(b'{"seq":%d,' % last)]
+        with open(self.audit_path, "wb") as f:
+            f.write(cut)
+        p = subprocess.run([KBCTL, "audit", "verify", "--anchors", anchors, self.audit_path],
+                           capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("truncated_before_anchor", p.stdout + p.stderr)
+        with open(self.audit_path, "wb") as f:
+            f.write(whole)
         # An overwrite only adds a version: the anchored one stays as it was.
         forged = os.path.join(self.audit_dir, "forged.json")
         with open(forged, "w") as f:
@@ -366,6 +387,14 @@ class AnchorTest(AuditTestCase):
                     "--body", forged)
         os.unlink(forged)
         self.assertEqual(self._get(ok["object"], v[0]["VersionId"]), body)
+        p = subprocess.run([KBCTL, "audit", "verify", "--anchors", anchors, self.audit_path],
+                           capture_output=True, text=True, timeout=120, env=env)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        # the second version is found (and, being no anchor of this chain's form, named at the
+        # anchored line)
+        self.assertRegex(p.stdout, r"anchor_(rewritten|mismatch)")
+        self.assertIn("1 rewritten", p.stdout)
+        self.broker.start()
 
     def _get(self, key, version):
         out = os.path.join(self.audit_dir, "anchor.json")
@@ -399,3 +428,114 @@ class AnchorRequiredTest(AuditTestCase):
                       timeout=20, what="an anchor")
         progress, reply = b.run_op({"v": 1, "op": "provision", "tenant": "alpha", "id": 4})
         self.assertTrue(reply["ok"], reply)
+
+
+def retag(lines, start, key_for_epoch):
+    """Re-chains lines[start:] from lines[start-1]'s h and re-tags them with key_for_epoch(e):
+    what an attacker who rewrote line `start` would have to do."""
+    prev = bytes.fromhex(split(lines[start - 1])[1]) if start > 0 else b"\0" * 32
+    out = list(lines[:start])
+    for raw in lines[start:]:
+        body, _, _ = split(raw)
+        rec = json.loads(body)
+        h = hashlib.sha256(prev + body).digest()
+        tag = hmac.new(key_for_epoch(rec["epoch"]), h, hashlib.sha256).hexdigest()
+        out.append(body[:-1] + b',"h":"' + h.hex().encode() + b'","tag":"' + tag.encode() + b'"}')
+        prev = h
+    return out
+
+
+class EpochTest(AuditTestCase):
+    chain = "hmac-sha256"
+    audit_extra = {"epoch": "1s"}
+
+    def test_idle_epochs_are_sealed_and_only_the_current_key_is_kept(self):
+        self.arn("alpha")
+        recs = self.wait_for(lambda r: sum(x["event"] == "seal" for x in r) >= 3, timeout=15,
+                             what="three seals")
+        seals = [r for r in recs if r["event"] == "seal"]
+        self.assertEqual([s["epoch"] for s in seals[:3]], [0, 1, 2])
+        opens = [r for r in recs if r["event"] == "audit_open"]
+        self.assertEqual(opens[0]["chain"], "hmac-sha256")
+        with open(self.key_path) as f:
+            keyfile = json.load(f)
+        self.assertEqual(opens[0]["key_id"], keyfile["key_id"])
+        self.assertEqual(opens[0]["chain_id"], keyfile["chain_id"])
+        # The state file holds K_e of its epoch, derived from K_0 - and not K_0 any more.
+        with open(self.state_path) as f:
+            st = json.load(f)
+        key = self.k0()
+        for e in range(1, st["epoch"] + 1):
+            key = hkdf_next(key, e)
+        self.assertGreaterEqual(st["epoch"], 2)
+        self.assertEqual(st["key"], key.hex())
+        self.assertNotEqual(st["key"], self.k0().hex())
+        self.assertEqual(stat.S_IMODE(os.stat(self.state_path).st_mode), 0o600)
+
+    def test_the_current_key_cannot_rewrite_an_earlier_epoch(self):
+        """Forward security: an attacker holding the state file's K_e changes a record of epoch 0
+        and re-chains and re-tags everything after it with every key K_e lets them derive; the
+        verifier holding K_0 still finds the changed record."""
+        b = self.broker
+        self.arn("alpha")
+        self.wait_for(lambda r: sum(x["event"] == "seal" for x in r) >= 2, timeout=15,
+                      what="two seals")
+        self.assertEqual(b.stop(), 0)
+        with open(self.state_path) as f:
+            st = json.load(f)
+        stolen, stolen_epoch = bytes.fromhex(st["key"]), st["epoch"]
+
+        def key_for(e):
+            k = stolen
+            for n in range(stolen_epoch + 1, e + 1):
+                k = hkdf_next(k, n)
+            return k  # for an earlier epoch the attacker has nothing better than K_e
+
+        with open(self.audit_path, "rb") as f:
+            lines = f.read().split(b"\n")[:-1]
+        target = [i for i, l in enumerate(lines)
+                  if b'"event":"authz"' in l and b'"epoch":0,' in l][0]
+        body, _, _ = split(lines[target])
+        forged = list(lines)
+        forged[target] = body.replace(b'"result":"allow"', b'"result":"deny"')[:-1] + \
+            lines[target][len(body) - 1:]
+        forged = retag(forged, target, key_for)
+        with open(self.audit_path, "wb") as f:
+            f.write(b"\n".join(forged) + b"\n")
+        with self.assertRaises(AssertionError) as cm:
+            self.records()
+        self.assertIn(":%d: tag does not verify" % (target + 1), str(cm.exception))
+        p = subprocess.run([KBCTL, "audit", "verify", "--key", self.key_path, self.audit_path],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("%s:%d" % (self.audit_path, target + 1), p.stdout + p.stderr)
+        # Without K_0 the rewritten chain looks whole: that is what the key file is for.
+        check_chain([self.audit_path])
+        with open(self.audit_path, "wb") as f:
+            f.write(b"\n".join(lines) + b"\n")
+        b.start()
+
+    def test_kbctl_verifies_the_daemons_log_and_its_rotated_files(self):
+        b = self.broker
+        self.arn("alpha")
+        self.wait_for(lambda r: any(x["event"] == "seal" for x in r), timeout=15, what="a seal")
+        os.rename(self.audit_path, self.audit_path + ".1")
+        b.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 10
+        while not os.path.exists(self.audit_path) and time.time() < deadline:
+            self.arn("alpha")
+            time.sleep(0.05)
+        self.wait_for(lambda r: any(x["event"] == "seal" for x in r), timeout=15, what="a seal",
+                      standalone=True)
+        self.assertEqual(b.stop(), 0)
+        files = [self.audit_path, self.audit_path + ".1"]  # in logrotate's order, not the chain's
+        p = subprocess.run([KBCTL, "audit", "verify", "--key", self.key_path] + files,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        p = subprocess.run([KBCTL, "audit", "verify", "--json", "--key", self.key_path] + files,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        doc = json.loads(p.stdout)
+        self.assertTrue(doc["ok"])
+        self.records([self.audit_path + ".1", self.audit_path])
+        b.start()
