@@ -149,9 +149,10 @@ static void on_timer(uv_timer_t *t)
     struct kb_audit__anchor *an = container_of(t, struct kb_audit__anchor, timer);
 
     an->due = true;
-    /* Anchor only what is on disk: have the writer fsync, then poke sends. */
-    kb_audit__sync(an->a);
-    kb_audit__anchor_poke(an->a);
+    /* Anchor only what is on disk, and all of it: when records wait or are not synced yet, the
+     * writer fsyncs them first and pokes after that work; else send now. */
+    if (!kb_audit__sync(an->a))
+        kb_audit__anchor_poke(an->a);
 }
 
 int kb_audit__anchor_start(struct kb_audit *a)

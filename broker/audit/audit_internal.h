@@ -102,6 +102,7 @@ struct kb_audit {
     struct kb_audit__chain chain; /* owned by the work while it runs */
     struct kb_audit__file file;   /* likewise */
     char *out;                    /* the work's line buffer (public text) */
+    struct kb_audit_maker *maker; /* the work's hashing contexts (its key: K_epoch) */
     size_t out_cap;
     bool state_dirty; /* the state file must be rewritten (work side) */
 
@@ -115,8 +116,9 @@ struct kb_audit {
     bool dirty;         /* lines written since the last fsync */
     bool state_failing; /* the last rewrite of the state file failed (logged once) */
 
-    uv_timer_t seal_timer, sync_timer, retry_timer;
+    uv_timer_t seal_timer, sync_timer, retry_timer, flush_timer;
     bool retry_armed;
+    bool flush_armed; /* a work starts when flush_timer fires */
     bool sync_queued; /* a SYNC entry waits: the interval timer adds no second one */
     bool closing;     /* kb_audit_close was called: the stop record is queued */
     bool finished;    /* the handles are closing: no work starts again */
@@ -161,9 +163,9 @@ uint64_t kb_audit__anchored(const struct kb_audit *a, bool *enabled);
  * detaches from a call in flight. */
 void kb_audit__anchor_stop(struct kb_audit *a);
 
-/* Has the next batch fsync'd (queues a SYNC unless one waits or nothing was written since the
- * last fsync). */
-void kb_audit__sync(struct kb_audit *a);
+/* Has the next batch fsync'd (queues a SYNC unless one waits). Returns false when there is
+ * nothing to sync: every line written is on disk and nothing waits. */
+bool kb_audit__sync(struct kb_audit *a);
 
 /* Queues a record from the writer's own parts (anchor.c's outcomes). */
 void kb_audit__queue(struct kb_audit *a, const struct kb_audit_record *r);

@@ -12,6 +12,7 @@
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/err.h"
@@ -160,42 +161,140 @@ int kb_audit_unhex(const char *hex, size_t hex_len, uint8_t *out, size_t n)
     return 0;
 }
 
-int kb_audit_make_line(const uint8_t prev[KB_AUDIT_HASH_LEN], const uint8_t *key, const char *body,
-                       size_t body_len, char *out, size_t cap, size_t *len,
-                       uint8_t h_out[KB_AUDIT_HASH_LEN])
+/* Writes <body minus "}">,"h":"..."[,"tag":"..."]}\n into out (room checked by the caller). */
+static size_t s_emit(const char *body, size_t body_len, const uint8_t h[KB_AUDIT_HASH_LEN],
+                     const uint8_t *tag, char *out)
 {
-    uint8_t h[KB_AUDIT_HASH_LEN], tag[KB_AUDIT_HASH_LEN];
-    size_t need, n;
-    int rc;
+    size_t n = body_len - 1;
 
-    if (body_len < 2 || body[0] != '{' || body[body_len - 1] != '}')
-        return KB_EINVAL;
-    need = body_len - 1 + (key != NULL ? S_SUFFIX_TAGGED : S_SUFFIX_SHA256) + 1;
-    if (need > KB_AUDIT_LINE_MAX || need > cap)
-        return KB_ETOOBIG;
-    rc = kb_audit_link(prev, body, body_len, NULL, h);
-    if (rc == 0 && key != NULL)
-        rc = kb_audit_tag(key, h, tag);
-    if (rc != 0)
-        return rc;
-    n = body_len - 1;
     memmove(out, body, n); /* out may be the body's own buffer */
     memcpy(out + n, S_H_OPEN, S_LEN(S_H_OPEN));
     n += S_LEN(S_H_OPEN);
-    kb_audit_hex(h, sizeof(h), out + n);
+    kb_audit_hex(h, KB_AUDIT_HASH_LEN, out + n);
     n += KB_AUDIT_HEX_LEN;
-    if (key != NULL) {
+    if (tag != NULL) {
         memcpy(out + n, S_TAG_OPEN, S_LEN(S_TAG_OPEN));
         n += S_LEN(S_TAG_OPEN);
-        kb_audit_hex(tag, sizeof(tag), out + n);
+        kb_audit_hex(tag, KB_AUDIT_HASH_LEN, out + n);
         n += KB_AUDIT_HEX_LEN;
     }
     memcpy(out + n, S_CLOSE, S_LEN(S_CLOSE));
     n += S_LEN(S_CLOSE);
     out[n++] = '\n';
-    *len = n;
+    return n;
+}
+
+static int s_check_body(const char *body, size_t body_len, bool tagged, size_t cap)
+{
+    size_t need;
+
+    if (body_len < 2 || body[0] != '{' || body[body_len - 1] != '}')
+        return KB_EINVAL;
+    need = body_len - 1 + (tagged ? S_SUFFIX_TAGGED : S_SUFFIX_SHA256) + 1;
+    return need > KB_AUDIT_LINE_MAX || need > cap ? KB_ETOOBIG : 0;
+}
+
+int kb_audit_make_line(const uint8_t prev[KB_AUDIT_HASH_LEN], const uint8_t *key, const char *body,
+                       size_t body_len, char *out, size_t cap, size_t *len,
+                       uint8_t h_out[KB_AUDIT_HASH_LEN])
+{
+    uint8_t h[KB_AUDIT_HASH_LEN], tag[KB_AUDIT_HASH_LEN];
+    int rc = s_check_body(body, body_len, key != NULL, cap);
+
+    if (rc != 0)
+        return rc;
+    rc = kb_audit_link(prev, body, body_len, NULL, h);
+    if (rc == 0 && key != NULL)
+        rc = kb_audit_tag(key, h, tag);
+    if (rc != 0)
+        return rc;
+    *len = s_emit(body, body_len, h, key != NULL ? tag : NULL, out);
     if (h_out != NULL)
         memcpy(h_out, h, sizeof(h));
+    return 0;
+}
+
+/* -- the maker: contexts made once ------------------------------------------------------------- */
+
+struct kb_audit_maker {
+    EVP_MD *sha256; /* fetched once: EVP_sha256() would look it up (under a lock) every line */
+    EVP_MD_CTX *md;
+    EVP_MAC *mac;
+    EVP_MAC_CTX *macctx;
+    bool keyed;
+};
+
+int kb_audit_maker_new(struct kb_audit_maker **out)
+{
+    struct kb_audit_maker *m = calloc(1, sizeof(*m));
+
+    *out = NULL;
+    if (m == NULL)
+        return KB_ENOMEM;
+    m->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    m->md = EVP_MD_CTX_new();
+    m->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    m->macctx = m->mac != NULL ? EVP_MAC_CTX_new(m->mac) : NULL;
+    if (m->sha256 == NULL || m->md == NULL || m->macctx == NULL) {
+        kb_audit_maker_free(m);
+        return KB_ENOMEM;
+    }
+    *out = m;
+    return 0;
+}
+
+void kb_audit_maker_free(struct kb_audit_maker *m)
+{
+    if (m == NULL)
+        return;
+    EVP_MAC_CTX_free(m->macctx); /* cleanses its copy of the key */
+    EVP_MAC_free(m->mac);
+    EVP_MD_CTX_free(m->md);
+    EVP_MD_free(m->sha256);
+    free(m);
+}
+
+int kb_audit_maker_key(struct kb_audit_maker *m, const uint8_t *key)
+{
+    OSSL_PARAM params[2];
+
+    m->keyed = false;
+    if (key == NULL)
+        return 0;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (EVP_MAC_init(m->macctx, key, KB_AUDIT_KEY_LEN, params) != 1)
+        return KB_ENOMEM;
+    m->keyed = true;
+    return 0;
+}
+
+int kb_audit_maker_line(struct kb_audit_maker *m, const uint8_t prev[KB_AUDIT_HASH_LEN],
+                        const char *body, size_t body_len, char *out, size_t cap, size_t *len,
+                        uint8_t h_out[KB_AUDIT_HASH_LEN], uint8_t tag_out[KB_AUDIT_HASH_LEN])
+{
+    uint8_t h[KB_AUDIT_HASH_LEN], tag[KB_AUDIT_HASH_LEN];
+    unsigned int hn = 0;
+    size_t tn = 0;
+    int rc = s_check_body(body, body_len, m->keyed, cap);
+
+    if (rc != 0)
+        return rc;
+    if (EVP_DigestInit_ex2(m->md, m->sha256, NULL) != 1 ||
+        EVP_DigestUpdate(m->md, prev, KB_AUDIT_HASH_LEN) != 1 ||
+        EVP_DigestUpdate(m->md, body, body_len) != 1 || EVP_DigestFinal_ex(m->md, h, &hn) != 1 ||
+        hn != KB_AUDIT_HASH_LEN)
+        return KB_ENOMEM;
+    /* EVP_MAC_init without a key starts again with the one kb_audit_maker_key set. */
+    if (m->keyed && (EVP_MAC_init(m->macctx, NULL, 0, NULL) != 1 ||
+                     EVP_MAC_update(m->macctx, h, sizeof(h)) != 1 ||
+                     EVP_MAC_final(m->macctx, tag, &tn, sizeof(tag)) != 1 || tn != sizeof(tag)))
+        return KB_ENOMEM;
+    *len = s_emit(body, body_len, h, m->keyed ? tag : NULL, out);
+    if (h_out != NULL)
+        memcpy(h_out, h, sizeof(h));
+    if (tag_out != NULL && m->keyed)
+        memcpy(tag_out, tag, sizeof(tag));
     return 0;
 }
 

@@ -113,6 +113,22 @@ int kb_audit_make_line(const uint8_t prev[KB_AUDIT_HASH_LEN], const uint8_t *key
                        size_t body_len, char *out, size_t cap, size_t *len,
                        uint8_t h_out[KB_AUDIT_HASH_LEN]);
 
+/*
+ * The same for many lines in a row, with OpenSSL contexts made once (a fresh context per line
+ * costs more than the hashing): the writer's hot path. A maker belongs to one thread at a time.
+ * kb_audit_maker_new: returns 0 and *out (free with kb_audit_maker_free, which wipes the key
+ * copy OpenSSL keeps) or KB_ENOMEM. kb_audit_maker_key sets the HMAC key (32 bytes, borrowed for
+ * the call; NULL: SHA256 mode, no tag); returns 0 or KB_ENOMEM. kb_audit_maker_line is
+ * kb_audit_make_line with the maker's key, and also gives the tag (tag_out may be NULL).
+ */
+struct kb_audit_maker;
+int kb_audit_maker_new(struct kb_audit_maker **out);
+void kb_audit_maker_free(struct kb_audit_maker *m);
+int kb_audit_maker_key(struct kb_audit_maker *m, const uint8_t *key);
+int kb_audit_maker_line(struct kb_audit_maker *m, const uint8_t prev[KB_AUDIT_HASH_LEN],
+                        const char *body, size_t body_len, char *out, size_t cap, size_t *len,
+                        uint8_t h_out[KB_AUDIT_HASH_LEN], uint8_t tag_out[KB_AUDIT_HASH_LEN]);
+
 /* The chain fields of one line, as split_line found them. */
 struct kb_audit_line_parts {
     enum kb_audit_mode mode;

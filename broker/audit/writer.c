@@ -25,6 +25,11 @@
 #define S_RETRY_MS      1000
 #define S_CLOSE_RETRIES 5
 #define S_MEMBERS_MAX   (16 * 1024)
+/* Records made within this many ms go to the file in one work: a threadpool round trip per
+ * record would cost the loop more (wake-ups, context switches) than the record itself ... */
+#define S_FLUSH_MS 5
+/* ... unless this many wait already. */
+#define S_FLUSH_NOW 4096
 
 static int64_t s_now_ms(void)
 {
@@ -35,6 +40,7 @@ static int64_t s_now_ms(void)
 }
 
 static void s_kick(struct kb_audit *a);
+static void s_schedule(struct kb_audit *a);
 
 /* -- the queue --------------------------------------------------------------------------------- */
 
@@ -56,7 +62,10 @@ static void s_push(struct kb_audit *a, struct kb_audit__entry *e)
     a->tail = &e->next;
     if (e->kind == KB_AUDIT__RECORD)
         a->queued++;
-    s_kick(a);
+    if (e->kind == KB_AUDIT__STOP)
+        s_kick(a);
+    else
+        s_schedule(a);
 }
 
 /* A control entry (seal, sync, reopen, lost, stop): never refused for the backlog. */
@@ -77,6 +86,7 @@ void kb_audit__queue(struct kb_audit *a, const struct kb_audit_record *r)
     char members[S_MEMBERS_MAX];
     struct kb_audit_record shorter;
     struct kb_audit__entry *e;
+    int64_t now;
     size_t len = 0;
     int rc;
 
@@ -88,11 +98,12 @@ void kb_audit__queue(struct kb_audit *a, const struct kb_audit_record *r)
         a->lost++;
         return;
     }
-    rc = kb_audit_record_members(r, s_now_ms(), members, sizeof(members), &len);
+    now = s_now_ms();
+    rc = kb_audit_record_members(r, now, members, sizeof(members), &len);
     if (rc == KB_ETOOBIG) {
         shorter = *r;
         shorter.error = "(message longer than an audit record holds)";
-        rc = kb_audit_record_members(&shorter, s_now_ms(), members, sizeof(members), &len);
+        rc = kb_audit_record_members(&shorter, now, members, sizeof(members), &len);
     }
     e = rc == 0 ? s_entry(KB_AUDIT__RECORD, len) : NULL;
     if (e == NULL) {
@@ -102,6 +113,7 @@ void kb_audit__queue(struct kb_audit *a, const struct kb_audit_record *r)
     }
     memcpy(e->members, members, len);
     e->len = len;
+    e->ts_ms = now;
     s_push(a, e);
 }
 
@@ -111,12 +123,15 @@ void kb_audit_record(struct kb_audit *a, const struct kb_audit_record *r)
         kb_audit__queue(a, r);
 }
 
-void kb_audit__sync(struct kb_audit *a)
+bool kb_audit__sync(struct kb_audit *a)
 {
-    if ((a->dirty || a->working || a->head != NULL) && !a->sync_queued && !a->closing) {
+    if (a->closing || (!a->dirty && !a->working && a->head == NULL))
+        return false; /* everything written is on disk */
+    if (!a->sync_queued) {
         a->sync_queued = true;
         s_control(a, KB_AUDIT__SYNC, 0);
     }
+    return true;
 }
 
 void kb_audit_reopen(struct kb_audit *a)
@@ -249,6 +264,8 @@ static void s_failed(struct kb_audit *a)
 
 static void s_succeeded(struct kb_audit *a)
 {
+    /* A copy: a work this function starts (s_control may) writes a->res from its thread. */
+    const struct kb_audit__result res = a->res;
     struct kb_audit__entry *rest = NULL;
     bool stopped;
 
@@ -256,30 +273,30 @@ static void s_succeeded(struct kb_audit *a)
         kb_log(KB_LOG_INFO, "audit: writing the audit log again", "path", a->cfg->path, NULL);
     a->failing = false;
     a->last_error = 0;
-    a->written += a->res.lines;
+    a->written += res.lines;
     a->pos = (struct kb_audit__pos){.seq = a->chain.seq, .epoch = a->chain.epoch};
     memcpy(a->pos.h, a->chain.h, sizeof(a->pos.h));
     memcpy(a->pos.tag, a->chain.tag, sizeof(a->pos.tag));
-    if (a->res.synced) {
+    if (res.synced) {
         a->sync_queued = false;
         a->synced_pos = a->pos;
         a->dirty = false;
-    } else if (a->res.lines > 0) {
+    } else if (res.lines > 0) {
         a->dirty = true;
     }
-    if (a->res.state_err != 0 && !a->state_failing) {
+    if (res.state_err != 0 && !a->state_failing) {
         char err[160];
 
         /* Once per episode: the next batches that fsync try again. */
-        snprintf(err, sizeof(err), "%s", kb_strerror(a->res.state_err));
+        snprintf(err, sizeof(err), "%s", kb_strerror(res.state_err));
         kb_log(KB_LOG_ERROR, "audit: cannot rewrite the state file (the log is written)", "path",
                a->cfg->state, "error", err, NULL);
     }
-    if (a->res.synced)
-        a->state_failing = a->res.state_err != 0;
-    if (a->res.partial != NULL) {
-        rest = a->res.partial->next;
-        a->res.partial->next = NULL;
+    if (res.synced)
+        a->state_failing = res.state_err != 0;
+    if (res.partial != NULL) {
+        rest = res.partial->next;
+        res.partial->next = NULL;
     }
     stopped = s_has_stop(a->batch, NULL);
     kb_audit__free_entries(a->batch);
@@ -295,8 +312,8 @@ static void s_succeeded(struct kb_audit *a)
         s_finish_close(a);
         return;
     }
-    if (a->anchor != NULL)
-        kb_audit__anchor_poke(a);
+    if (a->anchor != NULL && res.synced)
+        kb_audit__anchor_poke(a); /* an anchor due waits for the fsync of what is written */
 }
 
 static void on_after_work(uv_work_t *req, int status)
@@ -309,7 +326,29 @@ static void on_after_work(uv_work_t *req, int status)
         s_failed(a);
     else
         s_succeeded(a);
+    s_schedule(a);
+}
+
+static void on_flush(uv_timer_t *t)
+{
+    struct kb_audit *a = container_of(t, struct kb_audit, flush_timer);
+
+    a->flush_armed = false;
     s_kick(a);
+}
+
+/* Starts a work soon: at once when the queue is long or the writer closing, else after
+ * S_FLUSH_MS, so that the records of those ms share one work. */
+static void s_schedule(struct kb_audit *a)
+{
+    if (a->finished || a->working || a->retry_armed || a->head == NULL || a->flush_armed)
+        return;
+    if (a->queued >= S_FLUSH_NOW || a->closing) {
+        s_kick(a);
+        return;
+    }
+    a->flush_armed = true;
+    uv_timer_start(&a->flush_timer, on_flush, S_FLUSH_MS, 0);
 }
 
 /* Starts a work over the queue: a reopen first if one heads it, then everything up to the next
@@ -351,7 +390,7 @@ static void on_sync(uv_timer_t *t)
 {
     struct kb_audit *a = container_of(t, struct kb_audit, sync_timer);
 
-    kb_audit__sync(a);
+    (void)kb_audit__sync(a);
 }
 
 static void on_retry(uv_timer_t *t)
@@ -359,7 +398,7 @@ static void on_retry(uv_timer_t *t)
     struct kb_audit *a = container_of(t, struct kb_audit, retry_timer);
 
     a->retry_armed = false;
-    s_kick(a);
+    s_schedule(a);
 }
 
 /* -- open, admit, stats, close ----------------------------------------------------------------- */
@@ -394,7 +433,8 @@ int kb_audit_open(uv_loop_t *loop, const struct kb_config_audit *cfg, struct kb_
     uv_timer_init(loop, &a->seal_timer);
     uv_timer_init(loop, &a->sync_timer);
     uv_timer_init(loop, &a->retry_timer);
-    a->handles_open = 3;
+    uv_timer_init(loop, &a->flush_timer);
+    a->handles_open = 4;
     /* The epoch in progress ends epoch seconds after it began, then every epoch seconds. */
     left = a->chain.epoch_started_ms + (int64_t)epoch_ms - s_now_ms();
     first = left <= 0 ? 0 : (uint64_t)left;
@@ -481,6 +521,7 @@ void kb_audit__handle_closed(struct kb_audit *a)
     if (a->file.fd >= 0)
         close(a->file.fd);
     free(a->out);
+    kb_audit_maker_free(a->maker); /* wipes OpenSSL's copy of the epoch key */
     if (a->close_done != NULL)
         a->close_done(a->close_ctx);
     free(a);
@@ -488,14 +529,14 @@ void kb_audit__handle_closed(struct kb_audit *a)
 
 static void s_finish_close(struct kb_audit *a)
 {
-    uv_timer_t *timers[] = {&a->seal_timer, &a->sync_timer, &a->retry_timer};
+    uv_timer_t *timers[] = {&a->seal_timer, &a->sync_timer, &a->retry_timer, &a->flush_timer};
 
     if (a->finished)
         return;
     a->finished = true;
     if (a->anchor != NULL)
         kb_audit__anchor_stop(a);
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         timers[i]->data = a;
         uv_close((uv_handle_t *)timers[i], on_handle_closed);
     }

@@ -166,11 +166,12 @@ static int s_line(struct kb_audit *a, size_t *used, const uint8_t *key, const ch
     if (p < 0 || (size_t)p + mlen > KB_AUDIT_LINE_MAX - 256)
         return -E2BIG;
     memcpy(at + p, members, mlen);
-    rc = kb_audit_make_line(c->h, key, at, (size_t)p + mlen, at, a->out_cap - *used, &len, c->h);
+    /* The maker holds key (set by s_build and s_seal) in its HMAC context. */
+    (void)key;
+    rc = kb_audit_maker_line(a->maker, c->h, at, (size_t)p + mlen, at, a->out_cap - *used, &len,
+                             c->h, c->tag);
     if (rc != 0)
         return rc == KB_ENOMEM ? -ENOMEM : -E2BIG;
-    if (key != NULL)
-        (void)kb_audit_tag(key, c->h, c->tag);
     c->seq++;
     c->epoch_records++;
     *used += len;
@@ -244,6 +245,8 @@ static int s_seal(struct kb_audit *a, size_t *used, const uint8_t **key, int64_t
         k->made[k->nmade++] = nk;
         c->key = nk;
         *key = (const uint8_t *)kb_secret_open(nk, NULL);
+        if (kb_audit_maker_key(a->maker, *key) != 0)
+            return -ENOMEM;
     }
     c->epoch++;
     c->epoch_records = 0;
@@ -275,9 +278,13 @@ static int s_build(struct kb_audit *a, size_t *used, bool *sync, bool *stop, str
     const uint8_t *key = NULL;
     int rc = 0;
 
+    if (a->maker == NULL && kb_audit_maker_new(&a->maker) != 0)
+        return -ENOMEM;
     if (a->chain.mode == KB_AUDIT_MODE_HMAC)
         key = (const uint8_t *)kb_secret_open(a->chain.key, NULL);
-    if (a->file.open_reason != NULL)
+    if (kb_audit_maker_key(a->maker, key) != 0)
+        rc = -ENOMEM;
+    if (rc == 0 && a->file.open_reason != NULL)
         rc = s_open_line(a, used, key);
     for (struct kb_audit__entry *e = a->batch; rc == 0 && e != NULL; e = e->next) {
         struct kb_audit_field f = {"count", NULL, (int64_t)e->n};

@@ -5,6 +5,8 @@
  */
 #include "kb_test.h"
 
+#include <json-c/json.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit/record.h"
@@ -101,12 +103,91 @@ static void test_timestamps(void **state)
     assert_int_equal(ts[23], 'Z');
 }
 
+/* A record of plain strings is written without json-c; it must be exactly json-c's compact form:
+ * parsing it and writing it again with json-c gives the same bytes. Strings of random printable
+ * ASCII (without '"' and '\\', '/' included: json-c is told not to escape it), numbers of every
+ * size. */
+static void test_plain_path_is_json_c_s_form(void **state)
+{
+    static const char alphabet[] = " !#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                   "[]^_`abcdefghijklmnopqrstuvwxyz{|}~";
+    char strs[12][40], out[4096];
+    unsigned seed = 20261204;
+
+    (void)state;
+    for (int round = 0; round < 2000; round++) {
+        struct kb_audit_peer peer = {(uid_t)rand_r(&seed), (gid_t)rand_r(&seed),
+                                     (pid_t)(rand_r(&seed) % 100000)};
+        struct kb_audit_field f[2];
+        struct kb_audit_record r;
+        struct json_object *o;
+        const char *again;
+        size_t len = 0, n2 = 0;
+
+        for (int i = 0; i < 12; i++) {
+            int n = rand_r(&seed) % 39; /* 0: the member is left out */
+
+            for (int k = 0; k < n; k++)
+                strs[i][k] = alphabet[(size_t)rand_r(&seed) % (sizeof(alphabet) - 1)];
+            strs[i][n] = '\0';
+        }
+        f[0] = (struct kb_audit_field){
+            "count", NULL, (int64_t)rand_r(&seed) * rand_r(&seed) - (int64_t)rand_r(&seed)};
+        f[1] = (struct kb_audit_field){"note", strs[11], 0};
+        r = (struct kb_audit_record){.event = strs[0][0] != '\0' ? strs[0] : "x",
+                                     .tenant = strs[1],
+                                     .op = strs[2],
+                                     .step = strs[3],
+                                     .result = strs[4],
+                                     .arn = strs[5],
+                                     .version_id = strs[6],
+                                     .error = strs[7],
+                                     .peer = round % 3 != 0 ? &peer : NULL,
+                                     .fields = f,
+                                     .nfields = (size_t)(round % 3)};
+        if (round % 2 == 0)
+            r.aws = (struct kb_audit_aws){strs[8], strs[9], strs[10], NULL};
+        assert_int_equal(kb_audit_record_body(&r, (uint64_t)round, 3, S_TS_MS + round, out,
+                                              sizeof(out) - 1, &len),
+                         0);
+        out[len] = '\0';
+        o = json_tokener_parse(out);
+        assert_non_null(o);
+        again = json_object_to_json_string_length(
+            o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n2);
+        assert_string_equal(again, out);
+        json_object_put(o);
+    }
+}
+
+/* A string that JSON must escape sends the whole record through json-c. */
+static void test_strings_that_need_escaping(void **state)
+{
+    struct kb_audit_record r = {.event = "aws_call",
+                                .error = "line\nbreak \"quoted\" \\ \x01 \xc3\xa9"};
+    char out[1024];
+    size_t len = 0;
+    struct json_object *o, *v;
+
+    (void)state;
+    assert_int_equal(kb_audit_record_body(&r, 1, 0, S_TS_MS, out, sizeof(out) - 1, &len), 0);
+    out[len] = '\0';
+    assert_null(memchr(out, '\n', len));
+    o = json_tokener_parse(out);
+    assert_non_null(o);
+    assert_true(json_object_object_get_ex(o, "error", &v));
+    assert_string_equal(json_object_get_string(v), r.error);
+    json_object_put(o);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_body_members_in_order),
         cmocka_unit_test(test_unset_members_are_left_out),
         cmocka_unit_test(test_timestamps),
+        cmocka_unit_test(test_plain_path_is_json_c_s_form),
+        cmocka_unit_test(test_strings_that_need_escaping),
     };
 
     return KB_TEST_RUN(argc, argv, tests, NULL, NULL);
