@@ -19,6 +19,7 @@
 
 #include "audit/audit_internal.h"
 #include "audit/record.h"
+#include "audit/verify.h"
 #include "aws/awserr.h"
 #include "aws/s3.h"
 #include "common/container.h"
@@ -93,30 +94,41 @@ static void on_put(void *ctx, const struct kb_aws_error *err,
 static void s_send(struct kb_audit *a, struct kb_audit__anchor *an)
 {
     const struct kb_audit__pos *p = &a->synced_pos;
-    char h[KB_AUDIT_HEX_LEN + 1], tag[KB_AUDIT_HEX_LEN + 1], ts[25], body[512];
+    struct kb_audit_anchor anc = {
+        .seq = p->seq, .epoch = p->epoch, .has_tag = a->chain.mode == KB_AUDIT_MODE_HMAC};
     struct kb_s3_put_object_input in;
+    char body[KB_AUDIT_ANCHOR_BODY_MAX];
     time_t now = time(NULL);
-    int n, rc;
+    size_t n = 0;
+    int rc;
 
-    kb_audit_hex(p->h, sizeof(p->h), h);
-    kb_audit_hex(p->tag, sizeof(p->tag), tag);
-    kb_audit_format_ts((int64_t)now * 1000, ts);
-    snprintf(an->key, sizeof(an->key), "%s%s/%020" PRIu64 ".json", a->cfg->anchor.prefix,
-             a->chain.chain_id, p->seq);
-    n = snprintf(body, sizeof(body),
-                 "{\"v\":1,\"chain_id\":\"%s\",\"file\":\"%s\",\"seq\":%" PRIu64
-                 ",\"epoch\":%" PRIu64 ",\"h\":\"%s\"%s%s%s,\"ts\":\"%s\"}",
-                 a->chain.chain_id, s_basename(a->cfg->path), p->seq, p->epoch, h,
-                 a->chain.mode == KB_AUDIT_MODE_HMAC ? ",\"tag\":\"" : "",
-                 a->chain.mode == KB_AUDIT_MODE_HMAC ? tag : "",
-                 a->chain.mode == KB_AUDIT_MODE_HMAC ? "\"" : "", ts);
-    if (n <= 0 || (size_t)n >= sizeof(body))
+    /* verify.c's key name and body: the one form kbctl audit verify accepts. */
+    memcpy(anc.chain_id, a->chain.chain_id, sizeof(anc.chain_id));
+    snprintf(anc.file, sizeof(anc.file), "%s", s_basename(a->cfg->path));
+    memcpy(anc.h, p->h, sizeof(anc.h));
+    memcpy(anc.tag, p->tag, sizeof(anc.tag));
+    kb_audit_format_ts((int64_t)now * 1000, anc.ts);
+    rc = kb_audit_anchor_key(a->cfg->anchor.prefix, a->chain.chain_id, p->seq, an->key,
+                             sizeof(an->key));
+    if (rc == 0)
+        rc = kb_audit_anchor_body(&anc, body, sizeof(body), &n);
+    if (rc != 0) {
+        struct kb_aws_error err = {.err = rc};
+
+        /* A log file name the anchor form cannot hold ('"', '\\', control bytes): say so. */
+        snprintf(err.message, sizeof(err.message),
+                 "cannot make the anchor object for seq %" PRIu64 " (log file name %.200s): %s",
+                 p->seq, anc.file, kb_strerror(rc));
+        an->sending = p->seq;
+        an->due = false;
+        s_outcome(a, an, &err, NULL);
         return;
+    }
     in = (struct kb_s3_put_object_input){
         .bucket = a->cfg->anchor.bucket,
         .key = an->key,
         .body = body,
-        .body_len = (size_t)n,
+        .body_len = n,
         .content_type = "application/json",
         .lock_mode = KB_S3_LOCK_COMPLIANCE,
         .retain_until = now + (time_t)a->cfg->anchor.retention,
@@ -131,6 +143,7 @@ static void s_send(struct kb_audit *a, struct kb_audit__anchor *an)
         struct kb_aws_error err = {.err = rc};
 
         snprintf(err.message, sizeof(err.message), "could not send PutObject: %s", kb_strerror(rc));
+        an->due = false; /* the next interval tries again */
         s_outcome(a, an, &err, NULL);
     }
 }

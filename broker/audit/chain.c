@@ -298,6 +298,16 @@ int kb_audit_maker_line(struct kb_audit_maker *m, const uint8_t prev[KB_AUDIT_HA
     return 0;
 }
 
+/* kb_audit_unhex for a line's chain fields: lowercase only, as they are written, so that no
+ * byte of a line can change (a digit's case) without changing what it says. */
+static int s_unhex_lower(const char *hex, uint8_t *out, size_t n)
+{
+    for (size_t i = 0; i < 2 * n; i++)
+        if (hex[i] >= 'A' && hex[i] <= 'F')
+            return KB_EPARSE;
+    return kb_audit_unhex(hex, 2 * n, out, n);
+}
+
 /* Whether line[0..len) ends with the suffix of mode; fills p when it does. */
 static bool s_suffix(const char *line, size_t len, enum kb_audit_mode mode,
                      struct kb_audit_line_parts *p)
@@ -311,14 +321,14 @@ static bool s_suffix(const char *line, size_t len, enum kb_audit_mode mode,
     if (memcmp(s, S_H_OPEN, S_LEN(S_H_OPEN)) != 0)
         return false;
     s += S_LEN(S_H_OPEN);
-    if (kb_audit_unhex(s, KB_AUDIT_HEX_LEN, p->h, sizeof(p->h)) != 0)
+    if (s_unhex_lower(s, p->h, sizeof(p->h)) != 0)
         return false;
     s += KB_AUDIT_HEX_LEN;
     if (mode == KB_AUDIT_MODE_HMAC) {
         if (memcmp(s, S_TAG_OPEN, S_LEN(S_TAG_OPEN)) != 0)
             return false;
         s += S_LEN(S_TAG_OPEN);
-        if (kb_audit_unhex(s, KB_AUDIT_HEX_LEN, p->tag, sizeof(p->tag)) != 0)
+        if (s_unhex_lower(s, p->tag, sizeof(p->tag)) != 0)
             return false;
         s += KB_AUDIT_HEX_LEN;
     }

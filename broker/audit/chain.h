@@ -140,8 +140,8 @@ struct kb_audit_line_parts {
 /*
  * Splits line[0..len) (without its "\n") into body and chain fields, trying the HMAC suffix and
  * then the SHA256 one. Returns 0, or KB_EPARSE when neither suffix is there (the line was cut,
- * its end changed, or it is no audit line). Only the suffix is read: whether the body is a
- * record is the verifier's question.
+ * its end changed, or it is no audit line; the hex must be lowercase, as written). Only the
+ * suffix is read: whether the body is a record is the verifier's question.
  */
 int kb_audit_split_line(const char *line, size_t len, struct kb_audit_line_parts *out);
 
