@@ -136,28 +136,14 @@ void kb_audit_hex(const uint8_t *bytes, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static int s_nibble(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int kb_audit_unhex(const char *hex, size_t hex_len, uint8_t *out, size_t n)
 {
-    if (hex_len != 2 * n)
-        return KB_EPARSE;
-    for (size_t i = 0; i < n; i++) {
-        int hi = s_nibble(hex[2 * i]), lo = s_nibble(hex[2 * i + 1]);
+    const char *end = NULL;
+    size_t got = 0;
 
-        if (hi < 0 || lo < 0)
-            return KB_EPARSE;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
+    if (hex_len != 2 * n || sodium_hex2bin(out, n, hex, hex_len, NULL, &got, &end) != 0 ||
+        got != n || end != hex + hex_len)
+        return KB_EPARSE;
     return 0;
 }
 

@@ -196,36 +196,7 @@ static int s_members_plain(const struct kb_audit_record *r, int64_t ts_ms, char 
 
 /* -- the json-c path -------------------------------------------------------------------------- */
 
-/* Adds key: s unless s is NULL or "". Returns false when json-c runs out of memory. */
-static bool s_str(struct json_object *o, const char *key, const char *s)
-{
-    struct json_object *v;
-
-    if (s == NULL || s[0] == '\0')
-        return true;
-    v = json_object_new_string(s);
-    if (v == NULL)
-        return false;
-    if (json_object_object_add(o, key, v) != 0) {
-        json_object_put(v);
-        return false;
-    }
-    return true;
-}
-
-static bool s_int(struct json_object *o, const char *key, int64_t n)
-{
-    struct json_object *v = json_object_new_int64(n);
-
-    if (v == NULL)
-        return false;
-    if (json_object_object_add(o, key, v) != 0) {
-        json_object_put(v);
-        return false;
-    }
-    return true;
-}
-
+/* Adds key -> v (taken; NULL: json-c ran out of memory). Returns false when it could not. */
 static bool s_obj(struct json_object *o, const char *key, struct json_object *v)
 {
     if (v == NULL)
@@ -235,6 +206,17 @@ static bool s_obj(struct json_object *o, const char *key, struct json_object *v)
         return false;
     }
     return true;
+}
+
+/* Adds key: s unless s is NULL or "". */
+static bool s_str(struct json_object *o, const char *key, const char *s)
+{
+    return s == NULL || s[0] == '\0' || s_obj(o, key, json_object_new_string(s));
+}
+
+static bool s_int(struct json_object *o, const char *key, int64_t n)
+{
+    return s_obj(o, key, json_object_new_int64(n));
 }
 
 static struct json_object *s_peer(const struct kb_audit_peer *p)
