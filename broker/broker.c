@@ -272,6 +272,20 @@ static int s_admit_request(void *ctx, bool change, char *why, size_t why_len)
                           why_len);
 }
 
+static void s_audit_stats(void *ctx, struct kb_server_audit_stats *out)
+{
+    struct kb_broker *d = ctx;
+    struct kb_audit_stats st;
+
+    kb_audit_stats(d->audit, &st);
+    *out = (struct kb_server_audit_stats){.written = st.written,
+                                          .queued = st.queued,
+                                          .lost = st.lost,
+                                          .write_errors = st.write_errors,
+                                          .unanchored = st.unanchored,
+                                          .failing = st.failing};
+}
+
 static int s_admit_job(void *ctx, char *why, size_t why_len)
 {
     struct kb_broker *d = ctx;
@@ -343,6 +357,7 @@ static int s_start(struct kb_broker *d, const struct kb_broker_options *opt)
     sopt.use_listen_fds = true;
     if (d->audit != NULL) {
         sopt.admit = s_admit_request;
+        sopt.audit_stats = s_audit_stats;
         sopt.admit_ctx = d;
     }
     rc = kb_server_new(&d->loop, &sopt, &d->server);

@@ -80,6 +80,7 @@ int kb_server_new(uv_loop_t *loop, const struct kb_server_options *opt, struct k
     s->events = opt->events;
     s->admit = opt->admit;
     s->admit_ctx = opt->admit_ctx;
+    s->audit_stats = opt->audit_stats;
     s->max_queued = opt->max_queued != 0 ? opt->max_queued : KB_SERVER_MAX_QUEUED;
     s->write_stall_ms = opt->write_stall_ms != 0 ? opt->write_stall_ms : KB_SERVER_WRITE_STALL;
     s->use_listen_fds = opt->use_listen_fds;

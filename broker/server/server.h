@@ -35,6 +35,17 @@ struct kb_server;
 #define KB_SERVER_WRITE_STALL  10000u          /* ms a write may stay pending */
 #define KB_SERVER_MAX_REJECTED 64 /* "too many connections" answers being written at once */
 
+/* The audit log's figures as the metrics op prints them (the broker fills them from
+ * kb_audit_stats; the server knows nothing else of the audit log). */
+struct kb_server_audit_stats {
+    uint64_t written;      /* records written since start */
+    uint64_t queued;       /* records waiting to be written */
+    uint64_t lost;         /* records dropped (backlog full) since start */
+    uint64_t write_errors; /* failed writes or opens since start */
+    uint64_t unanchored;   /* records written since the last anchor (0 without anchoring) */
+    bool failing;          /* the last write or open failed */
+};
+
 struct kb_server_options {
     const struct kb_config *cfg; /* borrowed for the server's lifetime */
     struct kb_engine *engine;    /* borrowed for the server's lifetime; NULL answers not_ready */
@@ -52,6 +63,8 @@ struct kb_server_options {
      * goes on the bus as a denied authz event). */
     int (*admit)(void *ctx, bool change, char *why, size_t why_len);
     void *admit_ctx;
+    /* Optional: the audit log's figures for the metrics op (admit_ctx is passed). */
+    void (*audit_stats)(void *ctx, struct kb_server_audit_stats *out);
     size_t max_queued;       /* 0: KB_SERVER_MAX_QUEUED */
     unsigned write_stall_ms; /* 0: KB_SERVER_WRITE_STALL */
 };

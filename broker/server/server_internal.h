@@ -155,7 +155,8 @@ struct kb_server {
     struct kb_srv_get_cache *get_cache; /* one per configured tenant */
     struct kb_srv_job *jobs;            /* provisions and revokes the engine runs for clients */
     struct kb_events *events;           /* borrowed; NULL: no watch events, no authz events */
-    int (*admit)(void *ctx, bool change, char *why, size_t why_len); /* NULL: all admitted */
+    int (*admit)(void *ctx, bool change, char *why, size_t why_len);   /* NULL: all admitted */
+    void (*audit_stats)(void *ctx, struct kb_server_audit_stats *out); /* NULL: no audit log */
     void *admit_ctx;
     struct kb_events_sub *watch_sub; /* server_watch.c's subscription */
     struct kb_srv_ring ring;         /* recent watch events, this start's epoch */

@@ -94,6 +94,25 @@ static void s_follow(struct s_text *t, const struct kb_srv_gauges *g)
              (double)g->follow_last_poll_ms / 1000.0);
 }
 
+static void s_audit(struct s_text *t, const struct kb_srv_gauges *g)
+{
+    s_head(t, "keybroker_audit_records_total", "counter", "Audit records written since start.");
+    s_printf(t, "keybroker_audit_records_total %" PRIu64 "\n", g->audit_written);
+    s_head(t, "keybroker_audit_backlog", "gauge", "Audit records waiting to be written.");
+    s_printf(t, "keybroker_audit_backlog %" PRIu64 "\n", g->audit_queued);
+    s_head(t, "keybroker_audit_lost_total", "counter",
+           "Audit records dropped because the backlog was full while writing failed.");
+    s_printf(t, "keybroker_audit_lost_total %" PRIu64 "\n", g->audit_lost);
+    s_head(t, "keybroker_audit_write_errors_total", "counter",
+           "Writes or opens of the audit log that failed (each retried).");
+    s_printf(t, "keybroker_audit_write_errors_total %" PRIu64 "\n", g->audit_write_errors);
+    s_head(t, "keybroker_audit_failing", "gauge", "1 while the audit log cannot be written.");
+    s_printf(t, "keybroker_audit_failing %d\n", g->audit_failing ? 1 : 0);
+    s_head(t, "keybroker_audit_unanchored", "gauge",
+           "Audit records written since the last anchor (0 without broker.audit.anchor).");
+    s_printf(t, "keybroker_audit_unanchored %" PRIu64 "\n", g->audit_unanchored);
+}
+
 char *kb_srv_metrics_format(const struct kb_srv_metrics *m, const struct kb_srv_gauges *g)
 {
     struct s_text t = {.data = malloc(4096), .cap = 4096};
@@ -159,6 +178,8 @@ char *kb_srv_metrics_format(const struct kb_srv_metrics *m, const struct kb_srv_
     }
     if (g->has_follow)
         s_follow(&t, g);
+    if (g->has_audit)
+        s_audit(&t, g);
     if (t.failed) {
         free(t.data);
         return NULL;

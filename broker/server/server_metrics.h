@@ -53,6 +53,10 @@ struct kb_srv_gauges {
     size_t followed;
     uint64_t follow_polls_ok, follow_polls_error, follow_calls;
     uint64_t follow_last_poll_ms;
+    /* The audit log (broker.audit); printed when has_audit. */
+    bool has_audit;
+    uint64_t audit_written, audit_queued, audit_lost, audit_write_errors, audit_unanchored;
+    bool audit_failing;
 };
 
 /* The text (malloc'd, NUL-terminated; caller frees), or NULL when out of memory. */

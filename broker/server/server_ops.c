@@ -84,7 +84,10 @@ static bool s_admitted(struct kb_srv_conn *c, const struct kb_proto_request *req
                   req->op == KB_PROTO_OP_REVOKE;
     char why[KB_PROTO_MSG_SIZE];
 
-    if (s->admit == NULL || s->admit(s->admit_ctx, change, why, sizeof(why)) == 0)
+    /* metrics is never refused: monitoring must see the audit log failing (it is still
+     * authorized, and its decision queued for the log like any other). */
+    if (s->admit == NULL || req->op == KB_PROTO_OP_METRICS ||
+        s->admit(s->admit_ctx, change, why, sizeof(why)) == 0)
         return true;
     c->srv->metrics.authz_deny++;
     kb_log(KB_LOG_WARN, "refused", "op", kb_proto_op_name(req->op), "tenant",
@@ -314,6 +317,18 @@ char *kb_srv_metrics_text(struct kb_server *s)
         g.follow_polls_error = fs.polls_error;
         g.follow_calls = fs.calls;
         g.follow_last_poll_ms = fs.last_poll_ms;
+    }
+    if (s->audit_stats != NULL) {
+        struct kb_server_audit_stats as = {0};
+
+        s->audit_stats(s->admit_ctx, &as);
+        g.has_audit = true;
+        g.audit_written = as.written;
+        g.audit_queued = as.queued;
+        g.audit_lost = as.lost;
+        g.audit_write_errors = as.write_errors;
+        g.audit_unanchored = as.unanchored;
+        g.audit_failing = as.failing;
     }
     return s_rotation_metrics(s, kb_srv_metrics_format(&s->metrics, &g));
 }

@@ -113,6 +113,16 @@ class AuditTestCase(BrokerTestCase):
                             "--key-out", self.key_path], check=True, capture_output=True)
         self.addCleanup(shutil.rmtree, self.audit_dir, True)
 
+    def metrics(self):
+        reply = self.broker.raw(line({"v": 1, "op": "metrics"}))[0]
+        self.assertTrue(reply.get("ok"), reply)
+        out = {}
+        for l in reply["result"]["text"].splitlines():
+            if l.startswith("keybroker_audit_"):
+                name, value = l.split()
+                out[name] = int(value)
+        return out
+
     def k0(self):
         with open(self.key_path) as f:
             return bytes.fromhex(json.load(f)["key"])
@@ -257,6 +267,10 @@ class FailClosedTest(AuditTestCase):
             self.assertIsNone(b.proc.poll())
             prov = b.raw(line({"v": 1, "op": "provision", "tenant": "alpha", "id": 2}))[0]
             self.assertError(prov, "unavailable", 2)
+            # metrics still answers, so that monitoring sees why
+            m = self.metrics()
+            self.assertEqual(m["keybroker_audit_failing"], 1)
+            self.assertGreaterEqual(m["keybroker_audit_write_errors_total"], 1)
         finally:
             os.unlink(self.audit_dir)
             os.rename(moved, self.audit_dir)
@@ -268,6 +282,10 @@ class FailClosedTest(AuditTestCase):
             time.sleep(0.1)
         self.assertTrue(reply.get("ok"), reply)
         self.assertEqual(reply["result"]["arn"], arn)
+        m = self.metrics()
+        self.assertEqual(m["keybroker_audit_failing"], 0)
+        self.assertGreater(m["keybroker_audit_records_total"], 0)
+        self.assertEqual(m["keybroker_audit_lost_total"], 0)
         self.assertEqual(b.stop(), 0)
         recs = self.records()
         # The refusals were kept in memory and written once the log worked again.

@@ -21,6 +21,13 @@ static char *render(const struct kb_srv_metrics *m, bool aws)
     g.tenants[4] = 1;
     g.has_aws_calls = aws;
     g.aws_calls = 57;
+    g.has_audit = aws; /* the audit log's series come and go with the same flag */
+    g.audit_written = 1234;
+    g.audit_queued = 5;
+    g.audit_lost = 6;
+    g.audit_write_errors = 2;
+    g.audit_unanchored = 40;
+    g.audit_failing = true;
     return kb_srv_metrics_format(m, &g);
 }
 
@@ -69,9 +76,16 @@ static void test_series(void **state)
     assert_non_null(strstr(text, "keybroker_disconnects_total{reason=\"request_timeout\"} 9\n"));
     assert_non_null(strstr(text, "\nkeybroker_authz_denials_unlogged_total 10\n"));
     assert_non_null(strstr(text, "\nkeybroker_aws_calls_total 57\n"));
+    assert_non_null(strstr(text, "\nkeybroker_audit_records_total 1234\n"));
+    assert_non_null(strstr(text, "\nkeybroker_audit_backlog 5\n"));
+    assert_non_null(strstr(text, "\nkeybroker_audit_lost_total 6\n"));
+    assert_non_null(strstr(text, "\nkeybroker_audit_write_errors_total 2\n"));
+    assert_non_null(strstr(text, "\nkeybroker_audit_unanchored 40\n"));
+    assert_non_null(strstr(text, "\nkeybroker_audit_failing 1\n"));
     free(text);
     text = render(&m, false);
     assert_null(strstr(text, "keybroker_aws_calls_total"));
+    assert_null(strstr(text, "keybroker_audit_"));
     free(text);
 }
 
@@ -81,7 +95,7 @@ static void test_exposition_format(void **state)
 {
     static struct kb_srv_metrics m;
     char *text, *line, *save = NULL;
-    char typed[32][64];
+    char typed[64][64];
     size_t ntyped = 0;
 
     memset(&m, 0, sizeof(m));
@@ -98,7 +112,7 @@ static void test_exposition_format(void **state)
             continue;
         if (strncmp(line, "# TYPE ", 7) == 0) {
             assert_true(strstr(line, " counter") != NULL || strstr(line, " gauge") != NULL);
-            assert_true(ntyped < 32);
+            assert_true(ntyped < 64);
             n = strcspn(line + 7, " ");
             assert_true(n < sizeof(name));
             memcpy(typed[ntyped], line + 7, n);
