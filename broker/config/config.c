@@ -366,8 +366,13 @@ static void s_broker_free(struct kb_config_broker *b)
         free(b->plugins[i].name);
         free(b->plugins[i].path);
         free(b->plugins[i].config_json);
+        for (size_t a = 0; a < b->plugins[i].argc; a++)
+            free(b->plugins[i].argv[a]);
+        free(b->plugins[i].argv);
+        free(b->plugins[i].facility);
     }
     free(b->plugins);
+    free(b->plugin_user);
 }
 
 static void s_aws_free(struct kb_config_aws *a)

@@ -45,11 +45,23 @@
  *                               "required": false (refuse provision/rotate/revoke while more than
  *                               max_unanchored records wait), "max_unanchored": 10000 (1..10^9)}
  *     },
- *     "plugins": [              [] by default; loaded in this order
- *       {"name": "exec"         required, [a-z0-9_-], 1..64 (several entries may share a name)
- *        "path": "/usr/lib/keybroker/plugins/exec.so"  required, absolute
- *        "config": {...}}       any JSON object, handed to the plugin as compact JSON text ("{}")
+ *     "plugins": [              [] by default: rotation hooks, each run in a helper process of its
+ *                               own (plugins/README.md)
+ *       {"name": "pager"        required, [a-z0-9_-], 1..64, unique
+ *        "type": "shared"       "shared" (a .so built against keybroker/plugin.h), "exec" or
+ *                               "syslog" (the built-ins)
+ *        "path": "/usr/lib/keybroker/plugins/pager.so"  shared: required, absolute
+ *        "config": {...}        shared: any JSON object, handed to the plugin
+ *        "argv": ["/usr/local/bin/on-rotate", "--quiet"]  exec: required, 1..64 strings,
+ *                               argv[0] absolute
+ *        "facility": "daemon"   syslog: "daemon", "auth", "authpriv", "user", "local0".."local7"
+ *        "hooks": ["*"]         hook names (pre_finish, post_rotate, provisioned, revoked,
+ *                               rotation_failed, key_deactivated, key_deleted, access_denied)
+ *                               or "*" for all
+ *        "mode": "best_effort"  or "required": a failure at pre_finish aborts the rotation
+ *        "deadline": "10s"}     1s..10m, how long one event may take before the helper is killed
  *     ],
+ *     "plugin_user": "nobody"   the plugin helpers' user when keybrokerd starts as root
  *     "concurrency": 8          tenants provisioned/rotated at once, 1..256
  *     "log_level": "info"       "debug" | "info" | "warn" | "error"
  *     "limits": {
@@ -189,10 +201,32 @@ struct kb_tags {
     size_t count;
 };
 
+/* The hooks a plugin may be given (keybroker/plugin.h's enum kb_plugin_hook, in order). */
+#define KB_CONFIG_PLUGIN_HOOKS 8
+
+/* "pre_finish", "post_rotate", ..., "access_denied" for 0..7; NULL past the end. Static. */
+const char *kb_config_plugin_hook_name(unsigned hook);
+/* The number of the hook named name, or -1. */
+int kb_config_plugin_hook_parse(const char *name);
+
+/* What a rotation hook is (broker/plugin/: each runs in a helper process of its own). */
+enum kb_plugin_type {
+    KB_PLUGIN_SHARED, /* a shared object built against keybroker/plugin.h */
+    KB_PLUGIN_EXEC,   /* the exec built-in: a command per event */
+    KB_PLUGIN_SYSLOG, /* the syslog built-in */
+};
+
 struct kb_plugin_config {
     char *name;
-    char *path;
-    char *config_json; /* compact JSON object text, "{}" when absent */
+    enum kb_plugin_type type;
+    char *path;        /* shared: absolute path of the .so; else NULL */
+    char *config_json; /* shared: compact JSON object text, "{}" when absent; else NULL */
+    char **argv;       /* exec: argc strings, argv[0] absolute; else NULL */
+    size_t argc;
+    char *facility;    /* syslog: "daemon" (default), "auth", ...; else NULL */
+    uint32_t hooks;    /* KB_PLUGIN_HOOK_MASK bits of keybroker/plugin.h ("*": all 8) */
+    bool required;     /* mode "required": a failure at pre_finish aborts the rotation */
+    uint64_t deadline; /* seconds one event may take */
 };
 
 struct kb_tenant {
@@ -273,6 +307,7 @@ struct kb_config_broker {
     struct kb_config_audit audit;
     struct kb_plugin_config *plugins;
     size_t nplugins;
+    char *plugin_user; /* the helpers' user when keybrokerd starts as root; default "nobody" */
     uint32_t concurrency;
     enum kb_log_level log_level;
     struct kb_config_limits limits;

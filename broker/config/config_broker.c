@@ -83,76 +83,6 @@ static void s_admin(struct kb_config__ctx *c, struct json_object *broker, struct
     kb_config__acl(c, "broker.admin", v, acl);
 }
 
-static bool s_plugin_name_ok(const char *s)
-{
-    size_t len = strlen(s);
-
-    if (len < 1 || len > 64) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-              s[i] == '-')) {
-            return false;
-        }
-    }
-    return true;
-}
-
-static void s_plugin(struct kb_config__ctx *c, const char *base, struct json_object *v,
-                     struct kb_plugin_config *pl)
-{
-    static const char *const keys[] = {"name", "path", "config", NULL};
-    char path[KB_CONFIG__PATH_MAX];
-    char q[KB_CONFIG__QUOTE_SIZE];
-    struct json_object *conf;
-
-    if (!json_object_is_type(v, json_type_object)) {
-        kb_config__error(c, base, "must be an object, not %s", kb_config__type_name(v));
-        return;
-    }
-    kb_config__check_keys(c, base, v, keys);
-    kb_config__path_key(path, sizeof path, base, "name");
-    if (kb_config__string(c, base, v, "name", KB_CONFIG__REQUIRED, NULL, &pl->name) &&
-        pl->name != NULL && !s_plugin_name_ok(pl->name)) {
-        kb_config__error(c, path,
-                         "%s is not a valid plugin name: use 1 to 64 lowercase letters, digits, "
-                         "'_' or '-'",
-                         kb_config__quote(q, pl->name, strlen(pl->name)));
-    }
-    kb_config__path_key(path, sizeof path, base, "path");
-    if (kb_config__string(c, base, v, "path", KB_CONFIG__REQUIRED, NULL, &pl->path) &&
-        pl->path != NULL) {
-        kb_config__check_abs_path(c, path, pl->path, S_PATH_MAX);
-    }
-    conf = kb_config__object(c, base, v, "config");
-    pl->config_json = kb_config__strdup(
-        c, conf == NULL ? "{}"
-                        : json_object_to_json_string_ext(conf, JSON_C_TO_STRING_PLAIN |
-                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
-static void s_plugins(struct kb_config__ctx *c, struct json_object *broker,
-                      struct kb_config_broker *b)
-{
-    char path[KB_CONFIG__PATH_MAX];
-    struct json_object *v = kb_config__array(c, "broker", broker, "plugins");
-    size_t n = v != NULL ? json_object_array_length(v) : 0;
-
-    if (n == 0) {
-        return;
-    }
-    b->plugins = kb_config__calloc(c, n, sizeof *b->plugins);
-    if (b->plugins == NULL) {
-        return;
-    }
-    b->nplugins = n;
-    for (size_t i = 0; i < n && !c->oom; i++) {
-        kb_config__path_index(path, sizeof path, "broker.plugins", i);
-        s_plugin(c, path, json_object_array_get_idx(v, i), &b->plugins[i]);
-    }
-}
-
 static void s_log_level(struct kb_config__ctx *c, struct json_object *broker,
                         enum kb_log_level *level)
 {
@@ -259,8 +189,9 @@ static void s_follow(struct kb_config__ctx *c, struct json_object *broker,
 
 void kb_config__broker(struct kb_config__ctx *c, struct json_object *v, struct kb_config *cfg)
 {
-    static const char *const keys[] = {"socket",    "admin",  "audit",     "plugins", "concurrency",
-                                       "log_level", "limits", "reconcile", "follow",  NULL};
+    static const char *const keys[] = {"socket",      "admin",       "audit",     "plugins",
+                                       "plugin_user", "concurrency", "log_level", "limits",
+                                       "reconcile",   "follow",      NULL};
     struct kb_config_broker *b = &cfg->broker;
 
     if (v != NULL) {
@@ -269,7 +200,7 @@ void kb_config__broker(struct kb_config__ctx *c, struct json_object *v, struct k
     s_socket(c, v, &b->socket);
     s_admin(c, v, &b->admin);
     kb_config__audit(c, v, &b->audit);
-    s_plugins(c, v, b);
+    kb_config__plugins(c, v, b);
     kb_config__uint(c, "broker", v, "concurrency", 1, 256, 8, &b->concurrency);
     s_log_level(c, v, &b->log_level);
     s_limits(c, v, &b->limits);

@@ -120,6 +120,8 @@ void kb_config__tags_free(struct kb_tags *tags);
 /* Sections. */
 void kb_config__broker(struct kb_config__ctx *c, struct json_object *v, struct kb_config *cfg);
 /* broker.audit (config_audit.c), into audit. */
+void kb_config__plugins(struct kb_config__ctx *c, struct json_object *broker,
+                        struct kb_config_broker *b);
 void kb_config__audit(struct kb_config__ctx *c, struct json_object *broker,
                       struct kb_config_audit *audit);
 void kb_config__aws(struct kb_config__ctx *c, struct json_object *v, struct kb_config *cfg);

@@ -254,12 +254,25 @@ static void test_full_config_values(void **state)
     assert_int_equal(cfg->broker.audit.anchor.retention, 30 * 86400);
     assert_true(cfg->broker.audit.anchor.required);
     assert_int_equal(cfg->broker.audit.anchor.max_unanchored, 500);
-    assert_int_equal(cfg->broker.nplugins, 2);
+    assert_int_equal(cfg->broker.nplugins, 3);
     assert_string_equal(cfg->broker.plugins[0].name, "exec");
-    assert_string_equal(cfg->broker.plugins[0].config_json,
-                        "{\"command\":[\"/usr/local/bin/on-rotate\",\"--tenant\"],"
-                        "\"timeout\":\"30s\"}");
-    assert_string_equal(cfg->broker.plugins[1].config_json, "{}");
+    assert_int_equal(cfg->broker.plugins[0].type, KB_PLUGIN_EXEC);
+    assert_int_equal(cfg->broker.plugins[0].argc, 2);
+    assert_string_equal(cfg->broker.plugins[0].argv[1], "--tenant");
+    assert_int_equal(cfg->broker.plugins[0].hooks, (1u << 1) | (1u << 4));
+    assert_int_equal(cfg->broker.plugins[0].deadline, 30);
+    assert_false(cfg->broker.plugins[0].required);
+    assert_null(cfg->broker.plugins[0].config_json);
+    assert_int_equal(cfg->broker.plugins[1].type, KB_PLUGIN_SHARED);
+    assert_string_equal(cfg->broker.plugins[1].config_json,
+                        "{\"url\":\"https://pager.example/hook\",\"retries\":3}");
+    assert_int_equal(cfg->broker.plugins[1].hooks, 1u);
+    assert_true(cfg->broker.plugins[1].required);
+    assert_int_equal(cfg->broker.plugins[1].deadline, 10);
+    assert_int_equal(cfg->broker.plugins[2].type, KB_PLUGIN_SYSLOG);
+    assert_string_equal(cfg->broker.plugins[2].facility, "auth");
+    assert_int_equal(cfg->broker.plugins[2].hooks, 0xffu);
+    assert_string_equal(cfg->broker.plugin_user, "daemon");
     assert_int_equal(cfg->broker.concurrency, 16);
     assert_int_equal(cfg->broker.log_level, KB_LOG_DEBUG);
     assert_int_equal(cfg->broker.limits.max_connections, 256);
