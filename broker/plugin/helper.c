@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/container.h"
@@ -556,9 +557,20 @@ static void on_walk_close(uv_handle_t *handle, void *arg)
 
 int kb_plugin_helper_main(int fd)
 {
-    struct kb_helper *h = calloc(1, sizeof(*h));
+    struct kb_helper *h;
+    struct stat st;
     int rc;
 
+    /* Checked before the loop exists: were fd not open, the loop's own epoll descriptor could
+     * take its number, and libuv aborts on a pipe opened over it. */
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+        kb_log(KB_LOG_ERROR, "plugin-helper", "message",
+               "the broker's socket is not open on the helper's descriptor", NULL);
+        if (fd >= 0 && fcntl(fd, F_GETFD) >= 0)
+            close(fd);
+        return 1;
+    }
+    h = calloc(1, sizeof(*h));
     if (h == NULL || (h->buf = malloc(KB_PLUGIN_WIRE_MAX)) == NULL) {
         kb_log(KB_LOG_ERROR, "plugin-helper", "message", "out of memory", NULL);
         free(h);

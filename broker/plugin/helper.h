@@ -16,8 +16,8 @@
  * it. Takes ownership of fd (closed on return). Marks every descriptor from 3 up close-on-exec,
  * so that no command the exec built-in runs inherits one, and ignores SIGPIPE.
  * Returns 0 when the broker closed the socket (after the plugin's fini) or after a refused
- * "loaded"; non-zero after a fatal problem (a message it cannot parse or that is not legal now,
- * a line over KB_PLUGIN_WIRE_MAX, a loop error), which it has logged.
+ * "loaded"; non-zero after a fatal problem (fd is not a socket, a message it cannot parse or
+ * that is not legal now, a line over KB_PLUGIN_WIRE_MAX, a loop error), which it has logged.
  */
 int kb_plugin_helper_main(int fd);
 

@@ -610,6 +610,17 @@ static void test_bad_input(void **state)
     free(big);
 }
 
+/* A descriptor that is not a socket is refused up front, not handed to libuv. */
+static void test_not_a_socket(void **state)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    assert_true(fd >= 0);
+    assert_int_equal(kb_plugin_helper_main(fd), 1);
+    assert_int_equal(fcntl(fd, F_GETFD), -1); /* it took the descriptor, and closed it */
+    assert_int_equal(kb_plugin_helper_main(fd), 1);
+}
+
 struct thread_run {
     int fd;
     int rc;
@@ -674,6 +685,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_syslog, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_eof_returns_zero, s_setup, s_teardown),
+        cmocka_unit_test(test_not_a_socket),
     };
 
     signal(SIGPIPE, SIG_IGN); /* a helper that stopped reading must not kill the test */
