@@ -146,7 +146,7 @@ static void on_event(void *ctx, const struct kb_event *ev)
 {
     struct kb_audit *a = ctx;
     struct kb_audit_peer peer;
-    struct kb_audit_field f[1];
+    struct kb_audit_field f[3];
     const char *msg = ev->message != NULL && ev->message[0] != '\0' ? ev->message : NULL;
     struct kb_audit_record r = {
         .event = kb_event_kind_name(ev->kind),
@@ -176,21 +176,24 @@ static void on_event(void *ctx, const struct kb_event *ev)
     case KB_EVENT_ADOPTED:
         if (ev->request_id != NULL && ev->request_id[0] != '\0')
             r.aws = (struct kb_audit_aws){.service = "", .request_id = ev->request_id};
-        f[0] = (struct kb_audit_field){"reason", msg != NULL ? msg : "", 0};
-        r.fields = f;
-        r.nfields = 1;
+        f[r.nfields++] = (struct kb_audit_field){"reason", msg != NULL ? msg : "", 0};
         break;
     case KB_EVENT_ROTATED:
-        if (msg != NULL) {
-            f[0] = (struct kb_audit_field){"superseded_version_id", msg, 0};
-            r.fields = f;
-            r.nfields = 1;
-        }
+        if (msg != NULL)
+            f[r.nfields++] = (struct kb_audit_field){"superseded_version_id", msg, 0};
+        break;
+    case KB_EVENT_PLUGIN:
+        f[r.nfields++] = (struct kb_audit_field){"plugin", ev->plugin != NULL ? ev->plugin : "", 0};
+        r.error = msg;
         break;
     default:
         r.error = msg;
         break;
     }
+    /* One id for every record of one rotation pass. */
+    if (ev->rotation_id != NULL && ev->kind != KB_EVENT_STEP && ev->kind != KB_EVENT_AWS_CALL)
+        f[r.nfields++] = (struct kb_audit_field){"rotation_id", ev->rotation_id, 0};
+    r.fields = r.nfields > 0 ? f : NULL;
     kb_audit__queue(a, &r);
 }
 

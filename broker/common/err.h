@@ -26,7 +26,8 @@
     X(KB_ENOTFOUND, -10011, "not found")                                                           \
     X(KB_EDENIED, -10012, "permission denied")                                                     \
     X(KB_EFOREIGN, -10013, "resource exists but is not managed by keybroker")                      \
-    X(KB_ETLS, -10014, "TLS error")
+    X(KB_ETLS, -10014, "TLS error")                                                                \
+    X(KB_EHOOK, -10015, "a required rotation hook failed")
 
 enum kb_err {
 #define KB_X_ENUM(name, value, msg) name = value,

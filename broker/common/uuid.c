@@ -5,6 +5,7 @@
 #include "common/uuid.h"
 
 #include <openssl/evp.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -98,4 +99,14 @@ int kb_uuid_key_version(const char *tenant, const char *access_key_id, char out[
     name[tlen] = '\n';
     memcpy(name + tlen + 1, access_key_id, klen);
     return kb_uuid_v5(ns, name, tlen + 1 + klen, out);
+}
+
+void kb_uuid_v4(char out[KB_UUID_STR_SIZE])
+{
+    unsigned char b[16];
+
+    randombytes_buf(b, sizeof(b));
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    kb_uuid_format(b, out);
 }

@@ -34,4 +34,8 @@ int kb_uuid_v5(const unsigned char ns[16], const void *name, size_t len,
  * empty input, a tenant holding '\n', names longer than 1024 bytes). */
 int kb_uuid_key_version(const char *tenant, const char *access_key_id, char out[KB_UUID_STR_SIZE]);
 
+/* A random (version 4) UUID, from libsodium's randombytes: ids that only need to be unique (a
+ * rotation pass's id). */
+void kb_uuid_v4(char out[KB_UUID_STR_SIZE]);
+
 #endif

@@ -262,6 +262,12 @@ static void s_drop(struct kb_queued *q, const char *why)
     s_op_ended_one(op);
 }
 
+void kb_engine_set_pre_finish(struct kb_engine *e, kb_engine_pre_finish_fn fn, void *ctx)
+{
+    e->pre_finish = fn;
+    e->pre_finish_ctx = ctx;
+}
+
 void kb_engine_set_gate(struct kb_engine *e, kb_engine_gate_fn gate, void *ctx)
 {
     e->gate = gate;

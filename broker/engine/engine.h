@@ -117,6 +117,21 @@ int kb_engine_new(uv_loop_t *loop, const struct kb_config *cfg, struct kb_aws_cl
 typedef int (*kb_engine_gate_fn)(void *ctx, char *why, size_t why_len);
 void kb_engine_set_gate(struct kb_engine *e, kb_engine_gate_fn gate, void *ctx);
 
+struct kb_event;
+/* Optional: the pre_finish hook (the plugin host). A rotation that stored and probed its new key
+ * calls fn(ctx, ev, done, done_ctx) before it moves AWSCURRENT: ev (borrowed for the call; kind
+ * KB_EVENT_STEP, step "pre-finish", op "rotate", tenant, arn, version_id the new version,
+ * previous_version_id the current one, rotation_id) says which. fn must call done(done_ctx, rc,
+ * why) exactly once, later (only a refusal to ask at all, rc non-zero, may come from inside fn,
+ * and the rotation then touches nothing after the call): rc 0 lets the rotation move AWSCURRENT;
+ * non-zero aborts it with why (a sentence, borrowed for the call): AWSCURRENT stays, the new key
+ * stays AWSPENDING for the next pass, and rotation_failed is emitted. A rollback does not ask. Call
+ * before the first operation. */
+typedef void (*kb_engine_hook_done_cb)(void *done_ctx, int rc, const char *why);
+typedef void (*kb_engine_pre_finish_fn)(void *ctx, const struct kb_event *ev,
+                                        kb_engine_hook_done_cb done, void *done_ctx);
+void kb_engine_set_pre_finish(struct kb_engine *e, kb_engine_pre_finish_fn fn, void *ctx);
+
 struct kb_events;
 /* Emits every step event, and "provisioned" / "revoked" when a tenant reaches READY / REVOKED,
  * on bus (borrowed; it must outlive the engine). Call before the first operation. */

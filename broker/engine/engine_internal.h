@@ -77,6 +77,8 @@ struct kb_engine {
     struct kb_events *events; /* NULL: emits nowhere */
     kb_engine_gate_fn gate;   /* NULL: every job starts */
     void *gate_ctx;
+    kb_engine_pre_finish_fn pre_finish; /* NULL: rotations do not ask */
+    void *pre_finish_ctx;
     const char *region;
     const char *partition;
     struct kb_engine_tenant *tenants; /* cfg->ntenants */

@@ -72,7 +72,11 @@ void kb_rot__emit(struct kb_job *j, enum kb_event_kind kind, const char *version
                           .op = "rotate",
                           .arn = r->secret_arn[0] != '\0' ? r->secret_arn : NULL,
                           .version_id = version,
-                          .message = message};
+                          .message = message,
+                          .rotation_id = r->rotation_id};
+
+    if (kind == KB_EVENT_ROTATED || kind == KB_EVENT_ROLLED_BACK)
+        ev.previous_version_id = message;
 
     kb_job_emit(j, &ev);
 }
@@ -238,6 +242,7 @@ static void s_start(struct kb_job *j)
     struct kb_rot *r = kb_rot(j);
 
     r->snap.tenant = j->t->name;
+    kb_uuid_v4(r->rotation_id);
     if (!j->t->rotate) {
         kb_job_fail(j, KB_ROT_S_ROTATE, NULL,
                     "this broker is not tenant %s's rotator (tenants[].rotate is false)",

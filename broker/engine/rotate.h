@@ -12,6 +12,7 @@
 
 #include "aws/secretsmanager.h"
 #include "common/secret.h"
+#include "common/uuid.h"
 #include "engine/job.h"
 #include "engine/probe.h"
 #include "engine/reconcile.h"
@@ -34,6 +35,7 @@
 #define KB_ROT_S_REACT   "reactivate-key"
 #define KB_ROT_S_READ_PV "read-previous"
 #define KB_ROT_S_BACK    "rollback"
+#define KB_ROT_S_HOOK    "pre-finish"
 #define KB_ROT_S_CURRENT "AWSCURRENT"
 #define KB_ROT_S_PENDING "AWSPENDING"
 
@@ -65,6 +67,7 @@ struct kb_rot {
     const char *read_step; /* the step reading the key to probe: read-pending, read-previous */
     const struct kb_rot_verify *verify; /* the label check in flight */
     struct kb_aws_error label_error;    /* the failed label call's error, while it is checked */
+    char rotation_id[KB_UUID_STR_SIZE]; /* random, one per pass: every event of the pass has it */
 };
 
 static inline struct kb_rot *kb_rot(struct kb_job *j)

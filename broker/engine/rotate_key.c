@@ -25,10 +25,12 @@
 #include "common/uuid.h"
 #include "events/events.h"
 
+#include "engine/engine_internal.h"
 #include "engine/rotate.h"
 
 static void s_move(struct kb_job *j);
 static void s_tag(struct kb_job *j);
+static void s_pre_finish(struct kb_job *j);
 
 /* -- labels ------------------------------------------------------------------------------------ */
 
@@ -78,7 +80,7 @@ static void s_probed(struct kb_job *j)
     kb_job_set_rotation_probe(j, ms > 0 ? ms : 1); /* 0 means "none" */
     kb_log(KB_LOG_INFO, "rotation-probe", "tenant", j->t->name, "version_id", r->new_version,
            "time_to_ready_ms", ms_text, NULL);
-    s_move(j);
+    s_pre_finish(j);
 }
 
 static void s_probe(struct kb_job *j)
@@ -311,6 +313,50 @@ void kb_rot__read_pending(struct kb_job *j)
 void kb_rot__read_previous(struct kb_job *j)
 {
     s_read_key(j, KB_ROT_S_READ_PV);
+}
+
+/* -- the pre_finish hook ----------------------------------------------------------------------- */
+
+static void on_pre_finish(void *ctx, int rc, const char *why)
+{
+    struct kb_job *j = ctx;
+
+    if (rc != 0) {
+        /* Nothing moved: AWSCURRENT is where it was and the new key stays AWSPENDING (I1 allows
+         * it), so the next pass resumes from it and asks the hooks again. */
+        kb_job_fail(j, KB_ROT_S_HOOK, NULL,
+                    "%s; AWSCURRENT was not moved and the new key stays AWSPENDING (version %s) "
+                    "for the next pass",
+                    why != NULL && why[0] != '\0' ? why : kb_strerror(rc), kb_rot(j)->new_version);
+        kb_rot__end(j);
+    } else {
+        kb_job_event(j, KB_ROT_S_HOOK, KB_ENGINE_DONE, why, NULL);
+        s_move(j);
+    }
+    kb_job_unref(j);
+}
+
+/* The new key is stored and probed: the pre_finish hooks (when any) may still stop the move. */
+static void s_pre_finish(struct kb_job *j)
+{
+    struct kb_rot *r = kb_rot(j);
+    struct kb_event ev = {.kind = KB_EVENT_STEP,
+                          .tenant = j->t->name,
+                          .op = "rotate",
+                          .step = KB_ROT_S_HOOK,
+                          .result = KB_ENGINE_START,
+                          .arn = r->secret_arn[0] != '\0' ? r->secret_arn : NULL,
+                          .version_id = r->new_version,
+                          .previous_version_id = r->old_version[0] != '\0' ? r->old_version : NULL,
+                          .rotation_id = r->rotation_id};
+
+    if (j->e->pre_finish == NULL) {
+        s_move(j);
+        return;
+    }
+    kb_job_event(j, KB_ROT_S_HOOK, KB_ENGINE_START, NULL, NULL);
+    kb_job_ref(j);
+    j->e->pre_finish(j->e->pre_finish_ctx, &ev, on_pre_finish, j);
 }
 
 /* -- moving the labels ------------------------------------------------------------------------- */

@@ -30,8 +30,8 @@ struct kb_events {
 const char *kb_event_kind_name(enum kb_event_kind kind)
 {
     static const char *const names[] = {
-        "step",        "provisioned",     "revoked",         "authz",       "adopted", "rotated",
-        "rolled_back", "rotation_failed", "key_deactivated", "key_deleted", "aws_call"};
+        "step",        "provisioned",     "revoked",         "authz",       "adopted",  "rotated",
+        "rolled_back", "rotation_failed", "key_deactivated", "key_deleted", "aws_call", "plugin"};
 
     _Static_assert(sizeof(names) / sizeof(names[0]) == KB_EVENT_KIND_COUNT, "one name a kind");
     return (unsigned)kind < KB_EVENT_KIND_COUNT ? names[kind] : "unknown";

@@ -33,6 +33,9 @@ enum kb_event_kind {
     KB_EVENT_AWS_CALL,        /* a job's AWS call ended: step, service, operation, result ("ok" |
                                  "error"), code (AWS's error code or keybroker's, on error),
                                  message, request_id */
+    KB_EVENT_PLUGIN,          /* a rotation hook handled an event: plugin, step (the hook),
+                                 result ("ok" | "error"), message (why it failed), tenant,
+                                 rotation_id */
     KB_EVENT_KIND_COUNT
 };
 
@@ -63,10 +66,13 @@ struct kb_event {
     const char *service;              /* AWS_CALL: "iam" | "s3" | "secretsmanager" | "sts" */
     const char *operation;            /* AWS_CALL: "CreateAccessKey" */
     const char *code;                 /* AWS_CALL: "" when the call succeeded */
+    const char *previous_version_id;  /* ROTATED, ROLLED_BACK: the version AWSCURRENT left */
+    const char *rotation_id;          /* the rotation kinds: one random id per rotation pass */
+    const char *plugin;               /* PLUGIN: the plugin's configured name */
 };
 
 /* "step", "provisioned", "revoked", "authz", "adopted", "rotated", "rolled_back",
- * "rotation_failed", "key_deactivated", "key_deleted", "aws_call". Static string. */
+ * "rotation_failed", "key_deactivated", "key_deleted", "aws_call", "plugin". Static string. */
 const char *kb_event_kind_name(enum kb_event_kind kind);
 
 typedef void (*kb_event_cb)(void *ctx, const struct kb_event *ev);
