@@ -28,6 +28,7 @@
 #include "config/config.h"
 #include "engine/engine.h"
 #include "events/events.h"
+#include "plugin/host.h"
 #include "common/err.h"
 #include "common/log.h"
 #include "common/secret.h"
@@ -150,6 +151,11 @@ static void s_close_audit(struct kb_broker *d)
     d->audit = NULL;
 }
 
+static void on_plugins_closed(void *ctx)
+{
+    (void)ctx;
+}
+
 static void on_aws_closed(void *ctx)
 {
     struct kb_broker *d = ctx;
@@ -177,9 +183,14 @@ static void s_stop(struct kb_broker *d, const char *why)
      * client (calls in flight end with KB_ECANCELED, which ends the running jobs, and the engine
      * frees itself once its last job has ended). */
     if (d->engine != NULL) {
+        /* A rotation that reaches pre_finish from now on does not ask the closing hooks. */
+        kb_engine_set_pre_finish(d->engine, NULL, NULL);
         kb_engine_destroy(d->engine);
         d->engine = NULL;
     }
+    /* The plugin helpers: a rotation waiting on pre_finish is answered "stopping" and ends. */
+    kb_plugins_close(d->plugins, on_plugins_closed, d);
+    d->plugins = NULL;
     if (d->server != NULL)
         kb_server_close(d->server, on_server_closed, d);
     if (d->aws != NULL)
@@ -315,6 +326,20 @@ static int s_start_audit(struct kb_broker *d, const struct kb_broker_options *op
     return 0;
 }
 
+/* The plugin helpers, when configured: after the audit log (their refusals are logged) and
+ * before the engine (its first rotation may ask pre_finish). A plugin file the loader would
+ * refuse stops the start. */
+static int s_start_plugins(struct kb_broker *d)
+{
+    struct kb_plugins_options o = {.loop = &d->loop, .cfg = d->cfg, .bus = d->events};
+    char why[768] = "";
+    int rc = kb_plugins_start(&o, &d->plugins, why, sizeof(why));
+
+    if (rc != 0)
+        kb_log(KB_LOG_ERROR, "startup", "error", why[0] != '\0' ? why : kb_strerror(rc), NULL);
+    return rc;
+}
+
 static int s_start(struct kb_broker *d, const struct kb_broker_options *opt)
 {
     struct kb_aws_client_config acfg;
@@ -337,11 +362,16 @@ static int s_start(struct kb_broker *d, const struct kb_broker_options *opt)
     rc = s_start_audit(d, opt);
     if (rc != 0)
         return rc;
+    rc = s_start_plugins(d);
+    if (rc != 0)
+        return rc;
     rc = kb_engine_new(&d->loop, d->cfg, d->aws, &d->engine);
     if (rc == 0) {
         kb_engine_set_events(d->engine, d->events);
         if (d->audit != NULL)
             kb_engine_set_gate(d->engine, s_admit_job, d);
+        if (kb_plugins_has_pre_finish(d->plugins))
+            kb_engine_set_pre_finish(d->engine, kb_plugins_pre_finish, d->plugins);
     }
     if (rc != 0) {
         kb_log(KB_LOG_ERROR, "startup", "error", kb_strerror(rc), NULL);

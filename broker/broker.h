@@ -18,6 +18,7 @@ struct kb_aws_client;
 struct kb_config;
 struct kb_engine;
 struct kb_events;
+struct kb_plugins;
 struct kb_server;
 
 struct kb_broker_options {
@@ -33,12 +34,13 @@ struct kb_broker_options {
  * own files (reload, notification and the audit log will hang off it). */
 struct kb_broker {
     uv_loop_t loop;
-    struct kb_config *cfg;     /* owned */
-    struct kb_aws_client *aws; /* owned; closed at stop */
-    struct kb_events *events;  /* owned; freed after the loop has ended */
-    struct kb_engine *engine;  /* owned; destroyed at stop */
-    struct kb_server *server;  /* owned; closed at stop */
-    struct kb_audit *audit;    /* owned; NULL without broker.audit.path; closed last */
+    struct kb_config *cfg;      /* owned */
+    struct kb_aws_client *aws;  /* owned; closed at stop */
+    struct kb_events *events;   /* owned; freed after the loop has ended */
+    struct kb_engine *engine;   /* owned; destroyed at stop */
+    struct kb_server *server;   /* owned; closed at stop */
+    struct kb_audit *audit;     /* owned; NULL without broker.audit.path; closed last */
+    struct kb_plugins *plugins; /* owned; NULL without broker.plugins; closed after the engine */
     uv_signal_t sigterm;
     uv_signal_t sigint;
     uv_signal_t sighup;  /* the audit log is reopened (logrotate); the configuration is not

@@ -7,6 +7,7 @@
  *   keybrokerd --provision-only CONFIG [--tenant NAME]
  *   keybrokerd --revoke CONFIG --tenant NAME [--delete-bucket] [--force-delete-secret]
  *   keybrokerd --help | --version
+ *   keybrokerd --plugin-host NAME           internal: the helper the daemon starts per plugin
  *   (every mode also takes --allow-unsafe-permissions and --log-level LEVEL)
  *
  * --provision-only and --revoke print one line per step event on stdout ("<tenant> <step>
@@ -22,7 +23,9 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -32,6 +35,8 @@
 #include "engine/engine.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "plugin/helper.h"
+#include "plugin/wire.h"
 
 #define S_EXIT_OK     0
 #define S_EXIT_FAILED 1
@@ -72,6 +77,8 @@ static void s_usage(FILE *f)
             "       keybrokerd --revoke CONFIG --tenant NAME [--delete-bucket]\n"
             "                  [--force-delete-secret] [--log-level LEVEL]\n"
             "       keybrokerd --help | --version\n"
+            "       keybrokerd --plugin-host NAME   (internal: the helper process the daemon\n"
+            "                  starts for each of broker.plugins; not for use by hand)\n"
             "\n"
             "Without --check-config, --provision-only or --revoke, keybrokerd is the daemon: it "
             "serves the\n"
@@ -357,6 +364,17 @@ static int s_stdio(void)
     return 0;
 }
 
+/* keybrokerd --plugin-host NAME: the helper the broker starts for each plugin (plugin/host.c),
+ * its socket on fd 3. Whatever else the exec left open is closed first, and the helper dies with
+ * the broker: an orphan would keep running a plugin nobody answers for. */
+static int s_plugin_host(void)
+{
+    (void)close_range(KB_PLUGIN_WIRE_FD + 1, ~0u, 0);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
+        return S_EXIT_FAILED;
+    return kb_plugin_helper_main(KB_PLUGIN_WIRE_FD);
+}
+
 int main(int argc, char **argv)
 {
     struct s_args a;
@@ -364,6 +382,8 @@ int main(int argc, char **argv)
 
     if (s_stdio() != 0)
         return S_EXIT_FAILED;
+    if (argc >= 2 && strcmp(argv[1], "--plugin-host") == 0)
+        return s_plugin_host();
     /* Progress lines must reach a pipe as they happen (tests kill -9 mid-run). */
     setvbuf(stdout, NULL, _IOLBF, 0);
     rc = s_parse(argc, argv, &a);
