@@ -5,9 +5,12 @@
  * kbctl prints metadata only. The one exception, by design, is `credential-process`
  * (kbctl_credproc.c), which reads a secret from AWS with the caller's own identity and prints it
  * for the AWS SDKs. Nothing here logs, and error messages never carry a secret. `kbctl audit`
- * (kbctl_audit*.c) works on audit files, not with the broker, and parses its own options.
+ * (kbctl_audit*.c) works on audit files, not with the broker, and parses its own options, as does
+ * `kbctl plugin check` (kbctl_plugin.c), which loads a plugin in a helper process: kbctl itself,
+ * run as `kbctl --plugin-host`, a hidden mode main() dispatches before anything else.
  */
 #include "kbctl.h"
+#include "kbctl_plugin.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -34,6 +37,9 @@ struct s_command {
     const char *summary;
     const char *details;
     int (*run)(const struct kbctl *k, int argc, char **argv);
+    /* A command with options of its own gets the whole command line instead (run is NULL): it
+     * parses, helps and checks arity itself and returns its exit code. */
+    int (*own)(int argc, char **argv);
 };
 
 static const char s_exit_text[] =
@@ -640,9 +646,9 @@ static const struct s_command s_commands[] = {
      "secret's current version and the last rotation. Never the secret itself: read that from\n"
      "Secrets Manager with your own AWS identity, or use `kbctl credential-process`. The broker\n"
      "answers only if your uid/gids may see TENANT.\n",
-     s_get},
+     s_get, NULL},
     {"list", "", 0, 0, S_TIMEOUT_MS, "the tenants you may see",
-     "Lists the tenants you may see, with their bucket and state.\n", s_list},
+     "Lists the tenants you may see, with their bucket and state.\n", s_list, NULL},
     {"status", "[TENANT]", 0, 1, S_TIMEOUT_MS, "the broker's and the tenants' state",
      "Prints the broker's version and uptime, then each tenant you may see (or only TENANT)\n"
      "with its state (ready, provisioning, pending, degraded, error, revoking, revoked),\n"
@@ -650,14 +656,14 @@ static const struct s_command s_commands[] = {
      "message. degraded: the last provision failed, the last good key is still served.\n"
      "For an admin, also each tenant's watch subscribers and those (uid, pid) that have not\n"
      "acknowledged its current version yet.\n",
-     s_status},
+     s_status, NULL},
     {"provision", "[TENANT]", 0, 1, S_ADMIN_TIMEOUT_MS,
      "(admin) create or repair the AWS resources of TENANT or all",
      "(admin) Creates or repairs the AWS resources of TENANT, or of every configured tenant:\n"
      "bucket, IAM user and policy, access key and secret. Progress lines (tenant, step, state)\n"
      "are printed as they arrive, then one line per tenant with its final state. Exits 1 when\n"
      "a tenant ends in state error or degraded (its provision failed).\n",
-     s_provision},
+     s_provision, NULL},
     {"adopt", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS,
      "(admin) take TENANT's existing, untagged bucket under management",
      "(admin) Provisions TENANT like `provision`, and where its bucket already exists without\n"
@@ -666,7 +672,7 @@ static const struct s_command s_commands[] = {
      "encryption, BucketOwnerEnforced and keybroker's bucket policy (which replaces the\n"
      "bucket's). The broker logs the adoption with your uid and announces it. A bucket that\n"
      "carries another tenant's keybroker tags is still refused. Adopt only buckets you own.\n",
-     s_adopt},
+     s_adopt, NULL},
     {"rotate", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS,
      "(admin) rotate TENANT's access key now, printing progress as it happens",
      "(admin) Asks the broker to rotate TENANT's access key now: prints each step as it happens\n"
@@ -676,13 +682,13 @@ static const struct s_command s_commands[] = {
      "  --rollback  move AWSCURRENT back to the superseded version instead, while its key\n"
      "              still exists (reactivated when it was deactivated, probed first); refused,\n"
      "              saying why, once it was deleted (aws.retire over) or mid-rotation\n",
-     s_rotate},
+     s_rotate, NULL},
     {"revoke", "TENANT", 1, 1, S_ADMIN_TIMEOUT_MS, "(admin) deprovision TENANT",
      "(admin) Deprovisions TENANT: deletes its access keys, inline policy and IAM user and\n"
      "schedules its secret for deletion with a recovery window.\n"
      "  --delete-bucket        also delete the tenant's bucket if it is empty\n"
      "  --force-delete-secret  delete the secret without a recovery window\n",
-     s_revoke},
+     s_revoke, NULL},
     {"watch", "[TENANT...]", 0, -1, S_TIMEOUT_MS, "print events as they happen",
      "Subscribes to the events (provisioned, rotated, rolled_back, rotation_failed,\n"
      "key_deactivated, key_deleted, revoked) of the named tenants, or of every tenant you may\n"
@@ -696,9 +702,9 @@ static const struct s_command s_commands[] = {
      "         the one in use: when every subscriber of a tenant has, the broker deactivates the\n"
      "         superseded key before its overlap window ends. Use it only when whatever reads\n"
      "         this output switches to the new credentials before reading the next line.\n",
-     s_watch},
+     s_watch, NULL},
     {"metrics", "", 0, 0, S_TIMEOUT_MS, "(admin) the broker's metrics",
-     "(admin) Prints the broker's metrics in the Prometheus text format.\n", s_metrics},
+     "(admin) Prints the broker's metrics in the Prometheus text format.\n", s_metrics, NULL},
     {"credential-process", "TENANT", 1, 1, S_TIMEOUT_MS,
      "print TENANT's AWS credentials for credential_process",
      "For the AWS SDKs' and CLI's credential_process setting. Asks the broker for TENANT's\n"
@@ -713,7 +719,10 @@ static const struct s_command s_commands[] = {
      "~/.aws/config:\n"
      "  [profile billing]\n"
      "  credential_process = env KEYBROKER_AWS_PROFILE=me kbctl credential-process billing\n",
-     s_credproc},
+     s_credproc, NULL},
+    {"plugin", "check FILE.so", 0, 0, 0,
+     "load a rotation-hook plugin, replay sample events (`kbctl plugin --help`)", NULL, NULL,
+     kbctl_plugin},
 };
 #define S_NCOMMANDS (sizeof(s_commands) / sizeof(s_commands[0]))
 
@@ -722,13 +731,23 @@ static void s_usage(FILE *out)
     fprintf(out, "Usage: kbctl [OPTIONS] COMMAND [ARGS]\n\n"
                  "Asks keybrokerd, over its Unix socket, for what an application needs to reach "
                  "its S3 data.\n\nCommands:\n");
-    for (size_t i = 0; i < S_NCOMMANDS; i++)
-        fprintf(out, "  %-19s %-11s %s\n", s_commands[i].name, s_commands[i].args,
-                s_commands[i].summary);
+    for (size_t i = 0; i < S_NCOMMANDS; i++) {
+        char both[64];
+
+        if (s_commands[i].own == NULL) {
+            fprintf(out, "  %-19s %-11s %s\n", s_commands[i].name, s_commands[i].args,
+                    s_commands[i].summary);
+            continue;
+        }
+        snprintf(both, sizeof(both), "%s %s", s_commands[i].name, s_commands[i].args);
+        fprintf(out, "  %-31s %s\n", both, s_commands[i].summary);
+    }
     fprintf(out, "  %-19s %-11s %s\n", "audit init", "--state ..",
             "make a new audit chain's key file and state (no broker needed)");
     fprintf(out, "  %-19s %-11s %s\n", "audit verify", "FILE...",
             "check audit log files; names the first bad line (`kbctl audit --help`)");
+    fprintf(out, "  %-31s %s\n", "--plugin-host",
+            "(internal) the plugin helper `plugin check` starts; not for use by hand");
     fprintf(out, "\n%s\n%s", s_options_text, s_exit_text);
 }
 
@@ -785,22 +804,23 @@ static const struct option s_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Whether the command is `audit`, whose options are its own (kbctl_audit.c): the first word that
- * is neither an option nor the value of one. */
-static bool s_is_audit(int argc, char **argv)
+/* The command word: the first word that is neither an option nor the value of one, or NULL.
+ * `audit` and the commands with an `own` runner parse their own options, so kbctl.c hands them
+ * the whole command line before its own parser sees it. */
+static const char *s_command_word(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
 
         if (strcmp(a, "--") == 0)
-            return i + 1 < argc && strcmp(argv[i + 1], "audit") == 0;
+            return i + 1 < argc ? argv[i + 1] : NULL;
         if (a[0] != '-')
-            return strcmp(a, "audit") == 0;
+            return a;
         if (strcmp(a, "--socket") == 0 || strcmp(a, "--timeout") == 0 ||
             strcmp(a, "--server-uid") == 0)
             i++; /* its value */
     }
-    return false;
+    return NULL;
 }
 
 /* Options may come anywhere on the line (GNU getopt permutes); "--" ends them, for a tenant
@@ -902,13 +922,22 @@ static int s_check_args(const struct s_command *cmd, const struct kbctl *k, int 
 
 int main(int argc, char **argv)
 {
-    const struct s_command *cmd = NULL;
+    const struct s_command *cmd = NULL, *own = NULL;
     bool help = false, version = false;
     struct kbctl k = {0};
+    const char *word;
     int nargs;
 
-    if (s_is_audit(argc, argv))
+    /* The plugin helper that `kbctl plugin check` re-executes (/proc/self/exe --plugin-host, fd 3
+     * its socket): before any other parsing, and only as argv[1] exactly. Listed in --help as
+     * internal. */
+    if (argc >= 2 && strcmp(argv[1], "--plugin-host") == 0)
+        return kbctl_plugin_host();
+    word = s_command_word(argc, argv);
+    if (word != NULL && strcmp(word, "audit") == 0)
         return kbctl_audit(argc, argv);
+    if (word != NULL && (own = s_find(word)) != NULL && own->own != NULL)
+        return own->own(argc, argv);
     if (s_parse_options(argc, argv, &k, &help, &version) != 0) {
         fprintf(stderr, "Try 'kbctl --help'.\n");
         return KBCTL_EXIT_USAGE;
