@@ -57,7 +57,9 @@
  *        "facility": "daemon"   syslog: "daemon", "auth", "authpriv", "user", "local0".."local7"
  *        "hooks": ["*"]         hook names (pre_finish, post_rotate, provisioned, revoked,
  *                               rotation_failed, key_deactivated, key_deleted, access_denied)
- *                               or "*" for all
+ *                               or "*" for all; syslog also "audit" (every event on the bus,
+ *                               what the audit log records; a syslog plugin's default is "*"
+ *                               and "audit")
  *        "mode": "best_effort"  or "required": a failure at pre_finish aborts the rotation
  *        "deadline": "10s"}     1s..10m, how long one event may take before the helper is killed
  *     ],
@@ -201,10 +203,14 @@ struct kb_tags {
     size_t count;
 };
 
-/* The hooks a plugin may be given (keybroker/plugin.h's enum kb_plugin_hook, in order). */
+/* The hooks a plugin may be given (keybroker/plugin.h's enum kb_plugin_hook, in order), and
+ * after them "audit": every event on the bus (what the audit log records), for the syslog
+ * built-in only. */
 #define KB_CONFIG_PLUGIN_HOOKS 8
+#define KB_CONFIG_PLUGIN_AUDIT 8
 
-/* "pre_finish", "post_rotate", ..., "access_denied" for 0..7; NULL past the end. Static. */
+/* "pre_finish", "post_rotate", ..., "access_denied" for 0..7, "audit" for 8; NULL past the end.
+ * Static. */
 const char *kb_config_plugin_hook_name(unsigned hook);
 /* The number of the hook named name, or -1. */
 int kb_config_plugin_hook_parse(const char *name);
@@ -224,7 +230,8 @@ struct kb_plugin_config {
     char **argv;       /* exec: argc strings, argv[0] absolute; else NULL */
     size_t argc;
     char *facility;    /* syslog: "daemon" (default), "auth", ...; else NULL */
-    uint32_t hooks;    /* KB_PLUGIN_HOOK_MASK bits of keybroker/plugin.h ("*": all 8) */
+    uint32_t hooks;    /* KB_PLUGIN_HOOK_MASK bits of keybroker/plugin.h ("*": all 8), and
+                          1 << KB_CONFIG_PLUGIN_AUDIT (syslog only; its default with "*") */
     bool required;     /* mode "required": a failure at pre_finish aborts the rotation */
     uint64_t deadline; /* seconds one event may take */
 };

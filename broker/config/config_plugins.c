@@ -19,9 +19,9 @@
 #define S_DEADLINE_DEF 10
 #define S_DEADLINE_MAX 600
 
-static const char *const s_hooks[KB_CONFIG_PLUGIN_HOOKS] = {
-    "pre_finish",      "post_rotate",     "provisioned", "revoked",
-    "rotation_failed", "key_deactivated", "key_deleted", "access_denied",
+static const char *const s_hooks[KB_CONFIG_PLUGIN_AUDIT + 1] = {
+    "pre_finish",      "post_rotate", "provisioned",   "revoked", "rotation_failed",
+    "key_deactivated", "key_deleted", "access_denied", "audit",
 };
 
 static const char *const s_facilities[] = {"daemon", "auth",   "authpriv", "user",   "local0",
@@ -30,12 +30,12 @@ static const char *const s_facilities[] = {"daemon", "auth",   "authpriv", "user
 
 const char *kb_config_plugin_hook_name(unsigned hook)
 {
-    return hook < KB_CONFIG_PLUGIN_HOOKS ? s_hooks[hook] : NULL;
+    return hook <= KB_CONFIG_PLUGIN_AUDIT ? s_hooks[hook] : NULL;
 }
 
 int kb_config_plugin_hook_parse(const char *name)
 {
-    for (unsigned i = 0; name != NULL && i < KB_CONFIG_PLUGIN_HOOKS; i++) {
+    for (unsigned i = 0; name != NULL && i <= KB_CONFIG_PLUGIN_AUDIT; i++) {
         if (strcmp(s_hooks[i], name) == 0)
             return (int)i;
     }
@@ -79,7 +79,7 @@ static void s_type(struct kb_config__ctx *c, const char *base, struct json_objec
 }
 
 static void s_hooks_of(struct kb_config__ctx *c, const char *base, struct json_object *v,
-                       uint32_t *out)
+                       enum kb_plugin_type type, uint32_t *out)
 {
     char path[KB_CONFIG__PATH_MAX], item[KB_CONFIG__PATH_MAX], q[KB_CONFIG__QUOTE_SIZE];
     bool present;
@@ -87,6 +87,8 @@ static void s_hooks_of(struct kb_config__ctx *c, const char *base, struct json_o
     size_t n;
 
     *out = (1u << KB_CONFIG_PLUGIN_HOOKS) - 1u;
+    if (type == KB_PLUGIN_SYSLOG)
+        *out |= 1u << KB_CONFIG_PLUGIN_AUDIT;
     if (!present)
         return;
     hooks = kb_config__array(c, base, v, "hooks");
@@ -112,11 +114,13 @@ static void s_hooks_of(struct kb_config__ctx *c, const char *base, struct json_o
             continue;
         }
         hook = kb_config_plugin_hook_parse(name);
-        if (hook < 0)
+        if (hook == KB_CONFIG_PLUGIN_AUDIT && type != KB_PLUGIN_SYSLOG)
+            kb_config__error(c, item, "\"audit\" (every event) is for type \"syslog\" only");
+        else if (hook < 0)
             kb_config__error(c, item,
                              "%s is not a hook: use pre_finish, post_rotate, provisioned, "
                              "revoked, rotation_failed, key_deactivated, key_deleted, "
-                             "access_denied or \"*\"",
+                             "access_denied, \"*\" or (syslog) audit",
                              kb_config__quote(q, name, strlen(name)));
         else
             *out |= 1u << hook;
@@ -232,7 +236,7 @@ static void s_plugin(struct kb_config__ctx *c, const char *base, struct json_obj
                          "'_' or '-'",
                          kb_config__quote(q, pl->name, strlen(pl->name)));
     s_type(c, base, v, &pl->type);
-    s_hooks_of(c, base, v, &pl->hooks);
+    s_hooks_of(c, base, v, pl->type, &pl->hooks);
     s_mode(c, base, v, &pl->required);
     kb_config__duration(c, base, v, "deadline", 0, 1, S_DEADLINE_MAX, S_DEADLINE_DEF,
                         &pl->deadline);

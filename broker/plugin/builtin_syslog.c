@@ -75,7 +75,8 @@ static void s_syslog_event(void *impl, const struct kb_helper_event *hev)
     uint32_t hook = hev->ev->hook;
     int priority = hook == KB_PLUGIN_HOOK_ROTATION_FAILED || hook == KB_PLUGIN_HOOK_ACCESS_DENIED
                        ? LOG_WARNING
-                       : LOG_NOTICE;
+                   : hook == KB_PLUGIN_WIRE_AUDIT ? LOG_INFO
+                                                  : LOG_NOTICE;
 
     syslog(priority, "%s", hev->json);
     kb_helper__done(sl->h, true, NULL);

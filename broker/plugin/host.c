@@ -90,14 +90,16 @@ static void s_req_done(struct kb_plugin_proc *p, struct kb_plugin_req *r, bool o
     else
         kb_log(KB_LOG_DEBUG, "plugin-done", "plugin", p->cfg->name, "hook", hook, "message", why,
                NULL);
-    /* The outcome on the bus: the audit log records it. */
-    kb_events_emit(p->host->bus, &(struct kb_event){.kind = KB_EVENT_PLUGIN,
-                                                    .tenant = r->tenant,
-                                                    .step = hook,
-                                                    .result = ok ? "ok" : "error",
-                                                    .message = ok ? NULL : why,
-                                                    .rotation_id = r->rotation_id,
-                                                    .plugin = p->cfg->name});
+    /* The outcome on the bus: the audit log records it. Not for the audit stream itself (the
+     * syslog built-in's "audit" hook): that would double every record, and feed itself. */
+    if (r->hook != KB_PLUGIN_WIRE_AUDIT)
+        kb_events_emit(p->host->bus, &(struct kb_event){.kind = KB_EVENT_PLUGIN,
+                                                        .tenant = r->tenant,
+                                                        .step = hook,
+                                                        .result = ok ? "ok" : "error",
+                                                        .message = ok ? NULL : why,
+                                                        .rotation_id = r->rotation_id,
+                                                        .plugin = p->cfg->name});
     if (r->gate != NULL)
         kb_plugin__gate_answer(r->gate, p, ok, why);
     s_req_free(r);
@@ -146,7 +148,12 @@ void kb_plugin__enqueue(struct kb_plugin_proc *p, unsigned hook, const struct kb
                           : p->state == KB_PLUGIN_REFUSED ? p->why
                                                           : "its queue is full (the helper is "
                                                             "too slow): event dropped";
+        /* A helper that falls behind would log a line per event: every power of two only. */
         p->dropped++;
+        if ((p->dropped & (p->dropped - 1)) != 0 && r != NULL && gate == NULL) {
+            s_req_free(r);
+            return;
+        }
         if (r == NULL) {
             kb_log(KB_LOG_WARN, "plugin-failed", "plugin", p->cfg->name, "hook", hook_name, "error",
                    why, NULL);
@@ -227,7 +234,8 @@ static void s_loaded(struct kb_plugin_proc *p, struct json_object *msg)
             if (h >= 0)
                 mask |= 1u << h;
         }
-        p->hooks = p->cfg->hooks & mask;
+        /* The plugin's own hooks narrow the config's; "audit" is the wire's, not the plugin's. */
+        p->hooks = p->cfg->hooks & (mask | (1u << KB_PLUGIN_WIRE_AUDIT));
     }
     p->state = KB_PLUGIN_READY;
     kb_log(KB_LOG_INFO, "plugin-loaded", "plugin", p->cfg->name, "name",

@@ -80,6 +80,16 @@ char *kb_plugin__event_json(const struct kb_event *ev)
     s_add(o, "rotation_id", ev->rotation_id);
     s_add(o, "step", step);
     s_add(o, "op", ev->op);
+    /* What the audit stream (the syslog built-in's "audit" hook) tells apart; harmless for the
+     * hooks, whose event members the helper reads by name. */
+    s_add(o, "event", kb_event_kind_name(ev->kind));
+    s_add(o, "result", ev->result);
+    s_add(o, "plugin", ev->plugin);
+    s_add(o, "service", ev->service);
+    s_add(o, "operation", ev->operation);
+    s_add(o, "code", ev->code != NULL && ev->code[0] != '\0' ? ev->code : NULL);
+    s_add(o, "request_id",
+          ev->request_id != NULL && ev->request_id[0] != '\0' ? ev->request_id : NULL);
     /* A rotated event's message is the superseded version, already in previous_version_id. */
     if (ev->kind != KB_EVENT_ROTATED && ev->kind != KB_EVENT_ROLLED_BACK)
         s_add(o, "message", ev->message != NULL && ev->message[0] != '\0' ? ev->message : NULL);
@@ -105,16 +115,21 @@ void kb_plugin__on_event(void *ctx, const struct kb_event *ev)
     int hook = s_hook_of(ev);
     char *json = NULL;
 
-    if (hook < 0 || host->closing)
+    if (host->closing)
         return;
     for (size_t i = 0; i < host->nprocs; i++) {
         struct kb_plugin_proc *p = &host->procs[i];
+        /* One message an event: as its hook when the plugin takes that hook, else (the syslog
+         * built-in's audit stream) as "audit". */
+        int as = hook >= 0 && (p->hooks & (1u << hook))      ? hook
+                 : (p->hooks & (1u << KB_PLUGIN_WIRE_AUDIT)) ? KB_PLUGIN_WIRE_AUDIT
+                                                             : -1;
 
-        if (!(p->hooks & (1u << hook)) || p->state == KB_PLUGIN_REFUSED)
+        if (as < 0 || p->state == KB_PLUGIN_REFUSED)
             continue;
         if (json == NULL && (json = kb_plugin__event_json(ev)) == NULL)
             return; /* out of memory: the event is lost for the hooks, and only for them */
-        kb_plugin__enqueue(p, (unsigned)hook, ev, json, NULL);
+        kb_plugin__enqueue(p, (unsigned)as, ev, json, NULL);
     }
     free(json);
 }

@@ -6,6 +6,7 @@
 #include "plugin/wire.h"
 
 _Static_assert(KB_PLUGIN_HOOKS == KB_CONFIG_PLUGIN_HOOKS, "one list of hooks");
+_Static_assert(KB_PLUGIN_WIRE_AUDIT == KB_CONFIG_PLUGIN_AUDIT, "one audit hook");
 
 const char *kb_plugin_hook_name(unsigned hook)
 {

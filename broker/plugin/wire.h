@@ -47,9 +47,14 @@
 
 /* The number of hooks (enum kb_plugin_hook of keybroker/plugin.h runs 0..KB_PLUGIN_HOOKS-1). */
 #define KB_PLUGIN_HOOKS 8
+/* A hook of the wire only, after the ABI's: "audit", every event on the bus (also steps, AWS
+ * calls, allowed requests and other plugins' outcomes), sent to the syslog built-in only. Its
+ * event members also hold "event" (the kind: "step", "aws_call", ...), "result", "request_id",
+ * "service", "operation" and "code" where they apply. */
+#define KB_PLUGIN_WIRE_AUDIT 8
 
 /* "pre_finish", "post_rotate", "provisioned", "revoked", "rotation_failed", "key_deactivated",
- * "key_deleted", "access_denied"; NULL past the end. Static strings. */
+ * "key_deleted", "access_denied", "audit"; NULL past the end. Static strings. */
 const char *kb_plugin_hook_name(unsigned hook);
 
 /* The hook named name, or -1. */

@@ -404,5 +404,90 @@ class TestExec(PluginCase):
         self.assertHolds()
 
 
+MOUNTS = """set -e
+t="$1"; shift
+mkdir -p "$t/olddev"
+mount --bind /dev "$t/olddev"
+mount -t tmpfs kbtest /dev
+for f in null zero urandom random; do touch "/dev/$f"; mount --bind "$t/olddev/$f" "/dev/$f"; done
+ln -s "$t/log" /dev/log
+exec "$@"
+"""
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"),
+                     "needs root and unshare(1): the broker runs in a private mount namespace "
+                     "whose /dev/log is the test's socket")
+class TestSyslog(PluginCase):
+    """The syslog built-in end to end: keybrokerd in a private mount namespace whose /dev/log
+    is a datagram socket of the test (the machine's /dev is never touched)."""
+
+    def setUp(self):
+        self.datagrams, self._stop = [], threading.Event()
+        super().setUp()
+
+    def plugins(self):
+        return [{"name": "sys", "type": "syslog", "facility": "local0"},
+                self.shared("other", hooks=["post_rotate"])]
+
+    def new_broker(self, **kw):
+        b = super().new_broker(**kw)
+        if not hasattr(self, "_sock"):
+            import socket
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sock.bind(os.path.join(self.tmp, "log"))
+            os.chmod(os.path.join(self.tmp, "log"), 0o666)
+            self._sock.settimeout(0.2)
+            t = threading.Thread(target=self._read, daemon=True)
+            t.start()
+            self.addCleanup(self._stop.set)
+        argv = b.argv
+        b.argv = lambda *extra: (["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                  MOUNTS, "sh", self.tmp] + argv(*extra))
+        return b
+
+    def _read(self):
+        while not self._stop.is_set():
+            try:
+                self.datagrams.append(self._sock.recv(65536).decode("utf-8", "replace"))
+            except OSError:
+                pass
+
+    def messages(self):
+        out = []
+        for d in list(self.datagrams):
+            head, _, body = d.partition(": ")
+            try:
+                out.append((head, json.loads(body)))
+            except ValueError:
+                pass
+        return out
+
+    def test_events_and_the_audit_stream_reach_syslog(self):
+        progress, r = self.rotate()
+        self.assertEqual(r["result"]["state"], "ready", r)
+        self.wait_for("post_rotate in syslog", lambda: any(
+            m.get("hook") == "post_rotate" for _, m in self.messages()))
+        self.wait_for("the other plugin's outcome in syslog", lambda: any(
+            m.get("event") == "plugin" and m.get("plugin") == "other" for _, m in self.messages()))
+        msgs = self.messages()
+        # local0 (16) * 8: notice 133 for hooks, info 134 for the audit stream
+        post = [h for h, m in msgs if m.get("hook") == "post_rotate"]
+        self.assertTrue(post[0].startswith("<133>"), post)
+        audit = [(h, m) for h, m in msgs if m.get("hook") == "audit"]
+        self.assertTrue(audit and all(h.startswith("<134>") for h, _ in audit), audit[:3])
+        calls = {m.get("operation") for _, m in audit if m.get("event") == "aws_call"}
+        self.assertTrue({"CreateAccessKey", "PutSecretValue", "UpdateSecretVersionStage"} <= calls,
+                        calls)
+        self.assertTrue(any(m.get("event") == "step" and m.get("step") == "move-current"
+                            and m.get("result") == "done" for _, m in audit), audit[:5])
+        # one message an event: the rotated event is post_rotate, not also audit
+        self.assertEqual([m for _, m in audit if m.get("event") == "rotated"], [])
+        self.collect_secrets()
+        for d in self.datagrams:
+            for secret in set(self.secrets) | {ROOT_SECRET}:
+                self.assertNotIn(secret, d)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -271,7 +271,7 @@ static void test_full_config_values(void **state)
     assert_int_equal(cfg->broker.plugins[1].deadline, 10);
     assert_int_equal(cfg->broker.plugins[2].type, KB_PLUGIN_SYSLOG);
     assert_string_equal(cfg->broker.plugins[2].facility, "auth");
-    assert_int_equal(cfg->broker.plugins[2].hooks, 0xffu);
+    assert_int_equal(cfg->broker.plugins[2].hooks, 0x1ffu); /* "*" and "audit" */
     assert_string_equal(cfg->broker.plugin_user, "daemon");
     assert_int_equal(cfg->broker.concurrency, 16);
     assert_int_equal(cfg->broker.log_level, KB_LOG_DEBUG);

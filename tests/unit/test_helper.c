@@ -20,8 +20,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -566,6 +569,75 @@ static void test_syslog(void **state)
     assert_int_equal(WEXITSTATUS(s_finish(fx)), 0);
 }
 
+/* The syslog built-in really reaches syslog: the helper runs in a private mount namespace whose
+ * /dev is a tmpfs holding only a link "log" to a datagram socket this test reads (root only: the
+ * namespace needs CAP_SYS_ADMIN; the machine's own /dev/log is never touched). */
+static void test_syslog_delivers(void **state)
+{
+    struct fx *fx = *state;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char got[4096], all[16384] = "";
+    struct pollfd pfd;
+    int sv[2], ds, n;
+    struct json_object *o;
+
+    if (geteuid() != 0) {
+        print_message("skipped: a private mount namespace needs root\n");
+        return;
+    }
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/log", fx->dir);
+    ds = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(ds >= 0);
+    assert_int_equal(bind(ds, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    chmod(sa.sun_path, 0666);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    fx->pid = fork();
+    assert_true(fx->pid >= 0);
+    if (fx->pid == 0) {
+        close(sv[0]);
+        if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+            mount("kbtest", "/dev", "tmpfs", 0, "mode=0755") != 0 ||
+            symlink(sa.sun_path, "/dev/log") != 0)
+            _exit(90);
+        _exit(kb_plugin_helper_main(sv[1]));
+    }
+    close(sv[1]);
+    fx->fd = sv[0];
+    s_send(fx, "{\"type\":\"load\",\"name\":\"sl\",\"kind\":\"syslog\",\"facility\":\"auth\"}");
+    o = s_recv(fx);
+    assert_non_null(o);
+    assert_true(s_ok(o));
+    json_object_put(o);
+    s_send(fx, "{\"type\":\"event\",\"id\":1,\"hook\":\"rotation_failed\",\"event\":"
+               "{\"tenant\":\"alpha\",\"message\":\"probe timed out\"}}");
+    o = s_recv(fx);
+    assert_true(s_ok(o));
+    json_object_put(o);
+    s_send(fx, "{\"type\":\"event\",\"id\":2,\"hook\":\"audit\",\"event\":"
+               "{\"event\":\"aws_call\",\"tenant\":\"alpha\",\"operation\":\"GetUser\"}}");
+    o = s_recv(fx);
+    assert_true(s_ok(o));
+    json_object_put(o);
+    /* Two datagrams: <priority> then the message; auth (4) * 8 + warning (4) = 36, info 38. */
+    pfd = (struct pollfd){.fd = ds, .events = POLLIN};
+    for (int i = 0; i < 2 && poll(&pfd, 1, S_WAIT_MS) == 1; i++) {
+        n = (int)recv(ds, got, sizeof(got) - 1, 0);
+        assert_true(n > 0);
+        got[n] = '\0';
+        strncat(all, got, sizeof(all) - strlen(all) - 2);
+        strncat(all, "\n", sizeof(all) - strlen(all) - 1);
+    }
+    assert_non_null(strstr(all, "<36>"));
+    assert_non_null(strstr(all, "keybroker["));
+    assert_non_null(strstr(all, "\"tenant\":\"alpha\""));
+    assert_non_null(strstr(all, "\"hook\":\"rotation_failed\""));
+    assert_non_null(strstr(all, "<38>"));
+    assert_non_null(strstr(all, "\"hook\":\"audit\""));
+    assert_non_null(strstr(all, "GetUser"));
+    close(ds);
+    assert_int_equal(WEXITSTATUS(s_finish(fx)), 0);
+}
+
 /* Bad input ends the helper with a non-zero status, never a crash. */
 static void s_bad(struct fx *fx, const char *first, const char *line)
 {
@@ -683,6 +755,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_shared_segv, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_shared_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_syslog, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_syslog_delivers, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_eof_returns_zero, s_setup, s_teardown),
         cmocka_unit_test(test_not_a_socket),
