@@ -404,6 +404,37 @@ class TestExec(PluginCase):
         self.assertHolds()
 
 
+class TestOrphan(PluginCase):
+    def plugins(self):
+        return [self.shared("a"), self.shared("b")]
+
+    def test_helpers_die_with_the_broker(self):
+        self.wait_for("two helpers", lambda: len(helper_pids(self.broker.proc.pid)) == 2)
+        pids = helper_pids(self.broker.proc.pid)
+        self.broker.proc.kill()  # SIGKILL: no shutdown of any kind
+        self.broker.proc.wait()
+        self.broker.proc = None
+        self.broker.stderr.close()
+
+        def gone():
+            alive = []
+            for pid in pids:
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                            alive.append(pid)
+                except OSError:
+                    pass
+            return not alive
+        self.wait_for("the helpers to die with the broker", gone, timeout=5)
+        # a fresh broker for the secret scan at the end
+        b = self.new_broker(limits=self.limits, broker_extra=self.broker_extra,
+                            aws_extra=self.aws_extra, tenants=self.config_tenants,
+                            socket_name="kb2.sock")
+        self.broker = b
+        b.start()
+
+
 MOUNTS = """set -e
 t="$1"; shift
 mkdir -p "$t/olddev"
