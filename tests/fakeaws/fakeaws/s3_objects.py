@@ -16,6 +16,7 @@ import email.utils
 import hashlib
 import re
 import secrets
+import string
 import time
 from urllib.parse import quote
 
@@ -332,7 +333,9 @@ def _list_object_versions(store, req, bucket):
 # -- objects ----------------------------------------------------------------------------------
 
 def _new_version_id():
-    return secrets.token_urlsafe(24)[:32]
+    # URL-safe like S3's, but never led by "-": a command line would take "-..." for an option
+    # (awscli's argparse does: `--version-id -x` is "expected one argument")
+    return secrets.choice(string.ascii_letters) + secrets.token_urlsafe(24)[:31]
 
 
 def _sse_headers(obj):
