@@ -8,21 +8,27 @@
     fa.state(), fa.calls(), fa.control("POST", "/_fakeaws/faults", {...})
 
 `aws` runs Debian's awscli 2 (/usr/bin/aws, explicitly: another `aws` may come first on PATH):
-its botocore signer and parsers are an independent, real implementation. `signed` signs with
+its botocore signer and parsers are an independent, real implementation. Each command runs in a
+process forked from a warm awscli (awscli_fork.py: the imports and models are loaded once per
+test process, not once per command); KB_AWSCLI_FORK=0 runs /usr/bin/aws itself for each one. `signed` signs with
 the same botocore code (awscli's vendored copy) and can tamper with the request afterwards, for
 the negative cases awscli itself would never send.
 """
 
+import atexit
 import datetime as _dt
 import http.client
 import json
 import os
 import re
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -80,6 +86,114 @@ class HttpResult:
 
     def __repr__(self):
         return f"HttpResult({self.status}, {self.body[:300]!r})"
+
+
+class _AwsForkServer:
+    """The harness's end of awscli_fork.py (see there): one per test process, started at the
+    first command, ended when this process ends (end of file on its socket)."""
+
+    def __init__(self):
+        with open(AWS, "rb") as f:
+            line = f.readline()
+        if not line.startswith(b"#!"):
+            raise RuntimeError(f"{AWS} has no #! line")
+        interpreter = line[2:].decode().split()
+        self.lock = threading.Lock()
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                    "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": ""})
+        self.log = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(
+                interpreter + [os.path.join(HERE, "awscli_fork.py"), str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL,
+                stdout=self.log, stderr=self.log)
+        finally:
+            theirs.close()
+        self.sock.settimeout(60)
+        try:
+            ready = self.sock.recv(16)
+        except OSError as e:
+            ready = repr(e).encode()
+        if ready != b"ready":
+            self.proc.kill()
+            self.proc.wait()
+            self.log.seek(0)
+            raise RuntimeError("awscli fork server did not start: %r %s"
+                               % (ready, self.log.read().decode(errors="replace")))
+        self.sock.settimeout(None)
+        atexit.register(self.close)
+
+    def close(self):
+        self.sock.close()  # end of file: the server ends (children still running finish)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def run(self, argv, env, input, timeout):
+        files = [tempfile.TemporaryFile() for _ in range(3)]
+        stdin, out, err = files
+        if input is not None:
+            stdin.write(input.encode() if isinstance(input, str) else input)
+            stdin.seek(0)
+        mine, theirs = socket.socketpair()
+        try:
+            msg = json.dumps({"argv": argv, "env": env}).encode()
+            with self.lock:
+                socket.send_fds(self.sock, [msg], [theirs.fileno()] + [f.fileno() for f in files])
+            theirs.close()
+            mine.settimeout(timeout)
+            reply = mine.makefile("rb")
+            pid = rc = None
+            try:
+                for line in reply:
+                    doc = json.loads(line)
+                    pid = doc.get("pid", pid)
+                    rc = doc.get("rc", rc)
+            except (socket.timeout, TimeoutError):
+                if pid is not None:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                raise subprocess.TimeoutExpired([AWS, *argv], timeout)
+            out.seek(0)
+            err.seek(0)
+            stderr = err.read().decode(errors="replace")
+            if rc is None:
+                rc = 255
+                stderr += "\n(the awscli child ended without an exit status)"
+            return subprocess.CompletedProcess([AWS, *argv], rc, out.read().decode(), stderr)
+        finally:
+            mine.close()
+            theirs.close()
+            for f in files:
+                f.close()
+
+
+_FORK_SERVER = None
+_FORK_LOCK = threading.Lock()
+
+
+def run_aws(argv, env, input=None, timeout=60):
+    """Runs `aws argv...` with this environment: a CompletedProcess with text stdout/stderr."""
+    global _FORK_SERVER
+    if os.environ.get("KB_AWSCLI_FORK", "1") != "0":
+        with _FORK_LOCK:
+            if _FORK_SERVER is None:
+                try:
+                    _FORK_SERVER = _AwsForkServer()
+                except (OSError, RuntimeError) as e:
+                    print(f"harness: {e}; running {AWS} for each command", file=sys.stderr)
+                    _FORK_SERVER = False
+        if _FORK_SERVER:
+            return _FORK_SERVER.run(list(argv), env, input, timeout)
+    return subprocess.run([AWS, *argv], env=env, input=input, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 class FakeAWS:
@@ -164,9 +278,8 @@ class FakeAWS:
         return env
 
     def aws(self, *args, creds=None, region=None, input=None, raw=False, max_attempts=1):
-        cmd = [AWS, *args, "--endpoint-url", self.endpoint, "--output", "json"]
-        p = subprocess.run(cmd, env=self.aws_env(creds, region, max_attempts), input=input,
-                           capture_output=True, text=True, timeout=60)
+        p = run_aws([*args, "--endpoint-url", self.endpoint, "--output", "json"],
+                    self.aws_env(creds, region, max_attempts), input=input, timeout=60)
         if p.returncode != 0:
             m = ERROR_RE.search(p.stderr)
             if m:
