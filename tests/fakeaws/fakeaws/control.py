@@ -15,6 +15,10 @@ no signature (it is not AWS) and never returns a secret access key or a secret v
     POST   /_fakeaws/config                 {"key_propagation_delay": 2.0, ...}
     POST   /_fakeaws/foreign-buckets        {"name": "taken-bucket"}  (another account owns it)
     POST   /_fakeaws/managed-policies       {"arn": "...", "document": {...}}
+    POST   /_fakeaws/age-keys               {"seconds": 61}: every IAM user's access key as if
+                                            made that much earlier (its CreateDate moves back;
+                                            1..315360000); answers {"aged": N}. For tests of
+                                            what waits on a key's age (aws.orphan_key_min_age)
     POST   /_fakeaws/seed-secrets           {"count": 10000, "prefix": "keybroker/",
                                              "tenant_prefix": "t", "start": 0}
                                             creates secrets <prefix><tenant_prefix><i> at once,
@@ -122,6 +126,17 @@ def handle(fake, server, req):
             with store.lock:
                 store.foreign_buckets.add(body["name"])
             return 200, {"ok": True}
+        if path == "/_fakeaws/age-keys" and req.method == "POST":
+            body = _json_body(req)
+            seconds = body.get("seconds") if isinstance(body, dict) else None
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+                    or not 1 <= seconds <= 315360000:
+                return 400, {"error": "bad control request: seconds 1..315360000"}
+            with store.lock:
+                keys = [k for k in store.access_keys.values() if k.user_name is not None]
+                for k in keys:
+                    k.created -= seconds
+            return 200, {"aged": len(keys)}
         if path == "/_fakeaws/seed-secrets" and req.method == "POST":
             body = _json_body(req)
             count = body["count"]

@@ -1,6 +1,7 @@
 """IAM through awscli: users, tags, inline and managed user policies, permissions boundaries,
 access keys, and IAM's validation and conflict rules."""
 
+import datetime
 import json
 import re
 import unittest
@@ -400,6 +401,24 @@ class AccessKeyTests(IamTestCase):
         self.assertEqual(len(state["services"]["iam"]["users"]["k"]["access_keys"]), 2)
         self.assertNotIn(keys[0]["SecretAccessKey"], json.dumps(state))
         self.assertAwsError("NoSuchEntity", "iam", "create-access-key", "--user-name", "nope")
+
+    def test_age_keys_moves_create_dates_back(self):
+        self.iam("create-user", "--user-name", "k")
+        key_id, _ = self.key_for("k")
+        before = self.iam("list-access-keys", "--user-name", "k")["AccessKeyMetadata"][0]
+        for bad in ({}, {"seconds": 0}, {"seconds": True}, {"seconds": "61"}, [61]):
+            r = self.fa.raw("POST", "/_fakeaws/age-keys", {"Content-Type": "application/json"},
+                            json.dumps(bad).encode())
+            self.assertEqual(r.status, 400, bad)
+        self.assertEqual(self.fa.control("POST", "/_fakeaws/age-keys", {"seconds": 3600}),
+                         {"aged": 1})
+        after = self.iam("list-access-keys", "--user-name", "k")["AccessKeyMetadata"][0]
+        self.assertEqual(after["AccessKeyId"], key_id)
+        moved = (datetime.datetime.fromisoformat(before["CreateDate"].replace("Z", "+00:00"))
+                 - datetime.datetime.fromisoformat(after["CreateDate"].replace("Z", "+00:00")))
+        self.assertAlmostEqual(moved.total_seconds(), 3600, delta=1)
+        root = [k for k in self.fa.state()["access_keys"] if k["root"]]
+        self.assertEqual([k["created"] for k in root], [0], "the root key is left alone")
 
     def test_list_update_delete(self):
         self.iam("create-user", "--user-name", "k")
