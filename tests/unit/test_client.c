@@ -144,12 +144,14 @@ static void *s_serve(void *arg)
     return NULL;
 }
 
-/* Starts the fake broker with replies (NULL-terminated is not needed: n entries). */
-static void s_fake_start(const char *const *replies, size_t n, bool close_after)
+/* Starts the fake broker with replies (NULL-terminated is not needed: n entries), accepting
+ * nconns connections one after the other. Everything the thread reads is set before it starts. */
+static void s_fake_start_conns(const char *const *replies, size_t n, bool close_after, int nconns)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
     memset(&s_fake, 0, sizeof(s_fake));
+    s_fake.nconns = nconns;
     snprintf(s_fake.dir, sizeof(s_fake.dir), "/tmp/kbclient.XXXXXX");
     assert_non_null(mkdtemp(s_fake.dir));
     snprintf(s_fake.path, sizeof(s_fake.path), "%s/kb.sock", s_fake.dir);
@@ -167,6 +169,11 @@ static void s_fake_start(const char *const *replies, size_t n, bool close_after)
 }
 
 /* Waits for the fake to finish (the client must have closed, or the script hung up). */
+static void s_fake_start(const char *const *replies, size_t n, bool close_after)
+{
+    s_fake_start_conns(replies, n, close_after, 1);
+}
+
 static void s_fake_stop(void)
 {
     if (!s_fake.started)
@@ -721,8 +728,7 @@ static void test_watch_resumes_after_a_drop(void **state)
     struct kb_client_watch *w = NULL;
     struct json_object *req, *since = NULL;
 
-    s_fake_start(replies, 2, false);
-    s_fake.nconns = 2;
+    s_fake_start_conns(replies, 2, false, 2);
     opt.path = s_fake.path;
     assert_int_equal(kb_client_watch_open(&opt, &w, NULL), 0);
     assert_int_equal(kb_client_watch_read(w, 5000, &ev), 0);
