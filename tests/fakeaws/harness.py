@@ -10,9 +10,9 @@
 `aws` runs Debian's awscli 2 (/usr/bin/aws, explicitly: another `aws` may come first on PATH):
 its botocore signer and parsers are an independent, real implementation. Each command runs in a
 process forked from a warm awscli (awscli_fork.py: the imports and models are loaded once per
-test process, not once per command); KB_AWSCLI_FORK=0 runs /usr/bin/aws itself for each one. `signed` signs with
-the same botocore code (awscli's vendored copy) and can tamper with the request afterwards, for
-the negative cases awscli itself would never send.
+test process, not once per command); KB_AWSCLI_FORK=0 runs /usr/bin/aws itself for each one.
+`signed` signs with the same botocore code (awscli's vendored copy) and can tamper with the
+request afterwards, for the negative cases awscli itself would never send.
 """
 
 import atexit
@@ -88,6 +88,16 @@ class HttpResult:
         return f"HttpResult({self.status}, {self.body[:300]!r})"
 
 
+def awscli_base_env():
+    """This process's environment without any AWS_ variable, and no config or credentials file,
+    instance metadata or pager: what every command starts from. The fork server's warm driver is
+    made in it, so it serves each command whose environment agrees (awscli_fork.DRIVER_ENV)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+                "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": ""})
+    return env
+
+
 class _AwsForkServer:
     """The harness's end of awscli_fork.py (see there): one per test process, started at the
     first command, ended when this process ends (end of file on its socket)."""
@@ -100,9 +110,7 @@ class _AwsForkServer:
         interpreter = line[2:].decode().split()
         self.lock = threading.Lock()
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        env.update({"AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-                    "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": ""})
+        env = awscli_base_env()
         self.log = tempfile.TemporaryFile()
         try:
             self.proc = subprocess.Popen(
@@ -147,13 +155,13 @@ class _AwsForkServer:
                 socket.send_fds(self.sock, [msg], [theirs.fileno()] + [f.fileno() for f in files])
             theirs.close()
             mine.settimeout(timeout)
-            reply = mine.makefile("rb")
             pid = rc = None
             try:
-                for line in reply:
-                    doc = json.loads(line)
-                    pid = doc.get("pid", pid)
-                    rc = doc.get("rc", rc)
+                with mine.makefile("rb") as reply:
+                    for line in reply:
+                        doc = json.loads(line)
+                        pid = doc.get("pid", pid)
+                        rc = doc.get("rc", rc)
             except (socket.timeout, TimeoutError):
                 if pid is not None:
                     try:
@@ -265,12 +273,10 @@ class FakeAWS:
 
     def aws_env(self, creds=None, region=None, max_attempts=1):
         key_id, secret = creds or (ROOT_KEY_ID, ROOT_SECRET)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env = awscli_base_env()
         env.update({
             "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_DEFAULT_REGION": region or self.region,
-            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-            "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": "",
             "AWS_MAX_ATTEMPTS": str(max_attempts), "AWS_RETRY_MODE": "standard",
         })
         if self.tls:

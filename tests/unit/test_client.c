@@ -168,12 +168,12 @@ static void s_fake_start_conns(const char *const *replies, size_t n, bool close_
     s_fake.started = true;
 }
 
-/* Waits for the fake to finish (the client must have closed, or the script hung up). */
 static void s_fake_start(const char *const *replies, size_t n, bool close_after)
 {
     s_fake_start_conns(replies, n, close_after, 1);
 }
 
+/* Waits for the fake to finish (the client must have closed, or the script hung up). */
 static void s_fake_stop(void)
 {
     if (!s_fake.started)
